@@ -1,0 +1,256 @@
+"""The SWS IR: a small, typed, ONNX-like graph.
+
+A graph holds tensors by name, nodes in a list, and graph inputs/outputs by name.
+A tensor is a value (an activation or a spike train) or a constant (it has data).
+Quantized tensors carry their quantization parameters; spike tensors carry their
+time window. Ops are described in ``swsc.ops``; ``Graph.verify`` checks every
+invariant the passes rely on.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from .errors import IRVerifyError
+
+#: Element types a tensor may have. ``spike`` is a ternary spike train: per element
+#: Tc frames of {-1, 0, +1}; its ``shape`` is the shape of one frame.
+DTYPES = ("float32", "float64", "uint8", "int8", "int16", "int32", "int64", "bool", "spike")
+INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767),
+              "int32": (-2**31, 2**31 - 1)}
+
+
+@dataclass
+class Quant:
+    """Quantization of a tensor: real = scale * (q - zero_point).
+
+    ``scale``/``zero_point`` are scalars, or 1-D along ``axis`` (per channel).
+    ``lo``/``hi`` is the integer range the tensor's values are clamped to (the
+    type's range narrowed by a fused Relu/Clip). ``theta`` is the spike amplitude
+    chosen by the ``rescale`` pass (None before it).
+    """
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int | None = None
+    lo: int = 0
+    hi: int = 255
+    theta: float | None = None
+
+    def __post_init__(self):
+        self.scale = np.asarray(self.scale, dtype=np.float64)
+        self.zero_point = np.asarray(self.zero_point, dtype=np.int64)
+        self.lo, self.hi = int(self.lo), int(self.hi)
+        if self.theta is not None:
+            self.theta = float(self.theta)
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.ndim == 1
+
+    def same_as(self, other: "Quant") -> bool:
+        return (other is not None and self.axis == other.axis and self.lo == other.lo
+                and self.hi == other.hi and self.theta == other.theta
+                and self.scale.shape == other.scale.shape
+                and bool(np.all(self.scale == other.scale))
+                and bool(np.all(self.zero_point == other.zero_point)))
+
+
+@dataclass
+class Tensor:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    data: np.ndarray | None = None
+    quant: Quant | None = None
+    window: tuple[int, int] | None = None  # (t0, tc) for spike tensors
+
+    def __post_init__(self):
+        self.shape = tuple(int(d) for d in self.shape)
+        if self.data is not None:
+            self.data = np.asarray(self.data)
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+
+@dataclass
+class Node:
+    op: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+
+class Graph:
+    def __init__(self, name: str = "graph"):
+        self.name = name
+        self.tensors: dict[str, Tensor] = {}
+        self.nodes: list[Node] = []
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        #: free-form string facts: source file, compile options, T_inf, ...
+        self.meta: dict[str, str] = {}
+
+    # -- construction -------------------------------------------------------
+    def add_tensor(self, t: Tensor) -> Tensor:
+        self.tensors[t.name] = t
+        return t
+
+    def add_const(self, name: str, data: np.ndarray, quant: Quant | None = None) -> Tensor:
+        data = np.asarray(data)
+        return self.add_tensor(Tensor(self.unique_name(name), str(data.dtype), data.shape,
+                                      data=data, quant=quant))
+
+    def add_node(self, op: str, name: str, inputs: Iterable[str], outputs: Iterable[str],
+                 attrs: dict | None = None, *, index: int | None = None) -> Node:
+        node = Node(op, name, list(inputs), list(outputs), dict(attrs or {}))
+        if index is None:
+            self.nodes.append(node)
+        else:
+            self.nodes.insert(index, node)
+        return node
+
+    def unique_name(self, base: str) -> str:
+        taken = set(self.tensors) | {n.name for n in self.nodes}
+        if base not in taken:
+            return base
+        i = 1
+        while f"{base}_{i}" in taken:
+            i += 1
+        return f"{base}_{i}"
+
+    def remove_node(self, node: Node) -> None:
+        self.nodes.remove(node)
+
+    def remove_unused_tensors(self) -> None:
+        used = set(self.inputs) | set(self.outputs)
+        for n in self.nodes:
+            used.update(i for i in n.inputs if i)
+            used.update(n.outputs)
+        for name in [t for t in self.tensors if t not in used]:
+            del self.tensors[name]
+
+    def replace_uses(self, old: str, new: str) -> None:
+        for n in self.nodes:
+            n.inputs = [new if i == old else i for i in n.inputs]
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    # -- queries -------------------------------------------------------------
+    def producer(self, tensor: str) -> Node | None:
+        for n in self.nodes:
+            if tensor in n.outputs:
+                return n
+        return None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [n for n in self.nodes if tensor in n.inputs]
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def const(self, name: str) -> np.ndarray | None:
+        t = self.tensors.get(name)
+        return None if t is None else t.data
+
+    def topo_order(self) -> list[Node]:
+        """Nodes in a dependency order; stable (keeps list order where free). Raises on cycles."""
+        produced_by = {}
+        for n in self.nodes:
+            for o in n.outputs:
+                produced_by[o] = n
+        state: dict[int, int] = {}
+        order: list[Node] = []
+        for root in self.nodes:
+            if id(root) in state:
+                continue
+            stack = [(root, iter(root.inputs))]
+            state[id(root)] = 1
+            while stack:
+                node, it = stack[-1]
+                for i in it:
+                    dep = produced_by.get(i)
+                    if dep is None:
+                        continue
+                    s = state.get(id(dep))
+                    if s == 1:
+                        raise IRVerifyError(f"cycle through node '{dep.name}' ({dep.op})",
+                                            node=node.name, op=node.op)
+                    if s is None:
+                        state[id(dep)] = 1
+                        stack.append((dep, iter(dep.inputs)))
+                        break
+                else:
+                    stack.pop()
+                    state[id(node)] = 2
+                    order.append(node)
+        return order
+
+    def sort(self) -> None:
+        self.nodes = self.topo_order()
+
+    def clone(self) -> "Graph":
+        return copy.deepcopy(self)
+
+    # -- invariants ------------------------------------------------------------
+    def verify(self) -> None:
+        """Check every invariant; raise IRVerifyError naming the node at fault."""
+        from . import ops
+
+        seen_nodes: set[str] = set()
+        produced: dict[str, str] = {}
+        for n in self.nodes:
+            if n.name in seen_nodes:
+                raise IRVerifyError("duplicate node name", node=n.name, op=n.op)
+            seen_nodes.add(n.name)
+            for o in n.outputs:
+                if o in produced:
+                    raise IRVerifyError(f"tensor '{o}' is produced twice (also by '{produced[o]}')",
+                                        node=n.name, op=n.op)
+                if o in self.inputs or (o in self.tensors and self.tensors[o].is_const):
+                    raise IRVerifyError(f"node overwrites input/constant '{o}'", node=n.name, op=n.op)
+                produced[o] = n.name
+        for name, t in self.tensors.items():
+            if name != t.name:
+                raise IRVerifyError(f"tensor registered as '{name}' is named '{t.name}'")
+            if t.dtype not in DTYPES:
+                raise IRVerifyError(f"tensor '{name}' has unknown dtype '{t.dtype}'")
+            if t.data is not None and tuple(t.data.shape) != t.shape:
+                raise IRVerifyError(f"constant '{name}' data shape {t.data.shape} != declared {t.shape}")
+            if t.dtype == "spike":
+                if t.window is None or t.window[1] < 1 or t.window[0] < 0:
+                    raise IRVerifyError(f"spike tensor '{name}' needs a window (t0 >= 0, tc >= 1), has {t.window}")
+            elif t.window is not None:
+                raise IRVerifyError(f"non-spike tensor '{name}' has a time window")
+            if t.quant is not None and t.quant.lo > t.quant.hi:
+                raise IRVerifyError(f"tensor '{name}' has empty range [{t.quant.lo}, {t.quant.hi}]")
+        for name in self.inputs:
+            if name not in self.tensors:
+                raise IRVerifyError(f"graph input '{name}' has no tensor")
+        available = set(self.inputs) | {k for k, t in self.tensors.items() if t.is_const} | set(produced)
+        for n in self.nodes:
+            for i in n.inputs:
+                if i and i not in available:
+                    raise IRVerifyError(f"input '{i}' is produced by nothing (dangling)", node=n.name, op=n.op)
+                if i and i not in self.tensors:
+                    raise IRVerifyError(f"input '{i}' has no tensor entry", node=n.name, op=n.op)
+            for o in n.outputs:
+                if o not in self.tensors:
+                    raise IRVerifyError(f"output '{o}' has no tensor entry", node=n.name, op=n.op)
+        for o in self.outputs:
+            if o not in available:
+                raise IRVerifyError(f"graph output '{o}' is produced by nothing")
+        self.topo_order()
+        for n in self.nodes:
+            ops.check_node(self, n)

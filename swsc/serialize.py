@@ -1,0 +1,166 @@
+"""Save and load the IR as an ONNX ModelProto (``*.sws.onnx``).
+
+All swsc ops live in the custom domain ``ai.swsc`` so Netron opens the file and
+onnx.checker accepts it. Things ONNX has no field for ride in ``metadata_props``:
+a tensor's quantization and spike window on its ValueInfo/TensorProto, graph facts
+on the model. Real-valued attributes are stored as float64 tensor attributes so that
+``load(save(g))`` is exact.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from . import __version__
+from .errors import InvalidModelError
+from .ir import Graph, Quant, Tensor
+from .ops import DOMAIN
+
+SUFFIX = ".sws.onnx"
+_ELEM = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE,
+         "uint8": onnx.TensorProto.UINT8, "int8": onnx.TensorProto.INT8,
+         "int16": onnx.TensorProto.INT16, "int32": onnx.TensorProto.INT32,
+         "int64": onnx.TensorProto.INT64, "bool": onnx.TensorProto.BOOL,
+         "spike": onnx.TensorProto.INT8}
+
+
+def _quant_json(q: Quant) -> str:
+    return json.dumps({"scale": q.scale.tolist(), "zero_point": q.zero_point.tolist(), "axis": q.axis,
+                       "lo": q.lo, "hi": q.hi, "theta": q.theta}, sort_keys=True)
+
+
+def _tensor_props(t: Tensor) -> dict[str, str]:
+    props = {"swsc.dtype": t.dtype}
+    if t.quant is not None:
+        props["swsc.quant"] = _quant_json(t.quant)
+    if t.window is not None:
+        props["swsc.window"] = json.dumps(list(t.window))
+    return props
+
+
+def _set_props(proto, props: dict[str, str]) -> None:
+    for k in sorted(props):
+        e = proto.metadata_props.add()
+        e.key, e.value = k, props[k]
+
+
+def _attr(key, v):
+    if isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, float):
+        return helper.make_attribute(key, numpy_helper.from_array(np.array(v, dtype=np.float64)))
+    if isinstance(v, (list, tuple)) and any(isinstance(x, float) for x in v):
+        return helper.make_attribute(key, numpy_helper.from_array(np.array(v, dtype=np.float64)))
+    if isinstance(v, (list, tuple)) and not v:
+        # an empty list has no element type in ONNX; store as an empty int64 tensor
+        return helper.make_attribute(key, numpy_helper.from_array(np.zeros(0, dtype=np.int64)))
+    return helper.make_attribute(key, v)
+
+
+def to_model(graph: Graph) -> onnx.ModelProto:
+    inits, vinfos = [], []
+    for t in graph.tensors.values():
+        if t.is_const:
+            tp = numpy_helper.from_array(np.ascontiguousarray(t.data), t.name)
+            _set_props(tp, _tensor_props(t))
+            inits.append(tp)
+
+    def vi(name):
+        t = graph.tensors[name]
+        v = helper.make_tensor_value_info(name, _ELEM[t.dtype], list(t.shape))
+        _set_props(v, _tensor_props(t))
+        return v
+
+    nodes = []
+    for n in graph.nodes:
+        node = helper.make_node(n.op, n.inputs, n.outputs, name=n.name, domain=DOMAIN)
+        node.attribute.extend(_attr(k, n.attrs[k]) for k in sorted(n.attrs))
+        nodes.append(node)
+    io = set(graph.inputs) | set(graph.outputs)
+    for t in graph.tensors.values():
+        if not t.is_const and t.name not in io:
+            vinfos.append(vi(t.name))
+    g = helper.make_graph(nodes, graph.name, [vi(i) for i in graph.inputs],
+                          [vi(o) for o in graph.outputs], initializer=inits, value_info=vinfos)
+    model = helper.make_model(g, producer_name="swsc", producer_version=__version__,
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, 1)])
+    model.ir_version = 10
+    _set_props(model, dict(graph.meta))
+    return model
+
+
+def _attr_value(a: onnx.AttributeProto):
+    v = helper.get_attribute_value(a)
+    if isinstance(v, onnx.TensorProto):
+        arr = numpy_helper.to_array(v)
+        if arr.dtype == np.int64:
+            return [int(x) for x in arr]
+        return float(arr) if arr.ndim == 0 else [float(x) for x in arr]
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, list):
+        return [x.decode() if isinstance(x, bytes) else x for x in v]
+    return v
+
+
+def _tensor_from(name, props, shape, data=None) -> Tensor:
+    q = None
+    if "swsc.quant" in props:
+        d = json.loads(props["swsc.quant"])
+        q = Quant(np.array(d["scale"], dtype=np.float64), np.array(d["zero_point"], dtype=np.int64),
+                  d["axis"], d["lo"], d["hi"], d["theta"])
+    window = tuple(json.loads(props["swsc.window"])) if "swsc.window" in props else None
+    return Tensor(name, props["swsc.dtype"], shape, data=data, quant=q, window=window)
+
+
+def from_model(model: onnx.ModelProto) -> Graph:
+    g = Graph(model.graph.name)
+    g.meta = {p.key: p.value for p in model.metadata_props}
+    for tp in model.graph.initializer:
+        props = {p.key: p.value for p in tp.metadata_props}
+        data = numpy_helper.to_array(tp)
+        g.add_tensor(_tensor_from(tp.name, props, data.shape, data))
+    for v in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        props = {p.key: p.value for p in v.metadata_props}
+        shape = [d.dim_value for d in v.type.tensor_type.shape.dim]
+        g.add_tensor(_tensor_from(v.name, props, shape))
+    g.inputs = [v.name for v in model.graph.input]
+    g.outputs = [v.name for v in model.graph.output]
+    for n in model.graph.node:
+        g.add_node(n.op_type, n.name, n.input, n.output, {a.name: _attr_value(a) for a in n.attribute})
+    return g
+
+
+def save(graph: Graph, path: str | os.PathLike) -> None:
+    """Write atomically: a crash never leaves a half-written file behind."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        onnx.save(to_model(graph), str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def is_ir_model(model: onnx.ModelProto) -> bool:
+    return any(o.domain == DOMAIN for o in model.opset_import)
+
+
+def load(path: str | os.PathLike) -> Graph:
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:  # onnx raises DecodeError, OSError, ...
+        raise InvalidModelError(f"cannot read as ONNX: {type(e).__name__}", file=str(path)) from e
+    if not is_ir_model(model):
+        raise InvalidModelError("not a swsc IR file (no ai.swsc opset)", file=str(path),
+                                hint="compile the model first with 'swsc compile'")
+    try:
+        return from_model(model)
+    except (KeyError, ValueError, json.JSONDecodeError) as e:
+        raise InvalidModelError(f"corrupt swsc IR file: {e}", file=str(path)) from e
