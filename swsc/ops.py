@@ -154,10 +154,10 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("Dequantize", ("x",), {}, _same_shape, "integer tensor -> float32 scale*(q - zp)"),
     # --- integer-domain layer (fold-zero-points) ---
     OpDef("Affine", ("*x", "w", "b"), {"kind": True, "n_inputs": True, **{k: False for k in _GEOM},
-                                      "group": False, "count_include_pad": False},
+                                      "group": False, "count_include_pad": False, "code_sum": False},
           _affine_shape, "code_o = clamp(round(W~ . code_i + b~), 0, hi') on codes q - lo (eq. 15-17)"),
     # --- SWS ops ---
-    OpDef("SwsEncode", ("x",), {"encoder": True, "ts": False}, _same_shape,
+    OpDef("SwsEncode", ("x",), {"encoder": True, "ts": True, "tc": True, "beta": True}, _same_shape,
           "quantize the float input and emit its SWS code (exact or tsa encoder)"),
     OpDef("TsaLayer", ("*x", "w", "b"), {"kind": True, "n_inputs": True, "ts": True, "tc": True,
                                          "beta": True, "vth": True, "hi_norm": True,

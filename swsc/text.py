@@ -37,7 +37,8 @@ def fmt_array(a: np.ndarray) -> str:
         return "[" + ", ".join(vals) + "]"
     lo, hi = a.min(), a.max()
     f = fmt_float if a.dtype.kind == "f" else str
-    return f"<{a.dtype}{list(a.shape)} min={f(lo)} max={f(hi)} #{content_hash(a)}>"
+    dims = ",".join(str(d) for d in a.shape)
+    return f"<{a.dtype}[{dims}] min={f(lo)} max={f(hi)} #{content_hash(a)}>"
 
 
 def fmt_quant(q: Quant) -> str:
@@ -82,7 +83,7 @@ def to_text(graph: Graph, *, produced_by: str | None = None) -> str:
     out = [f"# swsc IR | graph {fmt_attr(graph.name)} | after {by}"]
     for k in sorted(graph.meta):
         if k != "produced_by":
-            out.append(f"# {k} = {fmt_attr(graph.meta[k])}")
+            out.append(f"# {k} = {graph.meta[k]!r}"[:2000])
     out.append("inputs:")
     out += [f"  {fmt_name(i)} : {fmt_type(graph.tensors[i])}" for i in graph.inputs]
     consts, seen = [], set()

@@ -1,0 +1,40 @@
+"""insert-encoder: the input quantizer becomes the SWS input encoder.
+
+``Quantize(x)`` -> ``SwsEncode(x) {encoder, ts}`` (semantics note section 4). The
+encoder quantizes ``x`` exactly as the model's first QuantizeLinear does, then emits
+the code ``P - lo`` as Tc ternary frames:
+
+* ``exact`` (default): the greedy MSB-first digits of the code, no silent period;
+* ``tsa``: a TSA neuron driven by the constant current ``code / S`` with its own
+  silent period ``ts`` (paper eq. 9); lossy at ``ts = 0``.
+
+Requires: rescale (the input tensor has theta). Options: encoder, encoder_ts.
+Guarantees: no Quantize remains; encoder outputs are spike tensors.
+"""
+from __future__ import annotations
+
+from swsc.ir import Graph
+from swsc.options import CompileOptions
+from swsc.passmanager import Pass
+
+
+class InsertEncoder(Pass):
+    name = "insert-encoder"
+    __doc__ = __doc__
+
+    def __init__(self, options: CompileOptions):
+        self.options = options
+
+    def run(self, graph: Graph) -> bool:
+        o = self.options
+        changed = False
+        for node in graph.nodes:
+            if node.op != "Quantize":
+                continue
+            ts = o.encoder_ts if o.encoder == "tsa" else 0
+            node.op = "SwsEncode"
+            node.attrs = {"encoder": o.encoder, "ts": ts, "tc": o.tc, "beta": float(o.beta)}
+            out = graph.tensors[node.outputs[0]]
+            out.dtype, out.window = "spike", (ts, o.tc)
+            changed = True
+        return changed

@@ -1,0 +1,1 @@
+"""Runtimes: the integer reference evaluator, the SWS numpy interpreter, the C backend."""

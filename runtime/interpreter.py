@@ -1,0 +1,356 @@
+"""The numpy interpreter for swsc graphs: SWS spiking graphs, and the code-domain
+``Affine`` graphs of the middle of the pipeline (so each pass can be checked alone).
+
+Float64 semantics, exactly as ``../shared/design/semantics.md`` defines them, vectorized
+layer by layer: a layer's ``Tc`` input frames go through its linear map in one batched
+conv/matmul, then the TSA neuron scan runs elementwise over its ``Tc + Ts`` steps.
+
+Values while running:
+* integer (code-domain) tensors: float64 ``[N, ...]`` holding codes ``q - lo``;
+* spike tensors: int8 ``[Tc, N, ...]`` frames in {-1, 0, +1};
+* float tensors: float32 ``[N, ...]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from swsc.errors import SwscError
+from swsc.ir import Graph, Node
+
+from . import kernels
+
+
+@dataclass
+class LayerStats:
+    name: str
+    op: str
+    neurons: int = 0          # per sample
+    ts: int = 0
+    steps: int = 0            # membrane amplifications per neuron per frame (Tc + Ts; 0 for the exact encoder)
+    spikes_pos: int = 0       # totals over the batch
+    spikes_neg: int = 0
+    synaptic_ops: int = 0     # input spikes x synapses they reach, totals over the batch
+    macs: int = 0             # dense ANN multiply-accumulates per sample
+    residual_hist: np.ndarray | None = None   # counts over RESIDUAL_BINS, in-range neurons
+    residual_abs_sum: float = 0.0
+    residual_abs_max: float = 0.0
+    in_range: int = 0
+    clamped: int = 0
+
+
+RESIDUAL_BINS = np.linspace(-1.5, 1.5, 61)
+
+
+@dataclass
+class RunResult:
+    outputs: dict[str, np.ndarray]
+    layers: list[LayerStats] = field(default_factory=list)
+    samples: int = 0
+    t_inf: int | None = None
+    intermediates: dict[str, np.ndarray] | None = None
+
+    def totals(self) -> dict:
+        n = max(self.samples, 1)
+        amp = sum(s.steps * s.neurons for s in self.layers)
+        syn = sum(s.synaptic_ops for s in self.layers) / n
+        return {
+            "t_inf": self.t_inf,
+            "opf": float(amp + syn),
+            "opf_amplification": float(amp),
+            "opf_synaptic": float(syn),
+            "ann_macs": int(sum(s.macs for s in self.layers)),
+            "spikes_pos": float(sum(s.spikes_pos for s in self.layers) / n),
+            "spikes_neg": float(sum(s.spikes_neg for s in self.layers) / n),
+        }
+
+
+def _scalar(a) -> float:
+    return float(np.asarray(a).reshape(-1)[0])
+
+
+# ---------------------------------------------------------------- linear maps
+def linear_map(node: Node, xs: list[np.ndarray], w: np.ndarray) -> np.ndarray:
+    """The synaptic map of an Affine/TsaLayer on a batch (no bias)."""
+    kind = node.attrs["kind"]
+    if kind == "conv":
+        return kernels.conv2d(xs[0], w, node.attrs)
+    if kind == "dense":
+        return xs[0] @ w.T
+    if kind == "avgpool":
+        return kernels.sum_pool(xs[0], node.attrs) * w
+    if kind == "add":
+        return sum(wk * x for wk, x in zip(w, xs))
+    raise SwscError(f"unknown layer kind '{kind}'", node=node.name, op=node.op)
+
+
+def synaptic_ops(node: Node, counts: list[np.ndarray], w: np.ndarray) -> int:
+    """Spike-synapse events: each input spike times the synapses it really reaches."""
+    kind = node.attrs["kind"]
+    if kind == "conv":
+        return int(kernels.conv2d(counts[0][None], np.ones(w.shape), node.attrs).sum())
+    if kind == "dense":
+        return int(counts[0].sum() * w.shape[0])
+    if kind == "avgpool":
+        return int(kernels.sum_pool(counts[0][None], node.attrs).sum())
+    return int(sum(c.sum() for c in counts))
+
+
+def dense_macs(node: Node, graph: Graph, w: np.ndarray) -> int:
+    out = graph.tensors[node.outputs[0]]
+    per_out = {"conv": lambda: int(np.prod(w.shape[1:])), "dense": lambda: w.shape[1],
+               "avgpool": lambda: int(np.prod(node.attrs["kernel"])),
+               "add": lambda: node.attrs["n_inputs"]}[node.attrs["kind"]]()
+    return int(np.prod(out.shape[1:])) * per_out
+
+
+# ---------------------------------------------------------------- SWS primitives
+def encode_exact(code: np.ndarray, tc: int, beta: float, theta: float) -> np.ndarray:
+    """Greedy MSB-first SWS code of code/theta: binary digits for beta = 2, balanced
+    digits otherwise. Exact for every integer level the window can code."""
+    r = np.rint(code / theta)
+    frames = np.zeros((tc,) + code.shape, dtype=np.int8)
+    for k in range(tc):
+        wk = beta ** (tc - 1 - k)
+        if beta == 2:
+            d = (r >= wk).astype(np.int8)
+        else:
+            d = np.clip(np.floor(r / wk + 0.5), -1, 1).astype(np.int8)
+        frames[k] = d
+        r = r - d.astype(np.float64) * wk
+    return frames
+
+
+def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float):
+    """Run TSA neurons (semantics section 3) on synaptic input ``z[Tc, ...]``.
+
+    Returns (frames int8 [Tc, ...], emitted value E, final membrane u).
+    """
+    shape = z.shape[1:]
+    beta = float(beta)
+    R = beta ** ts
+    v_th = vth * R
+    u = np.zeros(shape)
+    E = np.zeros(shape)
+    frames = np.zeros((tc,) + shape, dtype=np.int8)
+    for t in range(tc + ts):
+        H = beta * u
+        if t < tc:
+            H = H + z[t] + bias
+        if t < ts:
+            u = H
+            continue
+        k = t - ts
+        wk = beta ** (tc - 1 - k)
+        pos = (H >= v_th) & ((beta * E + 1) * wk <= hi_norm)
+        neg = (H <= -v_th) & (E > 0)
+        f = pos.astype(np.int8) - neg.astype(np.int8)
+        u = H - f * R
+        E = beta * E + f
+        frames[k] = f
+    return frames, E, u
+
+
+def decode(frames: np.ndarray, beta: float) -> np.ndarray:
+    tc = frames.shape[0]
+    weights = np.array([beta ** (tc - 1 - k) for k in range(tc)])
+    return np.tensordot(weights, frames.astype(np.float64), axes=1)
+
+
+def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
+    """Exact running max: P(k) = beta P(k-1) + s(k), M(k) = max P(k), o(k) = M(k) - beta M(k-1)."""
+    tc, n = frames.shape[:2]
+    P = np.zeros(frames.shape[1:])
+    partial = np.empty(frames.shape)
+    for k in range(tc):
+        P = beta * P + frames[k]
+        partial[k] = P
+    M = kernels.max_pool(partial.reshape((tc * n,) + frames.shape[2:]), attrs)
+    M = M.reshape((tc, n) + M.shape[1:])
+    prev = np.concatenate([np.zeros((1,) + M.shape[1:]), M[:-1]])
+    return np.rint(M - beta * prev).astype(np.int8)
+
+
+# ---------------------------------------------------------------- the interpreter
+class Interpreter:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.order = graph.topo_order()
+        self.t_inf = int(graph.meta["t_inf"]) if "t_inf" in graph.meta else None
+
+    def run(self, x, *, intermediate: bool = False, batch: int = 128, progress=None) -> RunResult:
+        feeds = x if isinstance(x, dict) else {self.g.inputs[0]: x}
+        n = len(next(iter(feeds.values())))
+        outs: dict[str, list] = {o: [] for o in self.g.outputs}
+        inter: dict[str, list] = {}
+        stats: dict[str, LayerStats] = {}
+        for start in range(0, n, batch):
+            part = {k: np.asarray(v)[start:start + batch] for k, v in feeds.items()}
+            env = self._run_batch(part, stats, intermediate)
+            for o in self.g.outputs:
+                outs[o].append(env[o])
+            if intermediate:
+                for name, v in self._decoded(env).items():
+                    inter.setdefault(name, []).append(v)
+            if progress:
+                progress(min(start + batch, n))
+        res = RunResult({k: np.concatenate(v) for k, v in outs.items()}, list(stats.values()), n, self.t_inf,
+                        {k: np.concatenate(v) for k, v in inter.items()} if intermediate else None)
+        return res
+
+    def _decoded(self, env) -> dict[str, np.ndarray]:
+        """Every integer/spike tensor as its quantized integer q (for layer-by-layer checks)."""
+        out = {}
+        for name, v in env.items():
+            t = self.g.tensors.get(name)
+            if t is None or t.quant is None or t.is_const:
+                continue
+            if t.dtype == "spike":
+                code = decode(v, self._beta()) * (t.quant.theta or 1.0)
+            elif t.dtype in ("uint8", "int8"):
+                code = v
+            else:
+                continue
+            out[name] = code + t.quant.lo
+        return out
+
+    def _beta(self) -> float:
+        for n in self.g.nodes:
+            if "beta" in n.attrs:
+                return float(n.attrs["beta"])
+        return 2.0
+
+    def _run_batch(self, feeds, stats, intermediate) -> dict:
+        env = dict(feeds)
+        for node in self.order:
+            fn = getattr(self, "_op_" + node.op, None)
+            if fn is None:
+                raise SwscError("the interpreter cannot run this op", node=node.name, op=node.op)
+            env[node.outputs[0]] = fn(node, env, stats)
+        if not intermediate:
+            return {k: env[k] for k in self.g.outputs} | env
+        return env
+
+    # -- helpers
+    def _t(self, name):
+        return self.g.tensors[name]
+
+    def _stat(self, stats, node, **kw) -> LayerStats:
+        s = stats.get(node.name)
+        if s is None:
+            s = stats[node.name] = LayerStats(node.name, node.op, **kw)
+        return s
+
+    # -- code-domain (ANN) ops
+    def _op_Quantize(self, node, env, stats):
+        q = self._t(node.outputs[0]).quant
+        x = np.asarray(env[node.inputs[0]], dtype=np.float32)
+        v = np.rint(x / np.float32(_scalar(q.scale))) + _scalar(q.zero_point)
+        return np.clip(v, q.lo, q.hi).astype(np.float64) - q.lo
+
+    def _op_Affine(self, node, env, stats):
+        n = node.attrs["n_inputs"]
+        out = self._t(node.outputs[0]).quant
+        w, b = self.g.const(node.inputs[n]), self.g.const(node.inputs[n + 1])
+        ins = [env[i] / (self._t(i).quant.theta or 1.0) for i in node.inputs[:n]]
+        acc = linear_map(node, ins, w) + node.attrs.get("code_sum", 1.0) * b
+        theta = out.theta or 1.0
+        return np.clip(np.rint(theta * acc), 0, out.hi - out.lo)
+
+    def _op_MaxPool(self, node, env, stats):
+        return kernels.max_pool(env[node.inputs[0]], node.attrs)
+
+    def _op_Dequantize(self, node, env, stats):
+        q = self._t(node.inputs[0]).quant
+        return (_scalar(q.scale) * (env[node.inputs[0]] + q.lo - _scalar(q.zero_point))).astype(np.float32)
+
+    # -- structural ops: frames carry a leading Tc axis
+    def _lead(self, name) -> int:
+        return 1 if self._t(name).dtype == "spike" else 0
+
+    def _op_Reshape(self, node, env, stats):
+        x = env[node.inputs[0]]
+        lead = self._lead(node.inputs[0])
+        return x.reshape(x.shape[:lead + 1] + tuple(node.attrs["shape"][1:]))
+
+    def _op_Transpose(self, node, env, stats):
+        lead = self._lead(node.inputs[0])
+        perm = list(range(lead)) + [p + lead for p in node.attrs["perm"]]
+        return np.ascontiguousarray(env[node.inputs[0]].transpose(perm))
+
+    def _op_Concat(self, node, env, stats):
+        lead = self._lead(node.inputs[0])
+        return np.concatenate([env[i] for i in node.inputs], axis=node.attrs["axis"] + lead)
+
+    def _op_Softmax(self, node, env, stats):
+        x = env[node.inputs[0]].astype(np.float32)
+        e = np.exp(x - x.max(axis=node.attrs["axis"], keepdims=True))
+        return e / e.sum(axis=node.attrs["axis"], keepdims=True)
+
+    # -- SWS ops
+    def _op_SwsEncode(self, node, env, stats):
+        a = node.attrs
+        q = self._t(node.outputs[0]).quant
+        code = self._op_Quantize(node, env, stats)
+        theta = q.theta or 1.0
+        s = self._stat(stats, node, neurons=int(np.prod(code.shape[1:])), ts=a["ts"],
+                       steps=a["tc"] + a["ts"] if a["encoder"] == "tsa" else 0)
+        if a["encoder"] == "exact":
+            frames = encode_exact(code, a["tc"], a["beta"], theta)
+        else:
+            S = sum(a["beta"] ** (a["tc"] - k) for k in range(1, a["tc"] + 1))
+            z = np.zeros((a["tc"],) + code.shape)
+            frames, _, _ = tsa_scan(z, code / theta / S, ts=a["ts"], tc=a["tc"], beta=a["beta"], vth=0.5,
+                                    hi_norm=(q.hi - q.lo) / theta)
+        s.spikes_pos += int((frames > 0).sum())
+        s.spikes_neg += int((frames < 0).sum())
+        return frames
+
+    def _op_TsaLayer(self, node, env, stats):
+        a = node.attrs
+        n = a["n_inputs"]
+        w, b = self.g.const(node.inputs[n]), self.g.const(node.inputs[n + 1])
+        ins = [env[i] for i in node.inputs[:n]]
+        tc, nb = ins[0].shape[:2]
+        flat = [f.reshape((tc * nb,) + f.shape[2:]).astype(np.float64) for f in ins]
+        z = linear_map(node, flat, w)
+        z = z.reshape((tc, nb) + z.shape[1:])
+        frames, E, u = tsa_scan(z, b, ts=a["ts"], tc=a["tc"], beta=a["beta"], vth=a["vth"], hi_norm=a["hi_norm"])
+        out = self._t(node.outputs[0])
+        s = self._stat(stats, node, neurons=int(np.prod(out.shape[1:])), ts=a["ts"], steps=a["tc"] + a["ts"],
+                       macs=dense_macs(node, self.g, w))
+        s.spikes_pos += int((frames > 0).sum())
+        s.spikes_neg += int((frames < 0).sum())
+        counts = [np.abs(f).sum(axis=(0, 1)) for f in ins]
+        s.synaptic_ops += synaptic_ops(node, counts, w)
+        r = u / (a["beta"] ** a["ts"])
+        value = E + r
+        inside = (value >= -0.5) & (value <= a["hi_norm"] + 0.5)
+        h, _ = np.histogram(r[inside], RESIDUAL_BINS)
+        s.residual_hist = h if s.residual_hist is None else s.residual_hist + h
+        s.in_range += int(inside.sum())
+        s.clamped += int((~inside).sum())
+        if inside.any():
+            s.residual_abs_sum += float(np.abs(r[inside]).sum())
+            s.residual_abs_max = max(s.residual_abs_max, float(np.abs(r[inside]).max()))
+        return frames
+
+    def _op_SpikeMaxPool(self, node, env, stats):
+        return max_pool_spikes(env[node.inputs[0]], node.attrs, self._beta())
+
+    def _op_SpikeDelay(self, node, env, stats):
+        return env[node.inputs[0]]
+
+    def _op_SwsDecode(self, node, env, stats):
+        q = self._t(node.inputs[0]).quant
+        code = decode(env[node.inputs[0]], self._beta()) * (q.theta or 1.0)
+        return (_scalar(q.scale) * (code + q.lo - _scalar(q.zero_point))).astype(np.float32)
+
+
+def run(graph: Graph, x, *, intermediate: bool = False, batch: int = 128, progress=None) -> RunResult:
+    """Run ``graph`` on inputs ``x`` (array for the single input, or {name: array}).
+
+    Samples go through in chunks of ``batch``; ``progress(done)`` is called after each.
+    """
+    return Interpreter(graph).run(x, intermediate=intermediate, batch=batch, progress=progress)

@@ -1,0 +1,135 @@
+"""`swsc check`: run the compiled network and onnxruntime on the same data and compare.
+
+Outputs are compared in the quantized domain: the integer tensor that feeds each
+final DequantizeLinear, exposed from onnxruntime by name. Per layer, the SNN's decoded
+tensors are compared with the integer reference evaluator (which stands for
+onnxruntime layer by layer), so the first layer that diverges is obvious.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .compiler import compile_graph, import_onnx
+from .errors import InvalidModelError, UsageError
+from .ir import Graph
+from .options import CompileOptions
+from .progress import Progress
+
+
+def load_data(path: str | Path, frame_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The data-file contract: an .npz with ``x`` (float32 samples on axis 0) and optional ``y``."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"data file '{path}' does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in f:
+                raise InvalidModelError(f"has no array 'x' (keys: {', '.join(f.files) or 'none'})",
+                                        file=str(path), hint="save inputs as np.savez(path, x=..., y=...)")
+            x = np.asarray(f["x"], dtype=np.float32)
+            y = np.asarray(f["y"]).astype(np.int64).reshape(-1) if "y" in f else None
+    except (OSError, ValueError) as e:
+        raise InvalidModelError(f"cannot read as .npz: {e}", file=str(path)) from e
+    if x.shape[1:] != tuple(frame_shape):
+        if x.shape == tuple(frame_shape):
+            x = x[None]
+        else:
+            raise InvalidModelError(f"'x' has samples of shape {list(x.shape[1:])}, the model takes "
+                                    f"{list(frame_shape)}", file=str(path),
+                                    hint="x is [samples, *input shape without batch]")
+    if y is not None and len(y) != len(x):
+        raise InvalidModelError(f"'y' has {len(y)} labels for {len(x)} samples", file=str(path))
+    return x, y
+
+
+def output_quant_tensors(graph: Graph) -> list[str]:
+    """For each graph output, the integer tensor that its Dequantize/SwsDecode reads."""
+    names = []
+    for out in graph.outputs:
+        node = graph.producer(out)
+        while node is not None and node.op not in ("Dequantize", "SwsDecode"):
+            node = graph.producer(node.inputs[0])
+        if node is None:
+            raise InvalidModelError(f"output '{out}' is not computed from a quantized tensor")
+        names.append(node.inputs[0])
+    return names
+
+
+def compare(q: np.ndarray, q_ref: np.ndarray) -> dict:
+    d = np.abs(np.rint(q).astype(np.int64) - np.rint(q_ref).astype(np.int64))
+    return {"exact_fraction": float((d == 0).mean()) if d.size else 1.0,
+            "max_abs_lsb": int(d.max()) if d.size else 0}
+
+
+def _top1(q: np.ndarray) -> np.ndarray:
+    return np.argmax(q.reshape(len(q), -1), axis=1)
+
+
+def check(model: str | Path, data: str | Path, options: CompileOptions | None = None, *,
+          ann: bool = False, mode: str = "float", backend: str = "numpy",
+          input_shape: tuple[int, ...] | None = None, progress: bool | None = None,
+          limit: int | None = None) -> dict:
+    from swsc.oracle import Oracle
+    from swsc.runtime import reference
+
+    graph = import_onnx(model, input_shape)
+    x, y = load_data(data, graph.tensors[graph.inputs[0]].shape[1:])
+    if limit:
+        x, y = x[:limit], (y[:limit] if y is not None else None)
+    qnames = output_quant_tensors(graph)
+    oracle = Oracle(model, {n: graph.tensors[n].dtype for n in qnames})
+    bar = Progress(len(x), "onnxruntime", enabled=progress)
+    ort_out = oracle.run(x, progress=bar)
+    bar.close()
+    ref = reference.evaluate(graph, x, keep=True)
+    q_ort = ort_out[qnames[0]].astype(np.int64)
+    report: dict = {"model": Path(model).name, "samples": int(len(x))}
+
+    def summarize(q_model, key):
+        c = compare(q_model, q_ort)
+        report.update(top1_agreement=float((_top1(q_model) == _top1(q_ort)).mean()), **c)
+        if y is not None:
+            report["accuracy_ref"] = float((_top1(q_ort) == y).mean())
+            report[key] = float((_top1(q_model) == y).mean())
+
+    if ann:
+        summarize(ref[qnames[0]], "accuracy_ann")
+        return report
+
+    options = (options or CompileOptions()).validate()
+    sg = compile_graph(graph, options)
+    bar = Progress(len(x), "swsc " + ("numpy" if backend == "numpy" else backend), enabled=progress)
+    res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report)
+    bar.close()
+    q_snn = res.intermediates[qnames[0]]
+    summarize(q_snn, "accuracy_snn")
+    report.update({k: v for k, v in res.totals().items()})
+    report["options"] = {"tc": options.tc, "ts": options.ts, "beta": options.beta, "encoder": options.encoder,
+                         "vth_factor": options.vth_factor}
+    stats = {s.name: s for s in res.layers}
+    layers = []
+    for node in sg.topo_order():
+        o = node.outputs[0]
+        if o not in res.intermediates or o not in ref:
+            continue
+        entry = {"name": node.name, "op": node.op, "tensor": o, **compare(res.intermediates[o], ref[o])}
+        s = stats.get(node.name)
+        if s is not None:
+            n = max(len(x), 1)
+            entry.update(spikes_pos=s.spikes_pos / n, spikes_neg=s.spikes_neg / n, ts=s.ts)
+            if s.in_range or s.clamped:
+                entry.update(residual_abs_mean=s.residual_abs_sum / max(s.in_range, 1),
+                             residual_abs_max=s.residual_abs_max,
+                             clamped_fraction=s.clamped / (s.in_range + s.clamped))
+        layers.append(entry)
+    report["layers"] = layers
+    return report
+
+
+def _run_backend(sg: Graph, x, *, mode, backend, progress, report):
+    from swsc.runtime.interpreter import run
+    if backend == "numpy" and mode == "float":
+        return run(sg, x, intermediate=True, progress=progress)
+    raise UsageError(f"--backend {backend} --mode {mode} is not available in this build")

@@ -1,0 +1,263 @@
+"""The `swsc` command line.
+
+Exit codes: 0 success, 1 a compile/model/data error, 2 a usage error. Errors are one
+line on stderr; ``--debug`` adds the traceback. Outputs are written atomically, so a
+failed command leaves no half-written files.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import SwscError, UsageError
+from .options import ENCODERS, CompileOptions, parse_ts
+
+EPILOG = """examples:
+  swsc compile samples/lenet5_mnist_qdq.onnx -o out/         compile to out/lenet5_mnist_qdq.sws.onnx
+  swsc compile model.onnx --tc 8 --ts 7 --print-ir-after-all  show the IR after every pass
+  swsc dump out/lenet5_mnist_qdq.sws.onnx                      print a compiled graph
+  swsc check model.onnx --data test.npz --json                 SNN vs onnxruntime
+  swsc run out/model.sws.onnx --data test.npz -o y.npz        run a compiled network
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _add_compile_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("conversion options (semantics: docs/semantics.md)")
+    g.add_argument("--tc", type=int, default=8, help="coding steps Tc per spike train (default 8)")
+    g.add_argument("--ts", type=parse_ts, default=2,
+                   help="silent period of every TSA layer: N, a list 'N,N,...' (one per TSA layer in "
+                        "order) or a .json file {layer: N} (default 2)")
+    g.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
+    g.add_argument("--encoder", choices=ENCODERS, default="exact",
+                   help="input encoder: exact MSB-first code (default) or the paper's TSA encoder")
+    g.add_argument("--encoder-ts", type=int, default=1, help="silent period of the tsa encoder (default 1)")
+    g.add_argument("--vth-factor", type=float, default=0.5,
+                   help="threshold as a fraction of theta*beta^Ts: 0.5 lowered (default), 1.0 = not lowered")
+    g.add_argument("--input-shape", default=None,
+                   help="static input shape 'N,C,H,W' for models with symbolic dimensions")
+
+
+def _options(a) -> CompileOptions:
+    return CompileOptions(tc=a.tc, ts=a.ts, beta=a.beta, encoder=a.encoder, encoder_ts=a.encoder_ts,
+                          vth_factor=a.vth_factor).validate()
+
+
+def _input_shape(a):
+    if not getattr(a, "input_shape", None):
+        return None
+    try:
+        dims = tuple(int(d) for d in a.input_shape.replace("x", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape must be integers like 1,3,32,32; got {a.input_shape!r}") from None
+    if any(d < 1 for d in dims):
+        raise UsageError(f"--input-shape dimensions must be >= 1; got {a.input_shape!r}")
+    return dims
+
+
+def _need_file(path: str, what: str = "model") -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{what} file '{path}' does not exist")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="swsc", description="Stepwise Weighted Spike compiler: quantized ONNX models to "
+                "SWS-coded spiking networks (numpy runtime, generated C).", epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"swsc {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("compile", help="compile a quantized ONNX model to an SWS network",
+                       description="Import a quantized ONNX model (QDQ, QOperator or PyTorch QAT export), "
+                       "convert it to an SWS spiking network and write OUT/<name>.sws.onnx.")
+    c.add_argument("model", help="quantized .onnx model")
+    c.add_argument("-o", "--output", default="out", help="output directory (default ./out)")
+    c.add_argument("--name", help="output base name (default: the model file's stem)")
+    _add_compile_options(c)
+    c.add_argument("--data", help="optional .npz (x[, y]) to report spikes and OPF per frame")
+    c.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
+    c.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
+                   help="print the IR after PASS (repeatable)")
+    c.add_argument("--print-ir-before", action="append", default=[], metavar="PASS",
+                   help="print the IR before PASS (repeatable)")
+    c.add_argument("--dump-ir", metavar="DIR", help="write the IR after each pass to DIR/NN_<pass>.ir")
+
+    d = sub.add_parser("dump", help="print the text IR of a .sws.onnx file or of an imported model",
+                       description="Print the text IR: of a compiled .sws.onnx file, or of a quantized "
+                       ".onnx model as the front-end reads it (the canonical quantized graph).")
+    d.add_argument("file")
+    d.add_argument("--input-shape", default=None, help="static input shape for symbolic dimensions")
+
+    r = sub.add_parser("run", help="run a compiled .sws.onnx network on data",
+                       description="Run a compiled network on the samples of an .npz file (x[, y]).")
+    r.add_argument("file", help="compiled .sws.onnx file")
+    r.add_argument("--data", required=True, help=".npz with x (float32 samples) and optional y (labels)")
+    r.add_argument("-o", "--output", help="write outputs to this .npz")
+    r.add_argument("--json", action="store_true", help="print one JSON object")
+
+    k = sub.add_parser("check", help="compare the compiled network (or the ANN evaluator) with onnxruntime",
+                       description="Compile MODEL, run it and onnxruntime's quantized model on the same "
+                       "data, and report agreement, accuracy, latency, OPF and spikes, per layer too.")
+    k.add_argument("model", help="quantized .onnx model")
+    k.add_argument("--data", required=True, help=".npz with x (float32 samples) and optional y (labels)")
+    k.add_argument("--ann", action="store_true", help="check the integer reference evaluator instead of the SNN")
+    k.add_argument("--mode", choices=("float", "int"), default="float", help="numpy runtime mode")
+    k.add_argument("--backend", choices=("numpy", "c"), default="numpy", help="runtime to check")
+    k.add_argument("--limit", type=int, help="use only the first N samples")
+    k.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    _add_compile_options(k)
+    return p
+
+
+def _write_atomically(out_dir: Path, files: dict[str, callable]) -> list[Path]:
+    """Write every file into a temp dir first, then move them in: all or nothing."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".swsc-", dir=out_dir))
+    try:
+        for name, write in files.items():
+            write(tmp / name)
+        done = []
+        for name in files:
+            os.replace(tmp / name, out_dir / name)
+            done.append(out_dir / name)
+        return done
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cmd_compile(a) -> int:
+    from .compiler import compile_graph, import_onnx
+    from .passmanager import IRPrintOptions
+    from .serialize import SUFFIX, save
+    model = _need_file(a.model)
+    opts = _options(a)
+    popts = IRPrintOptions(after_all=a.print_ir_after_all, after=set(a.print_ir_after),
+                           before=set(a.print_ir_before), dump_dir=a.dump_ir)
+    graph = import_onnx(model, _input_shape(a))
+    records = []
+    sg = compile_graph(graph, opts, print_options=popts, records=records)
+    sg.meta["source"] = model.name
+    name = a.name or model.name.removesuffix(".onnx")
+    written = _write_atomically(Path(a.output), {name + SUFFIX: lambda p: save(sg, p)})
+    layers = [n for n in sg.nodes if n.op == "TsaLayer"]
+    params = sum(int(sg.tensors[i].data.size) for n in layers for i in n.inputs if sg.tensors[i].is_const)
+    print(f"compiled {model.name}: {len(sg.nodes)} nodes, {len(layers)} TSA layers, "
+          f"T_inf = {sg.meta['t_inf']} steps (Tc={opts.tc}), {params} parameters")
+    print("passes: " + ", ".join(f"{r.name} {r.seconds * 1000:.0f} ms" for r in records))
+    if a.data:
+        from .check import load_data
+        from .runtime.interpreter import run
+        x, _ = load_data(a.data, sg.tensors[sg.inputs[0]].shape[1:])
+        t = run(sg, x).totals()
+        print(f"on {len(x)} samples: OPF {t['opf']:.0f} per frame (ANN MACs {t['ann_macs']}), "
+              f"spikes +{t['spikes_pos']:.0f}/-{t['spikes_neg']:.0f} per frame")
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def cmd_dump(a) -> int:
+    import onnx
+
+    from .serialize import is_ir_model, load
+    from .text import to_text
+    path = _need_file(a.file)
+    try:
+        is_ir = is_ir_model(onnx.load(str(path), load_external_data=False))
+    except Exception:
+        is_ir = False
+    if is_ir:
+        g = load(path)
+    else:
+        from .compiler import import_onnx
+        g = import_onnx(path, _input_shape(a))
+    sys.stdout.write(to_text(g))
+    return 0
+
+
+def cmd_run(a) -> int:
+    import numpy as np
+
+    from .check import load_data
+    from .progress import Progress
+    from .runtime.interpreter import run
+    from .serialize import load
+    g = load(_need_file(a.file, "IR"))
+    x, y = load_data(a.data, g.tensors[g.inputs[0]].shape[1:])
+    bar = Progress(len(x), "swsc run")
+    res = run(g, x, progress=bar)
+    bar.close()
+    summary = {"samples": int(len(x)), **res.totals()}
+    out = res.outputs[g.outputs[0]]
+    if y is not None:
+        summary["accuracy"] = float((np.argmax(out.reshape(len(out), -1), 1) == y).mean())
+    if a.output:
+        _write_atomically(Path(a.output).parent or Path("."),
+                          {Path(a.output).name: lambda p: np.savez(open(p, "wb"), **res.outputs)})
+    if a.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        for k, v in summary.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_check(a) -> int:
+    from .check import check
+    model = _need_file(a.model)
+    _need_file(a.data, "data")
+    report = check(model, a.data, _options(a), ann=a.ann, mode=a.mode, backend=a.backend,
+                   input_shape=_input_shape(a), limit=a.limit)
+    if a.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    for k, v in report.items():
+        if k != "layers":
+            print(f"{k}: {v}")
+    for layer in report.get("layers", []):
+        extra = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in layer.items()
+                        if k not in ("name", "op", "tensor"))
+        print(f"  {layer.get('op', ''):12s} {layer.get('name', layer.get('tensor'))}:{extra}")
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        a = build_parser().parse_args(argv)
+        if not a.command:
+            build_parser().print_help()
+            return 2
+        return COMMANDS[a.command](a)
+    except SwscError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"swsc: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("swsc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(f"swsc: internal error: {type(e).__name__}: {e} (rerun with --debug and report it)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,36 @@
+"""The Python API: import a quantized ONNX model and compile it to an SWS graph."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .ir import Graph
+from .options import CompileOptions
+from .passmanager import IRPrintOptions, PassManager
+
+
+def import_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> Graph:
+    from .frontend import import_model
+    return import_model(str(path), input_shape=input_shape)
+
+
+def compile_graph(graph: Graph, options: CompileOptions | None = None, *,
+                  print_options: IRPrintOptions | None = None, verify: bool = True,
+                  records: list | None = None) -> Graph:
+    """Run the conversion pipeline on a canonical quantized graph; returns a new graph.
+
+    ``records``, if given, receives one PassRecord (name, seconds, changed) per pass.
+    """
+    from swsc.passes import pipeline
+    options = (options or CompileOptions()).validate()
+    pm = PassManager(pipeline(options), verify=verify, print_options=print_options)
+    out = pm.run(graph)
+    out.meta["options"] = options.to_json()
+    if records is not None:
+        records.extend(pm.records)
+    return out
+
+
+def compile_model(path: str | Path, options: CompileOptions | None = None, *,
+                  input_shape: tuple[int, ...] | None = None,
+                  print_options: IRPrintOptions | None = None) -> Graph:
+    return compile_graph(import_onnx(path, input_shape), options, print_options=print_options)

@@ -1,0 +1,1 @@
+"""Front-end: quantized ONNX -> canonical quantized IR (being written)."""

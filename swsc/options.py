@@ -1,0 +1,84 @@
+"""Compile options, shared by the CLI and the Python API, validated in one place."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import OptionError
+
+ENCODERS = ("exact", "tsa")
+
+
+@dataclass
+class CompileOptions:
+    """What the conversion needs to know.
+
+    ``ts`` is one silent period for every TSA layer, a list (one per TSA layer in
+    topological order) or a dict {layer name: ts} (missing layers get ``ts_default``).
+    """
+
+    tc: int = 8
+    ts: int | list[int] | dict[str, int] = 2
+    beta: float = 2.0
+    encoder: str = "exact"
+    encoder_ts: int = 1
+    vth_factor: float = 0.5
+    ts_default: int = 2
+    extra: dict = field(default_factory=dict)
+
+    def validate(self) -> "CompileOptions":
+        if not isinstance(self.tc, int) or self.tc < 1:
+            raise OptionError(f"--tc must be an integer >= 1, got {self.tc!r}")
+        if self.tc > 32:
+            raise OptionError(f"--tc {self.tc} is beyond what the runtimes represent (max 32)")
+        if not (isinstance(self.beta, (int, float)) and math.isfinite(self.beta) and self.beta > 1):
+            raise OptionError(f"--beta must be a number > 1 (the amplification factor), got {self.beta!r}")
+        if self.encoder not in ENCODERS:
+            raise OptionError(f"--encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if not isinstance(self.encoder_ts, int) or self.encoder_ts < 0:
+            raise OptionError(f"--encoder-ts must be an integer >= 0, got {self.encoder_ts!r}")
+        if not (isinstance(self.vth_factor, (int, float)) and 0 < self.vth_factor <= 1):
+            raise OptionError(f"--vth-factor must be in (0, 1] (0.5 = the paper's lowered threshold), "
+                              f"got {self.vth_factor!r}")
+        ts_values = (self.ts.values() if isinstance(self.ts, dict) else
+                     self.ts if isinstance(self.ts, list) else [self.ts])
+        for v in list(ts_values) + [self.ts_default]:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise OptionError(f"silent periods (--ts) must be integers >= 0, got {v!r}")
+        return self
+
+    @property
+    def code_sum(self) -> float:
+        """S = sum_{k=1..Tc} beta^(Tc-k): the largest value a train of +1 spikes encodes."""
+        return float(sum(self.beta ** (self.tc - k) for k in range(1, self.tc + 1)))
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d.pop("extra")
+        return json.dumps(d, sort_keys=True)
+
+
+def parse_ts(text: str):
+    """--ts accepts '2', '2,3,1' (per TSA layer in order) or a JSON file {layer: ts}."""
+    text = text.strip()
+    try:
+        if "," in text:
+            return [int(v) for v in text.split(",")]
+        return int(text)
+    except ValueError:
+        pass
+    path = Path(text)
+    if path.suffix == ".json":
+        if not path.exists():
+            raise OptionError(f"--ts file '{text}' does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise OptionError(f"--ts file '{text}' is not valid JSON: {e}") from e
+        if isinstance(data, dict):
+            return {str(k): v for k, v in data.items()}
+        if isinstance(data, list):
+            return data
+    raise OptionError(f"--ts takes an integer, a comma-separated list, or a .json file; got {text!r}")

@@ -1,0 +1,154 @@
+"""IR invariants, deterministic text, exact ONNX round trip, pass manager instrumentation."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from swsc import serialize
+from swsc.errors import IRVerifyError, PassError
+from swsc.ir import Tensor
+from swsc.passmanager import IRPrintOptions, Pass, PassManager
+from swsc.passes import FoldZeroPoints, pipeline
+from swsc.options import CompileOptions
+from swsc.text import to_text
+
+from graphs import residual, tiny_cnn
+
+
+def test_verify_accepts_valid_graph():
+    tiny_cnn().verify()
+
+
+def test_verify_catches_dangling_input():
+    g = tiny_cnn()
+    g.node("fc").inputs[0] = "nowhere"
+    g.tensors["nowhere"] = Tensor("nowhere", "uint8", (1, 36))
+    with pytest.raises(IRVerifyError, match="dangling"):
+        g.verify()
+
+
+def test_verify_catches_duplicate_node_name():
+    g = tiny_cnn()
+    g.node("pool").name = "conv"
+    with pytest.raises(IRVerifyError, match="duplicate node name"):
+        g.verify()
+
+
+def test_verify_catches_tensor_produced_twice():
+    g = tiny_cnn()
+    g.node("pool").outputs[0] = "c"
+    with pytest.raises(IRVerifyError, match="produced twice"):
+        g.verify()
+
+
+def test_verify_catches_cycle():
+    g = tiny_cnn()
+    g.node("conv").inputs[0] = "m"          # conv reads pool's output, pool reads conv's
+    g.tensors["m"].shape = (1, 2, 6, 6)
+    with pytest.raises(IRVerifyError, match="cycle"):
+        g.verify()
+
+
+def test_verify_catches_shape_mismatch():
+    g = tiny_cnn()
+    g.tensors["c"].shape = (1, 4, 5, 5)
+    with pytest.raises(IRVerifyError, match="declared"):
+        g.verify()
+
+
+def test_verify_catches_bad_window():
+    sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    sg.tensors["c"].window = None
+    with pytest.raises(IRVerifyError, match="window"):
+        sg.verify()
+
+
+def test_verify_catches_unaligned_windows():
+    sg = PassManager(pipeline(CompileOptions(ts=2))).run(residual())
+    add = sg.node("add")
+    delay = [i for i in add.inputs if "delay" in i]
+    assert delay, "scheduling must delay the shortcut"
+    add.inputs[add.inputs.index(delay[0])] = "c0"
+    with pytest.raises(IRVerifyError, match="different steps"):
+        sg.verify()
+
+
+@pytest.mark.parametrize("stage", ["canonical", "compiled"])
+def test_text_is_deterministic_and_survives_save_load(tmp_path, stage):
+    g = tiny_cnn() if stage == "canonical" else PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    again = tiny_cnn() if stage == "canonical" else PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    assert to_text(g) == to_text(again)
+    path = tmp_path / ("m" + serialize.SUFFIX)
+    serialize.save(g, path)
+    loaded = serialize.load(path)
+    assert to_text(loaded) == to_text(g)
+    # exact: every constant bit-equal, every attribute equal, quant parameters equal
+    for name, t in g.tensors.items():
+        u = loaded.tensors[name]
+        assert (u.dtype, u.shape, u.window) == (t.dtype, t.shape, t.window)
+        if t.is_const:
+            assert u.data.dtype == t.data.dtype and np.array_equal(u.data, t.data)
+        assert (t.quant is None) == (u.quant is None)
+        if t.quant is not None:
+            assert t.quant.same_as(u.quant)
+    for a, b in zip(g.nodes, loaded.nodes):
+        assert (a.op, a.name, a.inputs, a.outputs) == (b.op, b.name, b.inputs, b.outputs)
+        assert a.attrs == b.attrs and all(type(a.attrs[k]) is type(b.attrs[k]) for k in a.attrs)
+
+
+def test_saved_file_passes_onnx_checker(tmp_path):
+    g = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    path = tmp_path / "m.sws.onnx"
+    serialize.save(g, path)
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    assert {o.domain for o in model.opset_import} >= {"ai.swsc"}
+
+
+def test_text_escapes_hostile_names():
+    g = tiny_cnn()
+    g.node("conv").name = 'evil"\n*/name'
+    text = to_text(g)
+    line = [ln for ln in text.splitlines() if "QConv" in ln][0]
+    assert "\\n" in line and '\\"' in line
+
+
+def test_pass_manager_dumps(tmp_path, capsys):
+    opts = CompileOptions()
+    pm = PassManager(pipeline(opts), print_options=IRPrintOptions(
+        after={"rescale"}, before={"lower-to-sws"}, dump_dir=str(tmp_path)))
+    pm.run(tiny_cnn())
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["00_import.ir", "01_fold-zero-points.ir", "02_rescale.ir", "03_insert-encoder.ir",
+                     "04_lower-to-sws.ir", "05_schedule-latencies.ir"]
+    for p in tmp_path.iterdir():
+        pass_name = p.stem[3:]
+        assert f'"{pass_name}"' in p.read_text().splitlines()[0]
+    err = capsys.readouterr().err
+    assert 'after pass "rescale"' in err and 'before "lower-to-sws"' in err
+
+
+def test_pass_manager_env_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("SWSC_DUMP_IR", str(tmp_path))
+    PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    assert (tmp_path / "05_schedule-latencies.ir").exists()
+
+
+def test_failing_pass_is_named():
+    class Broken(Pass):
+        name = "break-things"
+
+        def run(self, graph):
+            graph.nodes[1].inputs[0] = "gone"
+            graph.tensors["gone"] = Tensor("gone", "uint8", (1, 2, 6, 6))
+            return True
+
+    with pytest.raises(PassError, match="break-things.*after fold-zero-points"):
+        PassManager([FoldZeroPoints(), Broken()]).run(tiny_cnn())
+
+
+def test_pass_manager_rejects_unknown_print_pass():
+    from swsc.errors import UsageError
+    with pytest.raises(UsageError, match="no-such-pass"):
+        PassManager(pipeline(CompileOptions()), print_options=IRPrintOptions(after={"no-such-pass"}))

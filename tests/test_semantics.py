@@ -1,0 +1,134 @@
+"""Property checks of the semantics note (../shared/design/semantics.md), independent of any model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from swsc.compiler import compile_graph
+from swsc.ir import Graph, Quant, Tensor
+from swsc.options import CompileOptions
+from swsc.runtime.interpreter import decode, encode_exact, max_pool_spikes, run, tsa_scan
+
+from graphs import residual, tiny_cnn
+
+
+def code_sum(tc, beta):
+    return sum(beta ** (tc - k) for k in range(1, tc + 1))
+
+
+@pytest.mark.parametrize("beta", [2, 3])
+@pytest.mark.parametrize("tc", [1, 2, 4, 6, 8])
+def test_exact_encoder_decodes_every_level(tc, beta):
+    levels = np.arange(0, code_sum(tc, beta) + 1, dtype=np.float64)
+    frames = encode_exact(levels, tc, beta, 1.0)
+    assert set(np.unique(frames)) <= {-1, 0, 1}
+    assert np.array_equal(decode(frames, beta), levels)
+
+
+def _identity_graph(levels: int = 256) -> Graph:
+    """Quantize -> Dequantize: the encoder's output decoded directly."""
+    g = Graph("enc")
+    g.add_tensor(Tensor("x", "float32", (1, levels)))
+    g.add_tensor(Tensor("q", "uint8", (1, levels), quant=Quant(1.0, 0, None, 0, 255)))
+    g.add_tensor(Tensor("y", "float32", (1, levels)))
+    g.add_node("Quantize", "q", ["x"], ["q"])
+    g.add_node("Dequantize", "dq", ["q"], ["y"])
+    g.inputs, g.outputs = ["x"], ["y"]
+    return g
+
+
+@pytest.mark.parametrize("encoder_ts, wrong", [(0, 63), (1, 0)])
+def test_tsa_encoder_levels(encoder_ts, wrong):
+    """The note: at Tc=8, beta=2, Ts_enc=0 decodes 63 of 256 levels wrongly (212 -> 191); Ts_enc=1 none."""
+    sg = compile_graph(_identity_graph(), CompileOptions(encoder="tsa", encoder_ts=encoder_ts))
+    levels = np.arange(256, dtype=np.float32)[None]
+    y = run(sg, levels).outputs["y"][0]
+    assert int((y != levels[0]).sum()) == wrong
+    if encoder_ts == 0:
+        assert y[212] == 191
+    assert int(sg.meta["t_inf"]) == 8 + encoder_ts
+
+
+def _valid_trains(rng, shape, tc, beta):
+    """Random ternary trains whose every prefix is >= 0, like TSA neuron outputs."""
+    frames = rng.integers(-1, 2, (tc,) + shape).astype(np.int8)
+    E = np.zeros(shape)
+    for k in range(tc):
+        frames[k] = np.where((frames[k] < 0) & (E <= 0), 0, frames[k])
+        E = beta * E + frames[k]
+    return frames
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tc=st.integers(1, 8), beta=st.sampled_from([2, 3]),
+       k=st.sampled_from([2, 3]), stride=st.sampled_from([1, 2]), pad=st.sampled_from([0, 1]))
+def test_spike_maxpool_decodes_to_exact_max(seed, tc, beta, k, stride, pad):
+    rng = np.random.default_rng(seed)
+    frames = _valid_trains(rng, (3, 2, 7, 7), tc, beta)
+    attrs = {"kernel": [k, k], "strides": [stride, stride], "pads": [pad] * 4}
+    out = max_pool_spikes(frames, attrs, beta)
+    assert set(np.unique(out)) <= {-1, 0, 1}
+    values = decode(frames, beta)
+    # independent oracle: the max over each window, by explicit loops
+    n, c, h, w = values.shape
+    ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    want = np.full((n, c, ho, wo), -np.inf)
+    for i in range(ho):
+        for j in range(wo):
+            for di in range(k):
+                for dj in range(k):
+                    y, x = i * stride - pad + di, j * stride - pad + dj
+                    if 0 <= y < h and 0 <= x < w:
+                        want[:, :, i, j] = np.maximum(want[:, :, i, j], values[:, :, y, x])
+    assert np.array_equal(decode(out, beta), want)
+
+
+def _round_half_odd(v):
+    f = np.floor(v)
+    tie = (v - f) == 0.5
+    return np.where(tie, np.where(f % 2 == 1, f, f + 1), np.rint(v))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tc=st.integers(2, 8), extra=st.integers(0, 2))
+def test_tsa_with_full_silent_period_is_exact(seed, tc, extra):
+    """With Ts >= Tc - 1 the output is clamp(round(sum_t beta^(Tc-t) z(t)), 0, hi'), ties to odd."""
+    rng = np.random.default_rng(seed)
+    beta, hi = 2, code_sum(tc, 2)
+    # dyadic inputs keep float64 exact, so exact ties n + 1/2 really occur
+    z = rng.integers(-40, 60, (tc, 500)) / 8.0
+    b = rng.integers(-8, 8, 500) / 16.0
+    frames, _, _ = tsa_scan(z, b, ts=tc - 1 + extra, tc=tc, beta=beta, vth=0.5, hi_norm=hi)
+    exact = np.tensordot([beta ** (tc - 1 - t) for t in range(tc)], z + b, axes=1)
+    assert np.array_equal(decode(frames, beta), np.clip(_round_half_odd(exact), 0, hi))
+
+
+def test_delay_shifts_train_by_its_steps():
+    sg = compile_graph(residual(), CompileOptions(ts=2))
+    delays = [n for n in sg.nodes if n.op == "SpikeDelay"]
+    assert len(delays) == 1
+    d = delays[0]
+    t_in, t_out = sg.tensors[d.inputs[0]].window, sg.tensors[d.outputs[0]].window
+    assert t_out[0] - t_in[0] == d.attrs["delay"] == 2
+    # on the global time line, the delayed train is the input train shifted by `delay` steps
+    x = np.random.default_rng(0).uniform(0, 1, (4, 3, 5, 5)).astype(np.float32)
+    env = run(sg, x, intermediate=True).intermediates
+    assert np.array_equal(env[d.inputs[0]], env[d.outputs[0]])
+
+
+@pytest.mark.parametrize("ts", [0, 1, 2, 5])
+def test_t_inf_on_a_chain(ts):
+    sg = compile_graph(tiny_cnn(), CompileOptions(tc=8, ts=ts))
+    assert int(sg.meta["l_tsa"]) == 2
+    assert int(sg.meta["t_inf"]) == 8 + ts * 2
+
+
+@pytest.mark.parametrize("ts", [[1, 2, 3], {"conv0": 4}])
+def test_t_inf_is_longest_path_on_branches(ts):
+    sg = compile_graph(residual(), CompileOptions(tc=6, ts=ts, ts_default=1))
+    per = {n.name: n.attrs["ts"] for n in sg.nodes if n.op == "TsaLayer"}
+    longest = per["conv0"] + per["conv1"] + per["add"]
+    assert int(sg.meta["t_inf"]) == 6 + longest
+    add = sg.node("add")
+    assert len({sg.tensors[i].window for i in add.inputs if sg.tensors[i].dtype == "spike"}) == 1
