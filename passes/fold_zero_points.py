@@ -18,6 +18,9 @@ AvgPool: ``W~`` is the per-position factor ``s_i / (s_o n)`` and ``b~`` the matc
 map. Add: one factor ``s_k / s_o`` per spike input; constant operands fold into ``b~``.
 
 Requires: a canonical quantized graph (front-end output).
+Conv and dense layers keep their quantized weight tensor as a third constant input
+(``wq``), which ``lower-to-integer`` turns into the integer weights ``w - z_w``.
+
 Guarantees: no QConv/QDense/QAvgPool/QAdd remain; every Affine computes on codes exactly
 what the quantized ANN computes (up to float32 requantization rounding).
 """
@@ -127,8 +130,10 @@ class FoldZeroPoints(Pass):
                 kind, w, b, geom = _linear(graph, node)
             wt = graph.add_const(f"{node.name}.weight", w)
             bt = graph.add_const(f"{node.name}.bias", b)
+            # the integer weights stay attached: lower-to-integer builds on them
+            wq = [node.inputs[1]] if kind in ("conv", "dense") else []
             idx = graph.nodes.index(node)
-            graph.nodes[idx] = Node("Affine", node.name, inputs + [wt.name, bt.name], node.outputs,
+            graph.nodes[idx] = Node("Affine", node.name, inputs + [wt.name, bt.name] + wq, node.outputs,
                                     {"kind": kind, "n_inputs": len(inputs), **geom})
             changed = True
         graph.remove_unused_tensors()

@@ -40,8 +40,10 @@ class LowerToSws(Pass):
                 out = graph.tensors[node.outputs[0]]
                 node.op = "TsaLayer"
                 node.attrs.pop("code_sum", None)
-                node.attrs.update(ts=0, tc=o.tc, beta=float(o.beta), vth=float(o.vth_factor),
-                                  hi_norm=float((out.quant.hi - out.quant.lo) / out.quant.theta))
+                hi_norm = (out.quant.hi - out.quant.lo) / out.quant.theta
+                if abs(hi_norm - round(hi_norm)) < 1e-9 * max(1.0, hi_norm):
+                    hi_norm = float(round(hi_norm))   # theta = hi'/S must give exactly S
+                node.attrs.update(ts=0, tc=o.tc, beta=float(o.beta), vth=float(o.vth_factor), hi_norm=hi_norm)
             elif node.op in _RENAME:
                 node.op = _RENAME[node.op]
             elif node.op not in _KEEP:

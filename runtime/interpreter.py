@@ -152,6 +152,35 @@ def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, 
     return frames, E, u
 
 
+def tsa_scan_int(acc, bq, rq, *, shift, ts, tc, beta, vth, hi, limit):
+    """The integer TSA neuron of docs/integer.md on exact synaptic sums ``acc[Tc, ...]``."""
+    num, den = vth
+    shape = acc.shape[1:]
+    U = np.zeros(shape, dtype=np.int64)
+    E = np.zeros(shape, dtype=np.int64)
+    frames = np.zeros((tc,) + shape, dtype=np.int8)
+    peak = 0
+    for t in range(tc + ts):
+        H = beta * U
+        if t < tc:
+            H = H + (acc[t] << shift) + bq
+        peak = max(peak, int(np.abs(H).max()) * den if H.size else 0)
+        if t < ts:
+            U = H
+            continue
+        wk = beta ** (tc - 1 - t + ts)
+        pos = (den * H >= num * rq) & ((beta * E + 1) * wk <= hi)
+        neg = (den * H <= -num * rq) & (E > 0)
+        f = pos.astype(np.int64) - neg.astype(np.int64)
+        U = H - f * rq
+        E = beta * E + f
+        frames[t - ts] = f
+    if peak + num * int(np.max(rq)) > limit:
+        raise SwscError(f"integer membrane reached {peak}, beyond the proven bound {limit}",
+                        hint="this is a swsc bug in lower-to-integer; please report it")
+    return frames, E, U
+
+
 def decode(frames: np.ndarray, beta: float) -> np.ndarray:
     tc = frames.shape[0]
     weights = np.array([beta ** (tc - 1 - k) for k in range(tc)])
@@ -174,7 +203,16 @@ def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
 
 # ---------------------------------------------------------------- the interpreter
 class Interpreter:
-    def __init__(self, graph: Graph):
+    """Runs a graph. ``mode="int"`` executes the integer constants of lower-to-integer
+    (docs/integer.md) exactly as the generated C does."""
+
+    def __init__(self, graph: Graph, mode: str = "float"):
+        if mode not in ("float", "int"):
+            raise SwscError(f"unknown runtime mode '{mode}' (float or int)")
+        if mode == "int" and graph.meta.get("integer") != "1":
+            raise SwscError("integer mode needs a graph compiled with lower-to-integer",
+                            hint="compile with integer=True or --target c")
+        self.mode = mode
         self.g = graph
         self.order = graph.topo_order()
         self.t_inf = int(graph.meta["t_inf"]) if "t_inf" in graph.meta else None
@@ -296,7 +334,10 @@ class Interpreter:
         theta = q.theta or 1.0
         s = self._stat(stats, node, neurons=int(np.prod(code.shape[1:])), ts=a["ts"],
                        steps=a["tc"] + a["ts"] if a["encoder"] == "tsa" else 0)
-        if a["encoder"] == "exact":
+        if self.mode == "int":
+            lut = self.g.const(node.inputs[1])
+            frames = np.moveaxis(lut[code.astype(np.int64)], -1, 0)
+        elif a["encoder"] == "exact":
             frames = encode_exact(code, a["tc"], a["beta"], theta)
         else:
             S = sum(a["beta"] ** (a["tc"] - k) for k in range(1, a["tc"] + 1))
@@ -314,9 +355,13 @@ class Interpreter:
         ins = [env[i] for i in node.inputs[:n]]
         tc, nb = ins[0].shape[:2]
         flat = [f.reshape((tc * nb,) + f.shape[2:]).astype(np.float64) for f in ins]
-        z = linear_map(node, flat, w)
-        z = z.reshape((tc, nb) + z.shape[1:])
-        frames, E, u = tsa_scan(z, b, ts=a["ts"], tc=a["tc"], beta=a["beta"], vth=a["vth"], hi_norm=a["hi_norm"])
+        if self.mode == "int":
+            frames, E, u = self._tsa_int(node, flat, tc, nb)
+        else:
+            z = linear_map(node, flat, w)
+            z = z.reshape((tc, nb) + z.shape[1:])
+            frames, E, u = tsa_scan(z, b, ts=a["ts"], tc=a["tc"], beta=a["beta"], vth=a["vth"],
+                                    hi_norm=a["hi_norm"])
         out = self._t(node.outputs[0])
         s = self._stat(stats, node, neurons=int(np.prod(out.shape[1:])), ts=a["ts"], steps=a["tc"] + a["ts"],
                        macs=dense_macs(node, self.g, w))
@@ -336,6 +381,19 @@ class Interpreter:
             s.residual_abs_max = max(s.residual_abs_max, float(np.abs(r[inside]).max()))
         return frames
 
+    def _tsa_int(self, node, flat, tc, nb):
+        """docs/integer.md, step for step; returns frames, E, and u in float-mode units."""
+        a = node.attrs
+        n = a["n_inputs"]
+        wq_name, bq, rq = node.inputs[n + 2], self.g.const(node.inputs[n + 3]), self.g.const(node.inputs[n + 4])
+        wq = self.g.const(wq_name) if wq_name else np.ones(1)
+        acc = np.rint(linear_map(node, flat, wq.astype(np.float64))).astype(np.int64)
+        acc = acc.reshape((tc, nb) + acc.shape[1:])
+        frames, E, U = tsa_scan_int(acc, bq, rq, shift=a["int_shift"], ts=a["ts"], tc=tc, beta=int(a["beta"]),
+                                    vth=tuple(a["int_vth"]), hi=a["int_hi"],
+                                    limit=2**31 - 1 if a["int_membrane"] == "int32" else 2**63 - 1)
+        return frames, E, U * (a["beta"] ** a["ts"]) / rq
+
     def _op_SpikeMaxPool(self, node, env, stats):
         return max_pool_spikes(env[node.inputs[0]], node.attrs, self._beta())
 
@@ -344,13 +402,19 @@ class Interpreter:
 
     def _op_SwsDecode(self, node, env, stats):
         q = self._t(node.inputs[0]).quant
-        code = decode(env[node.inputs[0]], self._beta()) * (q.theta or 1.0)
+        if self.mode == "int":
+            A = np.rint(decode(env[node.inputs[0]], self._beta())).astype(np.int64)
+            t16 = node.attrs.get("int_theta_q16")
+            code = A if t16 is None else (A * t16 + 2**15) >> 16
+        else:
+            code = decode(env[node.inputs[0]], self._beta()) * (q.theta or 1.0)
         return (_scalar(q.scale) * (code + q.lo - _scalar(q.zero_point))).astype(np.float32)
 
 
-def run(graph: Graph, x, *, intermediate: bool = False, batch: int = 128, progress=None) -> RunResult:
+def run(graph: Graph, x, *, intermediate: bool = False, batch: int = 128, progress=None,
+        mode: str = "float") -> RunResult:
     """Run ``graph`` on inputs ``x`` (array for the single input, or {name: array}).
 
     Samples go through in chunks of ``batch``; ``progress(done)`` is called after each.
     """
-    return Interpreter(graph).run(x, intermediate=intermediate, batch=batch, progress=progress)
+    return Interpreter(graph, mode).run(x, intermediate=intermediate, batch=batch, progress=progress)

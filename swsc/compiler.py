@@ -15,14 +15,15 @@ def import_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None) ->
 
 def compile_graph(graph: Graph, options: CompileOptions | None = None, *,
                   print_options: IRPrintOptions | None = None, verify: bool = True,
-                  records: list | None = None) -> Graph:
+                  records: list | None = None, integer: bool = False) -> Graph:
     """Run the conversion pipeline on a canonical quantized graph; returns a new graph.
 
     ``records``, if given, receives one PassRecord (name, seconds, changed) per pass.
+    ``integer`` adds lower-to-integer (for the C backend and the integer runtime mode).
     """
     from swsc.passes import pipeline
     options = (options or CompileOptions()).validate()
-    pm = PassManager(pipeline(options), verify=verify, print_options=print_options)
+    pm = PassManager(pipeline(options, integer=integer), verify=verify, print_options=print_options)
     out = pm.run(graph)
     out.meta["options"] = options.to_json()
     if records is not None:

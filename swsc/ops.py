@@ -153,20 +153,22 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
           "a constant input is a quantized constant operand"),
     OpDef("Dequantize", ("x",), {}, _same_shape, "integer tensor -> float32 scale*(q - zp)"),
     # --- integer-domain layer (fold-zero-points) ---
-    OpDef("Affine", ("*x", "w", "b"), {"kind": True, "n_inputs": True, **{k: False for k in _GEOM},
+    OpDef("Affine", ("*x", "w", "b", "wq?"), {"kind": True, "n_inputs": True, **{k: False for k in _GEOM},
                                       "group": False, "count_include_pad": False, "code_sum": False},
           _affine_shape, "code_o = clamp(round(W~ . code_i + b~), 0, hi') on codes q - lo (eq. 15-17)"),
     # --- SWS ops ---
-    OpDef("SwsEncode", ("x",), {"encoder": True, "ts": True, "tc": True, "beta": True}, _same_shape,
+    OpDef("SwsEncode", ("x", "lut?"), {"encoder": True, "ts": True, "tc": True, "beta": True}, _same_shape,
           "quantize the float input and emit its SWS code (exact or tsa encoder)"),
-    OpDef("TsaLayer", ("*x", "w", "b"), {"kind": True, "n_inputs": True, "ts": True, "tc": True,
-                                         "beta": True, "vth": True, "hi_norm": True,
+    OpDef("TsaLayer", ("*x", "w", "b", "wq?", "bq?", "rq?"),
+          {"kind": True, "n_inputs": True, "ts": True, "tc": True, "beta": True, "vth": True, "hi_norm": True,
+           "int_shift": False, "int_vth": False, "int_hi": False, "int_membrane": False,
                                          **{k: False for k in _GEOM}, "group": False,
                                          "count_include_pad": False},
           _affine_shape, "TSA neurons with a linear map and silent period ts (semantics section 3)"),
     OpDef("SpikeMaxPool", ("x",), {**_GEOM}, _pool_shape, "exact running-max pooling of spike trains"),
     OpDef("SpikeDelay", ("x",), {"delay": True}, _same_shape, "shift a spike train by delay steps"),
-    OpDef("SwsDecode", ("x",), {}, _same_shape, "decode spikes to the dequantized float output"),
+    OpDef("SwsDecode", ("x",), {"int_theta_q16": False}, _same_shape,
+          "decode spikes to the dequantized float output"),
     # --- structural (integer tensors and spike frames alike) ---
     OpDef("MaxPool", ("x",), {**_GEOM}, _pool_shape, "max pool on an integer tensor"),
     OpDef("Reshape", ("x",), {"shape": True}, _reshape_shape, "static reshape"),
@@ -209,7 +211,7 @@ def check_node(graph, node) -> None:
                 raise IRVerifyError(f"output '{o}' declared {list(got)} but op gives {list(s)}",
                                     node=node.name, op=node.op)
     spike_in = [graph.tensors[i].dtype == "spike" for i in node.inputs
-                if not graph.tensors[i].is_const]
+                if i and not graph.tensors[i].is_const]
     if node.op in ("TsaLayer", "SpikeMaxPool", "SpikeDelay", "SwsDecode") and not all(spike_in):
         raise IRVerifyError("expects spike inputs", node=node.name, op=node.op)
     if node.op in SPIKE_OPS or node.op == "SwsEncode":
@@ -219,7 +221,7 @@ def check_node(graph, node) -> None:
                 raise IRVerifyError("must produce spike tensors", node=node.name, op=node.op)
     # Windows are only meaningful once schedule-latencies has run.
     if "t_inf" in graph.meta and any(spike_in) and node.op in (SPIKE_OPS + ("SwsDecode",)):
-        windows = {graph.tensors[i].window for i in node.inputs if not graph.tensors[i].is_const}
+        windows = {graph.tensors[i].window for i in node.inputs if i and not graph.tensors[i].is_const}
         if len(windows) > 1:
             raise IRVerifyError(f"inputs start at different steps {sorted(windows)}; a SpikeDelay is needed",
                                 node=node.name, op=node.op)
