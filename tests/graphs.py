@@ -43,15 +43,17 @@ def residual(seed: int = 0) -> Graph:
     g.add_tensor(Tensor("x", "float32", (1, 3, 5, 5)))
     g.inputs = ["x"]
     q = lambda s, z: Quant(s, z, None, 0, 255)  # noqa: E731
-    g.add_tensor(Tensor("q", "uint8", (1, 3, 5, 5), quant=q(1 / 255, 0)))
+    # irregular scales, as calibration gives: exact rounding ties are then as rare as in real models
+    g.add_tensor(Tensor("q", "uint8", (1, 3, 5, 5), quant=q(0.0041137, 0)))
     g.add_node("Quantize", "quant", ["x"], ["q"])
     prev = "q"
     for i in range(2):
-        g.add_const(f"w{i}", rng.integers(-127, 128, (3, 3, 3, 3)).astype(np.int8), Quant(0.003, 0, None, -128, 127))
-        g.add_tensor(Tensor(f"c{i}", "uint8", (1, 3, 5, 5), quant=q(0.02, 0)))
+        g.add_const(f"w{i}", rng.integers(-127, 128, (3, 3, 3, 3)).astype(np.int8),
+                    Quant(rng.uniform(0.002, 0.004, 3), np.zeros(3, int), 0, -128, 127))
+        g.add_tensor(Tensor(f"c{i}", "uint8", (1, 3, 5, 5), quant=q(0.0213 + 0.0071 * i, 0)))
         g.add_node("QConv", f"conv{i}", [prev, f"w{i}"], [f"c{i}"], {"kernel": [3, 3], "pads": [1, 1, 1, 1]})
         prev = f"c{i}"
-    g.add_tensor(Tensor("s", "uint8", (1, 3, 5, 5), quant=q(0.03, 0)))
+    g.add_tensor(Tensor("s", "uint8", (1, 3, 5, 5), quant=q(0.0337, 0)))
     g.add_node("QAdd", "add", ["c1", "c0"], ["s"])
     g.add_tensor(Tensor("y", "float32", (1, 3, 5, 5)))
     g.add_node("Dequantize", "dq", ["s"], ["y"])
