@@ -277,7 +277,7 @@ def quantize_with_ort(float_onnx: str, out_path: str, calib_x: np.ndarray, *, qu
         os.chdir(td)  # keep ORT's temporary augmented calibration model out of the repo
         try:
             quantize_static(float_onnx, out_path, reader, quant_format=fmt, per_channel=per_channel,
-                            reduce_range=False, activation_type=QuantType.QUInt8,
+                            reduce_range=True, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
         finally:
             os.chdir(cwd)
