@@ -70,6 +70,7 @@ class _Lifter:
             return
         y = n.outputs[0]
         f = self.og.fresh(f"{y}__float")
+        self.og.lifted.add(nm)
         if n.op == "QLinearConv":
             x = self.dq(i(0), i(1), i(2), nm + "_x")
             w = self.dq(i(3), i(4), i(5), nm + "_w", axis=0)

@@ -39,6 +39,7 @@ class OGraph:
         self.outputs: list[str] = []
         self.shapes: dict[str, tuple] = {}      # static shapes (after shape inference)
         self.types: dict[str, int] = {}         # onnx elem type per tensor (after inference)
+        self.lifted: set[str] = set()           # names of float ops lifted from QOperator nodes
         self._uid = 0
 
     # -- queries -------------------------------------------------------------

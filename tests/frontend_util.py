@@ -1,0 +1,113 @@
+"""Helpers for the front-end tests: run onnxruntime with intermediates exposed and
+compare its integer tensors with the reference evaluator's."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MODELS = Path(__file__).resolve().parent / "models"
+CACHE = Path(__file__).resolve().parent / ".corpus"
+
+
+def ort_session(model: onnx.ModelProto):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    # ORT's default U8S8 kernels on x86 without VNNI sum pairs of u8*s8 products in
+    # saturating int16; the precision mode uses exact U8U8 kernels (what VNNI machines compute).
+    so.add_session_config_entry("session.x64quantprecision", "1")
+    data = model.SerializeToString()
+    try:
+        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    except Exception:
+        # ORT 1.32 has no QGemm kernel for the s8 activations the precision mode produces;
+        # S8S8 kernels do not saturate, so the default session is exact there.
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+
+def run_ort(path, xs: np.ndarray, extra=()) -> dict[str, np.ndarray]:
+    """Run the ONNX model on xs (any N), exposing the tensors named in extra as outputs."""
+    model = onnx.load(str(path))
+    have = {o for n in model.graph.node for o in n.output}
+    outs = {o.name for o in model.graph.output}
+    for e in extra:
+        if e in have and e not in outs:
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(e))
+    sess = ort_session(model)
+    inp = sess.get_inputs()[0]
+    b = inp.shape[0]
+    step = b if isinstance(b, int) and b > 0 else len(xs)
+    names = [o.name for o in sess.get_outputs()]
+    res = {n: [] for n in names}
+    for i in range(0, len(xs), step):
+        chunk = xs[i:i + step]
+        pad = step - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
+        for n, v in zip(names, sess.run(names, {inp.name: chunk})):
+            res[n].append(v[:len(chunk) - pad] if pad else v)
+    return {n: np.concatenate(v) for n, v in res.items()}
+
+
+def compare(graph, path, xs, *, intermediates=True):
+    """Per integer tensor shared by the IR and the ORT model: (n_equal, n_total, max_abs_diff).
+
+    Returns (final, inter): final compares the integer tensor feeding each output's
+    Dequantize (the last quantized tensor), inter every other shared quantized tensor."""
+    from runtime.reference import evaluate
+
+    ref = evaluate(graph, xs, keep=True)
+    # Exposing intermediates as outputs stops onnxruntime from running int8 QDQ tensors as
+    # uint8 (its s8->u8 rewrite needs single-consumer Q nodes), so the intermediates are
+    # compared with the reference evaluated without that conversion.
+    plain = graph
+    if "ort_int8_qdq" in graph.meta:
+        plain = graph.clone()
+        del plain.meta["ort_int8_qdq"]
+    ref_plain = evaluate(plain, xs, keep=True) if plain is not graph else ref
+    ints = [k for k, t in graph.tensors.items() if t.quant is not None and not t.is_const]
+    finals = []
+    for o in graph.outputs:
+        p = next((n for n in graph.nodes if o in n.outputs), None)
+        while p is not None and p.op in ("Softmax", "Dequantize"):
+            src = p.inputs[0]
+            if graph.tensors[src].quant is not None:
+                finals.append(src)
+                break
+            p = next((n for n in graph.nodes if src in n.outputs), None)
+    # the final integer tensors of the pristine model (no extra outputs: fusion as is)
+    ort_final = run_ort(path, xs, finals)
+    ort_all = run_ort(path, xs, ints) if intermediates else {}
+    # Intermediates are compared layer by layer: each node runs on onnxruntime's own
+    # values of its inputs, so a 1-LSB difference upstream does not cascade.
+    from runtime.reference import run_node
+    env = dict(ref_plain)
+    for k, v in ort_all.items():
+        if k in env and v.dtype in (np.uint8, np.int8):
+            env[k] = v.reshape(env[k].shape)
+    env.update({k: t.data for k, t in plain.tensors.items() if t.is_const})
+    local = {}
+    for n in plain.nodes:
+        if n.outputs[0] in ort_all and n.outputs[0] not in finals:
+            local[n.outputs[0]] = run_node(plain, n, env)
+    stats_f, stats_i = {}, {}
+    for name in ints:
+        src = ort_final if name in finals else ort_all
+        if name not in src or src[name].dtype not in (np.uint8, np.int8):
+            continue
+        if name in finals:
+            a = ref[name].astype(np.int64)
+        elif name in local:
+            a = local[name].astype(np.int64)
+        else:
+            continue
+        b = src[name].astype(np.int64).reshape(a.shape)
+        d = np.abs(a - b)
+        (stats_f if name in finals else stats_i)[name] = (int((d == 0).sum()), int(d.size), int(d.max()))
+    return ref, stats_f, stats_i, ort_final

@@ -1,0 +1,192 @@
+"""Every user-caused front-end failure is a SwscError naming the file (and node/op)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import corpus  # noqa: E402
+from frontend_util import CACHE  # noqa: E402
+
+from swsc.errors import (InvalidModelError, NotQuantizedError, SwscError,  # noqa: E402
+                         UnsupportedOpError, UsageError)
+from swsc.frontend import import_model, parse_input_shape  # noqa: E402
+
+f32 = np.float32
+
+
+def _save(tmp, nodes, inits, name, inp=(1, 2, 4, 4), inputs=None, opset=13):
+    ins = inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(inp))]
+    g = helper.make_graph(nodes, name, ins, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    p = Path(tmp) / f"{name}.onnx"
+    onnx.save(m, str(p))
+    return p
+
+
+QIN = {"s": f32(0.02), "z": np.uint8(128)}
+
+
+def _qin():
+    return [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q_in"),
+            helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq_in")]
+
+
+def test_float_model_is_not_quantized():
+    CACHE.mkdir(parents=True, exist_ok=True)
+    p = corpus.get_float_model("lenet", CACHE)
+    with pytest.raises(NotQuantizedError) as e:
+        import_model(p)
+    msg = str(e.value)
+    assert p.name in msg and "not quantized" in msg and "quantize" in msg.split("not quantized")[1]
+    assert isinstance(e.value, SwscError) and e.value.file == p.name
+
+
+def test_unsupported_ops_listed_together(tmp_path):
+    nodes = _qin() + [
+        helper.make_node("Sigmoid", ["xd"], ["a"], name="my_sigmoid"),
+        helper.make_node("Tanh", ["xd"], ["b"], name="my_tanh"),
+        helper.make_node("Add", ["a", "b"], ["y"], name="add"),
+    ]
+    p = _save(tmp_path, nodes, QIN, "unsup")
+    with pytest.raises(UnsupportedOpError) as e:
+        import_model(p)
+    msg = str(e.value)
+    assert "'my_sigmoid' (Sigmoid)" in msg and "'my_tanh' (Tanh)" in msg and "unsup.onnx" in msg
+    names = [n for n, _, _ in e.value.nodes]
+    assert "my_sigmoid" in names and "my_tanh" in names
+
+
+def test_unsupported_custom_domain(tmp_path):
+    nodes = _qin() + [helper.make_node("QLinearLeakyRelu", ["xq", "s", "z", "s", "z"], ["o"], name="lrelu",
+                                       domain="com.microsoft"),
+                      helper.make_node("DequantizeLinear", ["o", "s", "z"], ["y"], name="dq")]
+    p = _save(tmp_path, nodes, QIN, "custom")
+    with pytest.raises(UnsupportedOpError) as e:
+        import_model(p)
+    assert "'lrelu' (com.microsoft.QLinearLeakyRelu)" in str(e.value)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "missing"])
+def test_malformed_file(tmp_path, how):
+    CACHE.mkdir(parents=True, exist_ok=True)
+    good = corpus.get_model("lenet-qdq-pt-u8", CACHE).read_bytes()
+    p = tmp_path / f"bad_{how}.onnx"
+    if how == "truncated":
+        p.write_bytes(good[: len(good) // 3])
+    elif how == "garbage":
+        p.write_bytes(b"this is not an onnx model\x00\xff" * 10)
+    elif how == "empty":
+        p.write_bytes(b"")
+    with pytest.raises(InvalidModelError) as e:
+        import_model(p)
+    assert p.name in str(e.value) and e.value.file == p.name
+
+
+def test_external_data_outside_directory(tmp_path):
+    sub = tmp_path / "model"
+    sub.mkdir()
+    (tmp_path / "secret.bin").write_bytes(np.zeros(16, np.float32).tobytes())
+    w = numpy_helper.from_array(np.zeros((2, 2, 1, 1), np.int8), "w")
+    w.ClearField("raw_data")
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "../secret.bin"), ("offset", "0"), ("length", "4")):
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    nodes = _qin() + [helper.make_node("DequantizeLinear", ["w", "s", "z"], ["wd"], name="dqw"),
+                      helper.make_node("Conv", ["xd", "wd"], ["y"], name="conv")]
+    g = helper.make_graph(nodes, "ext", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          initializer=[w, numpy_helper.from_array(QIN["s"], "s"), numpy_helper.from_array(QIN["z"], "z")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    p = sub / "ext.onnx"
+    p.write_bytes(m.SerializeToString())
+    with pytest.raises(InvalidModelError) as e:
+        import_model(p)
+    msg = str(e.value)
+    assert "ext.onnx" in msg and "outside" in msg and "'w'" in msg
+
+
+def test_non_constant_weight(tmp_path):
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4]),
+              helper.make_tensor_value_info("wf", TensorProto.FLOAT, [3, 2, 1, 1])]
+    nodes = _qin() + [
+        helper.make_node("QuantizeLinear", ["wf", "s", "wz"], ["wq"], name="qw"),
+        helper.make_node("DequantizeLinear", ["wq", "s", "wz"], ["wd"], name="dqw"),
+        helper.make_node("Conv", ["xd", "wd"], ["c"], name="the_conv"),
+        helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"], name="qc"),
+        helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["y"], name="dqc"),
+    ]
+    p = _save(tmp_path, nodes, {**QIN, "wz": np.int8(0)}, "nonconst", inputs=inputs)
+    with pytest.raises(UnsupportedOpError) as e:
+        import_model(p)
+    msg = str(e.value)
+    assert "'the_conv' (Conv)" in msg and "not a constant" in msg and "nonconst.onnx" in msg
+
+
+def test_float_weight_in_quantized_model(tmp_path):
+    nodes = _qin() + [
+        helper.make_node("Conv", ["xd", "wf"], ["c"], name="float_conv"),
+        helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"], name="qc"),
+        helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["y"], name="dqc"),
+    ]
+    p = _save(tmp_path, nodes, {**QIN, "wf": np.ones((3, 2, 1, 1), np.float32)}, "floatw")
+    with pytest.raises(UnsupportedOpError) as e:
+        import_model(p)
+    assert "'float_conv' (Conv)" in str(e.value) and "not quantized" in str(e.value)
+
+
+def _dyn_model(tmp_path):
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, "H", "W"])]
+    nodes = _qin() + [helper.make_node("MaxPool", ["xd"], ["m"], name="mp", kernel_shape=[2, 2], strides=[2, 2]),
+                      helper.make_node("QuantizeLinear", ["m", "s", "z"], ["mq"], name="qm"),
+                      helper.make_node("DequantizeLinear", ["mq", "s", "z"], ["y"], name="dqm")]
+    return _save(tmp_path, nodes, QIN, "dyn", inputs=inputs)
+
+
+def test_dynamic_shape_needs_input_shape(tmp_path):
+    p = _dyn_model(tmp_path)
+    with pytest.raises(InvalidModelError) as e:
+        import_model(p)
+    msg = str(e.value)
+    assert "dyn.onnx" in msg and "'H'" in msg and "input_shape" in msg
+    g = import_model(p, input_shape="1,2,8,6")
+    assert g.tensors["x"].shape == (1, 2, 8, 6)
+    assert g.tensors[g.outputs[0]].shape == (1, 2, 4, 3)
+
+
+def test_input_shape_disagreeing_with_model(tmp_path):
+    p = _dyn_model(tmp_path)
+    with pytest.raises(InvalidModelError):
+        import_model(p, input_shape="1,3,8,8")
+
+
+@pytest.mark.parametrize("text,want", [("1,3,32,32", (1, 3, 32, 32)), (" 1, 3,32 ,32 ", (1, 3, 32, 32)),
+                                       ("N,1,49,10", (1, 1, 49, 10)), ("[16,3,32,32]", (16, 3, 32, 32)),
+                                       ("1x3x8x8", (1, 3, 8, 8))])
+def test_parse_input_shape(text, want):
+    assert parse_input_shape(text) == want
+
+
+@pytest.mark.parametrize("text", ["", "1,a,3", "1,0,3", "1,-2", "1,,3", "3.5,2"])
+def test_parse_input_shape_rejects(text):
+    with pytest.raises(UsageError):
+        parse_input_shape(text)
+
+
+def test_never_a_bare_exception_on_odd_graphs(tmp_path):
+    # a quantized model whose graph output is produced by nothing
+    nodes = _qin()
+    p = _save(tmp_path, nodes, QIN, "dangling")
+    with pytest.raises(SwscError) as e:
+        import_model(p)
+    assert "dangling.onnx" in str(e.value)
