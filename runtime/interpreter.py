@@ -85,6 +85,27 @@ def linear_map(node: Node, xs: list[np.ndarray], w: np.ndarray) -> np.ndarray:
     raise SwscError(f"unknown layer kind '{kind}'", node=node.name, op=node.op)
 
 
+def split_weights(graph: Graph, node: Node):
+    """Conv/dense weights as integers ``wq`` (float32, exact) and a real multiplier per output
+    channel with ``W = wq * mult``, so a frame of spikes goes through an exact float32 GEMM
+    (semantics note section 7). (None, None) where the layer has no integer weights."""
+    n = node.attrs["n_inputs"]
+    if node.attrs["kind"] not in ("conv", "dense") or len(node.inputs) < n + 3:
+        return None, None
+    W = graph.const(node.inputs[n])
+    t = graph.tensors[node.inputs[n + 2]]
+    wq = t.data.astype(np.float64)
+    if t.quant is not None:
+        zp = np.broadcast_to(t.quant.zero_point, (wq.shape[0],))
+        wq = wq - zp.reshape((-1,) + (1,) * (wq.ndim - 1))
+    m = wq.shape[0]
+    num = (W.reshape(m, -1) * wq.reshape(m, -1)).sum(axis=1)
+    den = (wq.reshape(m, -1) ** 2).sum(axis=1)
+    mult = np.divide(num, den, out=np.zeros(m), where=den > 0)
+    shape = (m, 1, 1) if node.attrs["kind"] == "conv" else (m,)
+    return wq.astype(np.float32), mult.reshape(shape)
+
+
 def synaptic_ops(node: Node, counts: list[np.ndarray], w: np.ndarray) -> int:
     """Spike-synapse events: each input spike times the synapses it really reaches."""
     kind = node.attrs["kind"]
@@ -122,33 +143,46 @@ def encode_exact(code: np.ndarray, tc: int, beta: float, theta: float) -> np.nda
     return frames
 
 
-def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float):
+def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float,
+             u0: np.ndarray | None = None, start: int = 0):
     """Run TSA neurons (semantics section 3) on synaptic input ``z[Tc, ...]``.
 
-    Returns (frames int8 [Tc, ...], emitted value E, final membrane u).
+    Returns (frames int8 [Tc, ...], emitted value E, final membrane u). In-place
+    arithmetic: this loop is most of the simulation's time. ``u0``/``start``: the
+    membrane after the first ``start`` silent steps, when the caller integrated them
+    in one go (``z[t]`` is then the input of step ``start + t``).
     """
     shape = z.shape[1:]
     beta = float(beta)
     R = beta ** ts
     v_th = vth * R
-    u = np.zeros(shape)
+    # the upper-clamp rule can only block when hi' is below the codable maximum
+    clamp_hi = hi_norm < sum(beta ** (tc - k) for k in range(1, tc + 1))
+    u = np.zeros(shape) if u0 is None else u0
+    H = np.empty(shape)
     E = np.zeros(shape)
+    step = np.empty(shape)
     frames = np.zeros((tc,) + shape, dtype=np.int8)
-    for t in range(tc + ts):
-        H = beta * u
+    for t in range(start, tc + ts):
+        np.multiply(u, beta, out=H)
         if t < tc:
-            H = H + z[t] + bias
+            H += z[t - start]
+            H += bias
         if t < ts:
-            u = H
+            u, H = H, u
             continue
         k = t - ts
-        wk = beta ** (tc - 1 - k)
-        pos = (H >= v_th) & ((beta * E + 1) * wk <= hi_norm)
-        neg = (H <= -v_th) & (E > 0)
-        f = pos.astype(np.int8) - neg.astype(np.int8)
-        u = H - f * R
-        E = beta * E + f
-        frames[k] = f
+        pos = H >= v_th
+        if clamp_hi:
+            pos &= (beta * E + 1) * beta ** (tc - 1 - k) <= hi_norm
+        neg = H <= -v_th
+        neg &= E > 0
+        f = frames[k]
+        np.subtract(pos.view(np.int8), neg.view(np.int8), out=f)
+        np.multiply(f, R, out=step)
+        np.subtract(H, step, out=u)
+        E *= beta
+        E += f
     return frames, E, u
 
 
@@ -190,8 +224,8 @@ def decode(frames: np.ndarray, beta: float) -> np.ndarray:
 def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
     """Exact running max: P(k) = beta P(k-1) + s(k), M(k) = max P(k), o(k) = M(k) - beta M(k-1)."""
     tc, n = frames.shape[:2]
-    P = np.zeros(frames.shape[1:])
-    partial = np.empty(frames.shape)
+    P = np.zeros(frames.shape[1:], dtype=np.float32)   # |P| < 2^24: exact
+    partial = np.empty(frames.shape, dtype=np.float32)
     for k in range(tc):
         P = beta * P + frames[k]
         partial[k] = P
@@ -199,6 +233,31 @@ def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
     M = M.reshape((tc, n) + M.shape[1:])
     prev = np.concatenate([np.zeros((1,) + M.shape[1:]), M[:-1]])
     return np.rint(M - beta * prev).astype(np.int8)
+
+
+def _count_spikes(s: LayerStats, frames: np.ndarray) -> None:
+    nonzero = np.count_nonzero(frames)
+    pos = int(frames.sum(dtype=np.int64) + nonzero) // 2
+    s.spikes_pos += pos
+    s.spikes_neg += nonzero - pos
+
+
+def _residuals(s: LayerStats, E: np.ndarray, r: np.ndarray, hi_norm: float) -> None:
+    """Residual (final membrane in output LSBs) of the neurons whose exact value is in range;
+    clamped neurons keep their out-of-range value in u by design and are counted apart."""
+    value = E + r
+    inside = (value >= -0.5) & (value <= hi_norm + 0.5)
+    ri = r[inside]
+    idx = np.clip(np.floor((ri - RESIDUAL_BINS[0]) / (RESIDUAL_BINS[1] - RESIDUAL_BINS[0])), 0,
+                  len(RESIDUAL_BINS) - 2).astype(np.int64)
+    h = np.bincount(idx, minlength=len(RESIDUAL_BINS) - 1)
+    s.residual_hist = h if s.residual_hist is None else s.residual_hist + h
+    s.in_range += int(ri.size)
+    s.clamped += int(r.size - ri.size)
+    if ri.size:
+        a = np.abs(ri)
+        s.residual_abs_sum += float(a.sum())
+        s.residual_abs_max = max(s.residual_abs_max, float(a.max()))
 
 
 # ---------------------------------------------------------------- the interpreter
@@ -214,6 +273,7 @@ class Interpreter:
                             hint="compile with integer=True or --target c")
         self.mode = mode
         self.g = graph
+        self._split = {n.name: split_weights(graph, n) for n in graph.nodes if n.op == "TsaLayer"}
         self.order = graph.topo_order()
         self.t_inf = int(graph.meta["t_inf"]) if "t_inf" in graph.meta else None
 
@@ -344,8 +404,7 @@ class Interpreter:
             z = np.zeros((a["tc"],) + code.shape)
             frames, _, _ = tsa_scan(z, code / theta / S, ts=a["ts"], tc=a["tc"], beta=a["beta"], vth=0.5,
                                     hi_norm=(q.hi - q.lo) / theta)
-        s.spikes_pos += int((frames > 0).sum())
-        s.spikes_neg += int((frames < 0).sum())
+        _count_spikes(s, frames)
         return frames
 
     def _op_TsaLayer(self, node, env, stats):
@@ -354,31 +413,41 @@ class Interpreter:
         w, b = self.g.const(node.inputs[n]), self.g.const(node.inputs[n + 1])
         ins = [env[i] for i in node.inputs[:n]]
         tc, nb = ins[0].shape[:2]
-        flat = [f.reshape((tc * nb,) + f.shape[2:]).astype(np.float64) for f in ins]
+        out_frame = self._t(node.outputs[0]).shape[1:]
+        flat = [f.reshape((tc * nb,) + f.shape[2:]) for f in ins]
         if self.mode == "int":
             frames, E, u = self._tsa_int(node, flat, tc, nb)
         else:
-            z = linear_map(node, flat, w)
-            z = z.reshape((tc, nb) + z.shape[1:])
-            frames, E, u = tsa_scan(z, b, ts=a["ts"], tc=a["tc"], beta=a["beta"], vth=a["vth"],
-                                    hi_norm=a["hi_norm"])
+            beta = float(a["beta"])
+            wq, mult = self._split[node.name]
+
+            def synaptic(frames_list):
+                if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier after
+                    return linear_map(node, [f.astype(np.float32) for f in frames_list], wq).astype(np.float64) * mult
+                return linear_map(node, [f.astype(np.float64) for f in frames_list], w)
+
+            # Silent steps only integrate: by linearity one map of their beta-weighted frames
+            # gives the same membrane as one map per step (exact for integer beta).
+            j = min(a["ts"], tc) if beta == int(beta) else 0
+            u0 = None
+            if j > 1:
+                weights = [beta ** (j - 1 - t) for t in range(j)]
+                fold = [sum(wt * f[t * nb:(t + 1) * nb].astype(np.float32) for t, wt in enumerate(weights))
+                        for f in flat]
+                u0 = np.broadcast_to(synaptic(fold) + b * sum(weights), (nb,) + out_frame).copy()
+                flat = [f[j * nb:] for f in flat]
+            else:
+                j = 0
+            z = synaptic(flat).reshape((tc - j, nb) + out_frame) if tc > j else np.zeros((0, nb) + out_frame)
+            frames, E, u = tsa_scan(z, b, ts=a["ts"], tc=tc, beta=beta, vth=a["vth"], hi_norm=a["hi_norm"],
+                                    u0=u0, start=j)
         out = self._t(node.outputs[0])
         s = self._stat(stats, node, neurons=int(np.prod(out.shape[1:])), ts=a["ts"], steps=a["tc"] + a["ts"],
                        macs=dense_macs(node, self.g, w))
-        s.spikes_pos += int((frames > 0).sum())
-        s.spikes_neg += int((frames < 0).sum())
-        counts = [np.abs(f).sum(axis=(0, 1)) for f in ins]
+        _count_spikes(s, frames)
+        counts = [np.count_nonzero(f, axis=(0, 1)) for f in ins]
         s.synaptic_ops += synaptic_ops(node, counts, w)
-        r = u / (a["beta"] ** a["ts"])
-        value = E + r
-        inside = (value >= -0.5) & (value <= a["hi_norm"] + 0.5)
-        h, _ = np.histogram(r[inside], RESIDUAL_BINS)
-        s.residual_hist = h if s.residual_hist is None else s.residual_hist + h
-        s.in_range += int(inside.sum())
-        s.clamped += int((~inside).sum())
-        if inside.any():
-            s.residual_abs_sum += float(np.abs(r[inside]).sum())
-            s.residual_abs_max = max(s.residual_abs_max, float(np.abs(r[inside]).max()))
+        _residuals(s, E, u / (a["beta"] ** a["ts"]), a["hi_norm"])
         return frames
 
     def _tsa_int(self, node, flat, tc, nb):
@@ -387,7 +456,7 @@ class Interpreter:
         n = a["n_inputs"]
         wq_name, bq, rq = node.inputs[n + 2], self.g.const(node.inputs[n + 3]), self.g.const(node.inputs[n + 4])
         wq = self.g.const(wq_name) if wq_name else np.ones(1)
-        acc = np.rint(linear_map(node, flat, wq.astype(np.float64))).astype(np.int64)
+        acc = np.rint(linear_map(node, [f.astype(np.float64) for f in flat], wq.astype(np.float64))).astype(np.int64)
         acc = acc.reshape((tc, nb) + acc.shape[1:])
         frames, E, U = tsa_scan_int(acc, bq, rq, shift=a["int_shift"], ts=a["ts"], tc=tc, beta=int(a["beta"]),
                                     vth=tuple(a["int_vth"]), hi=a["int_hi"],

@@ -30,29 +30,92 @@ def geometry(attrs: dict, nd: int = 2):
             list(attrs.get("dilations") or [1] * nd))
 
 
+_ORT_CONVS: dict = {}
+
+
+def _ort_conv(x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
+    """float32 Conv through onnxruntime's MLAS kernels, one cached session per weight.
+
+    Used for frames of spikes times integer weights: every partial sum is an integer
+    below 2^24, so float32 is exact in any summation order (the tests check it).
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    k, s, p, d = geometry(attrs)
+    key = (id(w), w.shape, tuple(k), tuple(s), tuple(p), tuple(d), int(attrs.get("group", 1)))
+    hit = _ORT_CONVS.get(key)
+    if hit is None or hit[0] is not w:
+        node = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=k, strides=s, pads=p, dilations=d,
+                                group=int(attrs.get("group", 1)))
+        graph = helper.make_graph([node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                  initializer=[numpy_helper.from_array(np.ascontiguousarray(w), "w")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        if len(_ORT_CONVS) > 64:
+            _ORT_CONVS.clear()
+        hit = _ORT_CONVS[key] = (w, sess)
+    return hit[1].run(None, {"x": np.ascontiguousarray(x)})[0]
+
+
 def conv2d(x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
-    """Grouped 2-D convolution (cross-correlation, as ONNX Conv) without bias."""
+    """Grouped 2-D convolution (cross-correlation, as ONNX Conv) without bias.
+
+    float32 inputs go through onnxruntime's kernels (exact for the integer-valued
+    spike GEMMs of the SWS runtime); everything else through numpy.
+
+    im2col on a channels-last copy (so the column matrix is built with contiguous
+    copies) and one GEMM per group; depthwise convolutions skip the GEMM.
+    """
+    if x.dtype == np.float32 and w.dtype == np.float32:
+        return _ort_conv(x, w, attrs)
     k, s, p, d = geometry(attrs)
     group = int(attrs.get("group", 1))
     n, c = x.shape[:2]
     m = w.shape[0]
-    win = _windows(x, k, s, p, d)                       # N, C, H', W', kh, kw
-    ho, wo = win.shape[2:4]
+    dtype = np.result_type(x.dtype, w.dtype)
     cg, mg = c // group, m // group
-    out = np.empty((n, m, ho, wo), dtype=np.result_type(x.dtype, w.dtype))
     if group == c and cg == 1 and mg == 1:              # depthwise: no GEMM needed
-        out[:] = np.einsum("nchwij,cij->nchw", win, w[:, 0], optimize=True)
-        return out
+        win = _windows(x, k, s, p, d)
+        return np.einsum("nchwij,cij->nchw", win, w[:, 0], optimize=True).astype(dtype, copy=False)
+    xl = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # N, H, W, C
+    if any(p):
+        xl = np.pad(xl, [(0, 0), (p[0], p[2]), (p[1], p[3]), (0, 0)])
+    span = [d[i] * (k[i] - 1) + 1 for i in range(2)]
+    win = sliding_window_view(xl, span, axis=(1, 2))[:, ::s[0], ::s[1], :, ::d[0], ::d[1]]  # N,H',W',C,kh,kw
+    ho, wo = win.shape[1:3]
+    out = np.empty((n, ho, wo, m), dtype=dtype)
     for g in range(group):
-        cols = win[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, -1)
-        wg = w[g * mg:(g + 1) * mg].reshape(mg, -1)
-        out[:, g * mg:(g + 1) * mg] = (cols @ wg.T).reshape(n, ho, wo, mg).transpose(0, 3, 1, 2)
-    return out
+        cols = win[:, :, :, g * cg:(g + 1) * cg].reshape(n * ho * wo, -1)
+        wg = w[g * mg:(g + 1) * mg].reshape(mg, -1).astype(dtype, copy=False)
+        out[..., g * mg:(g + 1) * mg] = (cols @ wg.T).reshape(n, ho, wo, mg)
+    return out.transpose(0, 3, 1, 2)
+
+
+def _tap_views(x: np.ndarray, attrs: dict, pad_value):
+    """One strided view per kernel tap, each shaped like the output: pooling without window copies."""
+    k, s, p, d = geometry(attrs)
+    if any(p):
+        x = np.pad(x, [(0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])], constant_values=pad_value)
+    ho = (x.shape[2] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    wo = (x.shape[3] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    for i in range(k[0]):
+        for j in range(k[1]):
+            yield x[:, :, i * d[0]:i * d[0] + s[0] * (ho - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (wo - 1) + 1:s[1]]
 
 
 def sum_pool(x: np.ndarray, attrs: dict) -> np.ndarray:
-    k, s, p, d = geometry(attrs)
-    return _windows(x, k, s, p, d).sum(axis=(-2, -1))
+    taps = _tap_views(x, attrs, 0)
+    out = next(taps).copy()
+    for v in taps:
+        out += v
+    return out
 
 
 def pool_counts(in_hw, attrs: dict) -> np.ndarray:
@@ -62,9 +125,12 @@ def pool_counts(in_hw, attrs: dict) -> np.ndarray:
 
 
 def max_pool(x: np.ndarray, attrs: dict) -> np.ndarray:
-    k, s, p, d = geometry(attrs)
     fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
-    return _windows(x, k, s, p, d, pad_value=fill).max(axis=(-2, -1))
+    taps = _tap_views(x, attrs, fill)
+    out = next(taps).copy()
+    for v in taps:
+        np.maximum(out, v, out=out)
+    return out
 
 
 def conv_tap_counts(in_shape, w_shape, attrs: dict) -> np.ndarray:

@@ -1,0 +1,68 @@
+"""Benchmark: the numpy SWS runtime's time per frame against onnxruntime's on the quantized model.
+
+Both run in this process on the same inputs; onnxruntime gets one thread and its best
+batching (the model's fixed batch, or 64 samples at a time), the SNN simulation runs
+batches of 64 frames. Prints one row per model and the ratio SNN / onnxruntime.
+
+    python benchmarks/bench_numpy.py [MODEL.onnx ...] [--tc 8 --ts 2] [--samples 256]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from swsc.compiler import compile_graph, import_onnx
+from swsc.options import CompileOptions
+from swsc.oracle import Oracle
+from swsc.runtime.interpreter import run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best_of(fn, repeats=3):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench(model: Path, opts: CompileOptions, samples: int, data: Path | None):
+    graph = import_onnx(model)
+    frame = graph.tensors[graph.inputs[0]].shape[1:]
+    if data is not None and data.exists():
+        x = np.load(data)["x"][:samples].astype(np.float32)
+    else:
+        x = np.random.default_rng(0).uniform(0, 1, (samples,) + frame).astype(np.float32)
+    oracle = Oracle(model, threads=1)
+    t_ort = best_of(lambda: oracle.run(x, chunk=64)) / len(x)
+    sg = compile_graph(graph, opts)
+    t_snn = best_of(lambda: run(sg, x, batch=64)) / len(x)
+    return t_ort, t_snn, int(sg.meta["t_inf"])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("models", nargs="*", type=Path)
+    p.add_argument("--tc", type=int, default=8)
+    p.add_argument("--ts", type=int, default=2)
+    p.add_argument("--samples", type=int, default=256)
+    a = p.parse_args(argv)
+    models = a.models or sorted((ROOT / "samples").glob("*.onnx"))
+    opts = CompileOptions(tc=a.tc, ts=a.ts)
+    print(f"{'model':32s} {'ort us/frame':>13s} {'snn us/frame':>13s} {'ratio':>7s} {'per step':>9s}  T_inf")
+    for m in models:
+        data = m.with_name(m.stem + "_test.npz")
+        t_ort, t_snn, t_inf = bench(m, opts, a.samples, data)
+        print(f"{m.name:32s} {t_ort * 1e6:13.1f} {t_snn * 1e6:13.1f} {t_snn / t_ort:7.1f} "
+              f"{t_snn / t_ort / a.tc:9.2f}  {t_inf}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
