@@ -9,7 +9,6 @@ import onnx
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODELS = Path(__file__).resolve().parent / "models"
-CACHE = Path(__file__).resolve().parent / ".corpus"
 
 
 def ort_session(model: onnx.ModelProto):

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import corpus  # noqa: E402
-from frontend_util import CACHE, MODELS, SHARED, compare  # noqa: E402
+from frontend_util import MODELS, SHARED, compare  # noqa: E402
 
 from swsc.frontend import SUPPORTED, import_model  # noqa: E402
 from swsc.frontend.match import STRUCTURAL  # noqa: E402,F401
@@ -42,9 +42,8 @@ def _check(name, graph, path, xs, *, min_exact=MIN_EXACT):
 
 
 @pytest.fixture(scope="session")
-def cache():
-    CACHE.mkdir(parents=True, exist_ok=True)
-    return CACHE
+def cache(corpus_dir):
+    return corpus_dir
 
 
 @pytest.mark.parametrize("name", corpus.model_names())

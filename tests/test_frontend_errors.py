@@ -13,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import corpus  # noqa: E402
-from frontend_util import CACHE  # noqa: E402
 
 from swsc.errors import (InvalidModelError, NotQuantizedError, SwscError,  # noqa: E402
                          UnsupportedOpError, UsageError)
@@ -41,9 +40,8 @@ def _qin():
             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq_in")]
 
 
-def test_float_model_is_not_quantized():
-    CACHE.mkdir(parents=True, exist_ok=True)
-    p = corpus.get_float_model("lenet", CACHE)
+def test_float_model_is_not_quantized(corpus_dir):
+    p = corpus.get_float_model("lenet", corpus_dir)
     with pytest.raises(NotQuantizedError) as e:
         import_model(p)
     msg = str(e.value)
@@ -77,9 +75,8 @@ def test_unsupported_custom_domain(tmp_path):
 
 
 @pytest.mark.parametrize("how", ["truncated", "garbage", "empty", "missing"])
-def test_malformed_file(tmp_path, how):
-    CACHE.mkdir(parents=True, exist_ok=True)
-    good = corpus.get_model("lenet-qdq-pt-u8", CACHE).read_bytes()
+def test_malformed_file(tmp_path, how, corpus_dir):
+    good = corpus.get_model("lenet-qdq-pt-u8", corpus_dir).read_bytes()
     p = tmp_path / f"bad_{how}.onnx"
     if how == "truncated":
         p.write_bytes(good[: len(good) // 3])
