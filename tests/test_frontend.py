@@ -19,7 +19,6 @@ import corpus  # noqa: E402
 from frontend_util import MODELS, SHARED, compare  # noqa: E402
 
 from swsc.frontend import SUPPORTED, import_model  # noqa: E402
-from swsc.frontend.match import STRUCTURAL  # noqa: E402,F401
 
 N_SAMPLES = 64
 MIN_EXACT = 0.999
@@ -192,7 +191,8 @@ def _micro_models(tmp: Path) -> list[Path]:
         helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q_in"),
         helper.make_node("ConvInteger", ["xq", "w", "z", "wz"], ["ci"], name="convint"),
         helper.make_node("Cast", ["ci"], ["cf"], name="cast", to=TensorProto.FLOAT),
-        helper.make_node("Mul", ["cf", "cs"], ["cm"], name="scale"),
+        helper.make_node("Mul", ["cf", "cs"], ["cm0"], name="scale"),
+        helper.make_node("Relu", ["cm0"], ["cm"], name="relu"),
         helper.make_node("QuantizeLinear", ["cm", "s1", "z1"], ["a"], name="q_a"),
         helper.make_node("Flatten", ["a"], ["af"], name="flatten"),
         helper.make_node("MatMulInteger", ["af", "w2", "z1", "wz"], ["mi"], name="matmulint"),

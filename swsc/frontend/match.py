@@ -17,13 +17,14 @@ tensors (``QRef``). ``SUPPORTED`` lists every op the front-end accepts.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import NotQuantizedError, UnsupportedOpError
 from ..ir import INT_RANGES, Graph, Quant, Tensor
+from .emit import Emitter
 from .onnxgraph import OGraph, ONode
+from .values import BAD, Lin, QRef, Tail, TailQ, Unsupported, View, WConst, _pads2d, _scalar
 
 #: op -> the forms accepted (docs/frontend.md lists the same table)
 SUPPORTED: dict[str, str] = {
@@ -60,101 +61,7 @@ SUPPORTED: dict[str, str] = {
 STRUCTURAL = ("MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat")
 
 
-class Unsupported(Exception):
-    pass
-
-
-@dataclass
-class QRef:
-    ir: str
-
-
-@dataclass
-class TailQ:
-    ir: str
-
-
-@dataclass
-class Tail:
-    ir: str
-
-
-@dataclass
-class WConst:
-    data: np.ndarray
-    scale: np.ndarray
-    zp: np.ndarray
-    axis: int | None
-    name: str
-
-    def real(self) -> np.ndarray:
-        s, z = self.scale.astype(np.float64), self.zp.astype(np.float64)
-        if self.axis is not None and s.ndim == 1:
-            shp = [1] * self.data.ndim
-            shp[self.axis] = -1
-            s, z = s.reshape(shp), z.reshape(shp)
-        return s * (self.data.astype(np.float64) - z)
-
-
-@dataclass
-class View:
-    scale: float
-    zp: int
-    shape: tuple
-    fname: str
-    ir: str | None = None
-    parents: list = field(default_factory=list)
-    op: str = ""
-    attrs: dict = field(default_factory=dict)
-    node: str = ""
-    direct: bool = False          # made by a DequantizeLinear (onnxruntime can fuse it)
-
-
-@dataclass
-class Lin:
-    kind: str                     # conv | dense | pool | mean | add | concat
-    node: str
-    shape: tuple                  # current float shape
-    x: list                       # views (and WConst operands for add)
-    attrs: dict = field(default_factory=dict)
-    w: np.ndarray | None = None
-    wname: str = ""
-    ws: np.ndarray | None = None  # effective real weight scale, scalar or [M]
-    wz: np.ndarray | None = None
-    bias: np.ndarray | None = None  # accumulator units [M]
-    sx: float = 1.0
-    lo: float = -np.inf           # real clamp
-    hi: float = np.inf
-    clamped: bool = False
-    reduced: tuple = ()           # mean: reduced original axes
-    dims: tuple = ()              # mean: original axis of each current axis
-    float_path: bool = False      # onnxruntime computes this cluster in float (no QLinear fusion)
-
-
-BAD = object()
-
-
-def _scalar(a) -> np.ndarray:
-    return np.asarray(a).reshape(-1)[0]
-
-
-def _pads2d(attrs: dict, in_hw, k, s, d) -> list[int]:
-    ap = attrs.get("auto_pad", "NOTSET")
-    if ap in ("SAME_UPPER", "SAME_LOWER"):
-        pads = [0, 0, 0, 0]
-        for i in range(2):
-            out = -(-in_hw[i] // s[i])
-            total = max(0, (out - 1) * s[i] + (k[i] - 1) * d[i] + 1 - in_hw[i])
-            small = total // 2
-            big = total - small
-            pads[i], pads[i + 2] = (small, big) if ap == "SAME_UPPER" else (big, small)
-        return pads
-    if ap == "VALID":
-        return [0, 0, 0, 0]
-    return [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
-
-
-class Matcher:
+class Matcher(Emitter):
     def __init__(self, og: OGraph, in_shapes: dict[str, tuple]):
         self.og = og
         self.in_shapes = in_shapes
@@ -164,6 +71,7 @@ class Matcher:
         self.node_names: set[str] = set()
         self.renames: dict[str, str] = {}
         self.float_nodes: list[str] = []
+        self._float_pending = False
         self.consumers = og.consumer_map()
 
     # -- IR helpers ------------------------------------------------------------------
@@ -185,7 +93,9 @@ class Matcher:
     def emit(self, op, name, inputs, out, dtype, shape, quant=None, attrs=None) -> str:
         out = self.tname(out)
         self.g.add_tensor(Tensor(out, dtype, shape, quant=quant))
-        self.g.add_node(op, self.nname(name), inputs, [out], attrs or {})
+        node = self.g.add_node(op, self.nname(name), inputs, [out], attrs or {})
+        if self._float_pending and op in ("QConv", "QDense", "QAvgPool"):
+            self.float_nodes.append(node.name)
         return out
 
     def const(self, base, data, quant=None) -> str:
@@ -346,7 +256,6 @@ class Matcher:
         x = n.inputs[0]
         v = self.val(x)
         y = n.outputs[0]
-        shape = self.og.shape(x)
         if isinstance(v, str) and v == "input":
             q = Quant(s, z, None, lo, hi)
             ir = self.emit("Quantize", n.name, [x], y, dt, self.in_shapes[x], q)
@@ -869,100 +778,6 @@ class Matcher:
         f = self.emit("Dequantize", f"{n.name}_Dequantize", [ir], n.inputs[0], "float32", v.shape)
         out = self.emit("Softmax", n.name, [f], n.outputs[0], "float32", v.shape, attrs={"axis": axis})
         self.vals[n.outputs[0]] = Tail(out)
-
-    # -- emission ------------------------------------------------------------------------------------
-    def emit_lin(self, lin: Lin, y: str, s: float, z: int, dt: str) -> str:
-        lo, hi = INT_RANGES[dt]
-        if lin.lo > -np.inf:
-            lo = max(lo, int(np.clip(np.rint(np.float32(lin.lo) / np.float32(s)) + z, *INT_RANGES[dt])))
-        if lin.hi < np.inf:
-            hi = min(hi, int(np.clip(np.rint(np.float32(lin.hi) / np.float32(s)) + z, *INT_RANGES[dt])))
-        if lo > hi:
-            raise Unsupported("the Relu/Clip range is empty after quantization")
-        q = Quant(s, z, None, lo, hi)
-        k = lin.kind
-        if lin.float_path and lin.node not in self.og.lifted:
-            self.float_nodes.append(lin.node)
-        if k in ("conv", "dense"):
-            x = self.materialize(lin.x[0])
-            M = lin.w.shape[0]
-            ws = np.asarray(lin.ws, np.float64)
-            wz = np.asarray(lin.wz, np.int64)
-            wlo, whi = INT_RANGES[str(lin.w.dtype)]
-            if ws.size == 1 and wz.size == 1:
-                wq = Quant(float(ws.reshape(-1)[0]), int(wz.reshape(-1)[0]), None, wlo, whi)
-            else:
-                wq = Quant(np.broadcast_to(ws.reshape(-1), (M,)).copy(),
-                           np.broadcast_to(wz.reshape(-1), (M,)).copy(), 0, wlo, whi)
-            wn = self.const(lin.wname or f"{lin.node}_w", lin.w, wq)
-            ins = [x, wn]
-            if lin.bias is not None:
-                ins.append(self.const(f"{lin.node}_bias", np.asarray(lin.bias, np.float64)))
-            if k == "conv":
-                nat = self._natural_conv(lin)
-                out = self.emit("QConv", lin.node, ins, y if nat == tuple(lin.shape) else f"{y}__conv",
-                                dt, nat, q, {kk: vv for kk, vv in lin.attrs.items()})
-            else:
-                nat = (1, M)
-                out = self.emit("QDense", lin.node, ins, y if nat == tuple(lin.shape) else f"{y}__dense",
-                                dt, nat, q)
-            return self._reshape_to(out, nat, lin, y, q, dt)
-        if k in ("pool", "mean"):
-            xv = lin.x[0]
-            x = self.check_view(xv)
-            H, W = xv.shape[2:]
-            if k == "mean":
-                if set(lin.reduced) != {2, 3}:
-                    raise Unsupported("mean over a single spatial axis is not supported")
-                attrs = {"kernel": [H, W], "strides": [1, 1], "pads": [0, 0, 0, 0], "count_include_pad": 1}
-            elif lin.attrs.get("global"):
-                attrs = {"kernel": [H, W], "strides": [1, 1], "pads": [0, 0, 0, 0], "count_include_pad": 1}
-            else:
-                attrs = dict(lin.attrs)
-            sh = self.g.tensors[x].shape
-            kk, ss, pp = attrs["kernel"], attrs["strides"], attrs["pads"]
-            nat = (sh[0], sh[1]) + tuple((sh[2 + i] + pp[i] + pp[i + 2] - kk[i]) // ss[i] + 1 for i in range(2))
-            out = self.emit("QAvgPool", lin.node, [x], y if nat == tuple(lin.shape) else f"{y}__pool", dt, nat, q,
-                            attrs)
-            return self._reshape_to(out, nat, lin, y, q, dt)
-        if k == "add":
-            ins = []
-            for v in lin.x:
-                if isinstance(v, View):
-                    ins.append(self.check_view(v))
-                else:
-                    cq = Quant(float(_scalar(v.scale)), int(_scalar(v.zp)), None, *INT_RANGES[str(v.data.dtype)])
-                    if v.scale.size != 1 or v.zp.size != 1:
-                        raise Unsupported("a constant operand must be quantized per tensor")
-                    ins.append(self.const(v.name, v.data, cq))
-            return self.emit("QAdd", lin.node, ins, y, dt, lin.shape, q)
-        if k == "concat":
-            ins = []
-            for i, v in enumerate(lin.x):
-                x = self.check_view(v)
-                xq = self.qof(x)
-                if (not lin.clamped and np.float32(xq.scale) == np.float32(s) and int(xq.zero_point) == z):
-                    ins.append(x)
-                else:
-                    ins.append(self.emit("QAdd", f"{lin.node}_requant{i}", [x], f"{y}__in{i}", dt,
-                                         self.g.tensors[x].shape, Quant(s, z, None, lo, hi)))
-            q.lo = min(self.qof(i).lo for i in ins)
-            q.hi = max(self.qof(i).hi for i in ins)
-            return self.emit("Concat", lin.node, ins, y, dt, lin.shape, q, {"axis": lin.attrs["axis"]})
-        raise Unsupported(f"cannot emit {k}")
-
-    def _natural_conv(self, lin: Lin) -> tuple:
-        xs = self.g.tensors[self.materialize(lin.x[0])].shape
-        k, s, p, d = (lin.attrs[a] for a in ("kernel", "strides", "pads", "dilations"))
-        sp = tuple((xs[2 + i] + p[i] + p[i + 2] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
-        return (xs[0], lin.w.shape[0]) + sp
-
-    def _reshape_to(self, out, nat, lin, y, q, dt):
-        if tuple(nat) == tuple(lin.shape):
-            return out
-        return self.emit("Reshape", f"{lin.node}_reshape", [out], y, dt, lin.shape, copy.deepcopy(q),
-                         {"shape": list(lin.shape)})
-
 
 def check_quantized(og: OGraph) -> None:
     qs = [n for n in og.nodes if n.op == "QuantizeLinear" and n.inputs and n.inputs[0] not in og.consts]

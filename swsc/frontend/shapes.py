@@ -37,6 +37,10 @@ def input_shapes(og: OGraph, input_shape=None) -> dict[str, tuple]:
     res = {}
     given = parse_input_shape(input_shape) if input_shape is not None else None
     for name in og.inputs:
+        if og.elem.get(name, onnx.TensorProto.FLOAT) != onnx.TensorProto.FLOAT:
+            raise InvalidModelError(f"input '{name}' has element type "
+                                    f"{onnx.TensorProto.DataType.Name(og.elem[name])}; a float32 input is needed",
+                                    file=og.file)
         dims = og.input_dims.get(name)
         if given is not None and len(og.inputs) == 1:
             if dims is not None and len(dims) != len(given):

@@ -1,0 +1,112 @@
+"""Emission of canonical IR ops for a matched linear cluster (``Lin``) once a
+QuantizeLinear fixes its output quantization."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..ir import INT_RANGES, Quant
+from .values import Lin, Unsupported, View, _scalar
+
+
+class Emitter:
+    """Mixin of Matcher: needs emit/const/materialize/check_view/qof and g, og."""
+
+    # -- emission ------------------------------------------------------------------------------------
+    def emit_lin(self, lin: Lin, y: str, s: float, z: int, dt: str) -> str:
+        lo, hi = INT_RANGES[dt]
+        if lin.lo > -np.inf:
+            lo = max(lo, int(np.clip(np.rint(np.float32(lin.lo) / np.float32(s)) + z, *INT_RANGES[dt])))
+        if lin.hi < np.inf:
+            hi = min(hi, int(np.clip(np.rint(np.float32(lin.hi) / np.float32(s)) + z, *INT_RANGES[dt])))
+        if lo > hi:
+            raise Unsupported("the Relu/Clip range is empty after quantization")
+        q = Quant(s, z, None, lo, hi)
+        self._float_pending = lin.float_path and lin.node not in self.og.lifted
+        try:
+            return self._emit_lin(lin, y, s, z, dt, q, lo, hi)
+        finally:
+            self._float_pending = False
+
+    def _emit_lin(self, lin: Lin, y: str, s: float, z: int, dt: str, q: Quant, lo: int, hi: int) -> str:
+        k = lin.kind
+        if k in ("conv", "dense"):
+            x = self.materialize(lin.x[0])
+            M = lin.w.shape[0]
+            ws = np.asarray(lin.ws, np.float64)
+            wz = np.asarray(lin.wz, np.int64)
+            wlo, whi = INT_RANGES[str(lin.w.dtype)]
+            if ws.size == 1 and wz.size == 1:
+                wq = Quant(float(ws.reshape(-1)[0]), int(wz.reshape(-1)[0]), None, wlo, whi)
+            else:
+                wq = Quant(np.broadcast_to(ws.reshape(-1), (M,)).copy(),
+                           np.broadcast_to(wz.reshape(-1), (M,)).copy(), 0, wlo, whi)
+            wn = self.const(lin.wname or f"{lin.node}_w", lin.w, wq)
+            ins = [x, wn]
+            if lin.bias is not None:
+                ins.append(self.const(f"{lin.node}_bias", np.asarray(lin.bias, np.float64)))
+            if k == "conv":
+                nat = self._natural_conv(lin)
+                out = self.emit("QConv", lin.node, ins, y if nat == tuple(lin.shape) else f"{y}__conv",
+                                dt, nat, q, {kk: vv for kk, vv in lin.attrs.items()})
+            else:
+                nat = (1, M)
+                out = self.emit("QDense", lin.node, ins, y if nat == tuple(lin.shape) else f"{y}__dense",
+                                dt, nat, q)
+            return self._reshape_to(out, nat, lin, y, q, dt)
+        if k in ("pool", "mean"):
+            xv = lin.x[0]
+            x = self.check_view(xv)
+            H, W = xv.shape[2:]
+            if k == "mean":
+                if set(lin.reduced) != {2, 3}:
+                    raise Unsupported("mean over a single spatial axis is not supported")
+                attrs = {"kernel": [H, W], "strides": [1, 1], "pads": [0, 0, 0, 0], "count_include_pad": 1}
+            elif lin.attrs.get("global"):
+                attrs = {"kernel": [H, W], "strides": [1, 1], "pads": [0, 0, 0, 0], "count_include_pad": 1}
+            else:
+                attrs = dict(lin.attrs)
+            sh = self.g.tensors[x].shape
+            kk, ss, pp = attrs["kernel"], attrs["strides"], attrs["pads"]
+            nat = (sh[0], sh[1]) + tuple((sh[2 + i] + pp[i] + pp[i + 2] - kk[i]) // ss[i] + 1 for i in range(2))
+            out = self.emit("QAvgPool", lin.node, [x], y if nat == tuple(lin.shape) else f"{y}__pool", dt, nat, q,
+                            attrs)
+            return self._reshape_to(out, nat, lin, y, q, dt)
+        if k == "add":
+            ins = []
+            for v in lin.x:
+                if isinstance(v, View):
+                    ins.append(self.check_view(v))
+                else:
+                    cq = Quant(float(_scalar(v.scale)), int(_scalar(v.zp)), None, *INT_RANGES[str(v.data.dtype)])
+                    if v.scale.size != 1 or v.zp.size != 1:
+                        raise Unsupported("a constant operand must be quantized per tensor")
+                    ins.append(self.const(v.name, v.data, cq))
+            return self.emit("QAdd", lin.node, ins, y, dt, lin.shape, q)
+        if k == "concat":
+            ins = []
+            for i, v in enumerate(lin.x):
+                x = self.check_view(v)
+                xq = self.qof(x)
+                if (not lin.clamped and np.float32(xq.scale) == np.float32(s) and int(xq.zero_point) == z):
+                    ins.append(x)
+                else:
+                    ins.append(self.emit("QAdd", f"{lin.node}_requant{i}", [x], f"{y}__in{i}", dt,
+                                         self.g.tensors[x].shape, Quant(s, z, None, lo, hi)))
+            q.lo = min(self.qof(i).lo for i in ins)
+            q.hi = max(self.qof(i).hi for i in ins)
+            return self.emit("Concat", lin.node, ins, y, dt, lin.shape, q, {"axis": lin.attrs["axis"]})
+        raise Unsupported(f"cannot emit {k}")
+
+    def _natural_conv(self, lin: Lin) -> tuple:
+        xs = self.g.tensors[self.materialize(lin.x[0])].shape
+        k, s, p, d = (lin.attrs[a] for a in ("kernel", "strides", "pads", "dilations"))
+        sp = tuple((xs[2 + i] + p[i] + p[i + 2] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+        return (xs[0], lin.w.shape[0]) + sp
+
+    def _reshape_to(self, out, nat, lin, y, q, dt):
+        if tuple(nat) == tuple(lin.shape):
+            return out
+        return self.emit("Reshape", f"{lin.node}_reshape", [out], y, dt, lin.shape, copy.deepcopy(q),
+                         {"shape": list(lin.shape)})
