@@ -124,12 +124,13 @@ def to_ograph(model: onnx.ModelProto, file: str) -> OGraph:
         og.nodes.append(ONode(n.op_type, name, list(n.input), list(n.output), attrs, n.domain or ""))
     if not og.inputs:
         raise InvalidModelError("the graph has no (non-constant) input", file=file)
+    produced = {o for n in og.nodes for o in n.outputs}
     for o in og.outputs:
-        if o not in og.consts and og.producer(o) is None and o not in og.inputs:
+        if o not in og.consts and o not in produced and o not in og.inputs:
             raise InvalidModelError(f"graph output '{o}' is produced by no node", file=file)
     for n in og.nodes:
         for i in n.inputs:
-            if i and i not in og.consts and i not in og.inputs and og.producer(i) is None:
+            if i and i not in og.consts and i not in og.inputs and i not in produced:
                 raise InvalidModelError(f"input '{i}' is produced by no node", file=file, node=n.name, op=n.op)
     return og
 
