@@ -189,3 +189,21 @@ def test_never_a_bare_exception_on_odd_graphs(tmp_path):
     with pytest.raises(SwscError) as e:
         import_model(p)
     assert "dangling.onnx" in str(e.value)
+
+
+def test_fixed_batch_baked_into_reshape(tmp_path):
+    """A model exported with a fixed batch 4 and Reshape([4, -1]) imports with batch 1."""
+    from runtime.reference import evaluate
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"], name="q_in"),
+        helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"], name="dq_in"),
+        helper.make_node("Reshape", ["xd", "shp"], ["r"], name="reshape"),
+        helper.make_node("QuantizeLinear", ["r", "s", "z"], ["rq"], name="q_r"),
+        helper.make_node("DequantizeLinear", ["rq", "s", "z"], ["y"], name="dq_out"),
+    ]
+    p = _save(tmp_path, nodes, {**QIN, "shp": np.array([4, -1], np.int64)}, "baked", inp=(4, 2, 3, 3))
+    g = import_model(p)
+    assert g.tensors["x"].shape == (1, 2, 3, 3) and g.tensors["y"].shape == (1, 18)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 2, 3, 3)).astype(np.float32)
+    from frontend_util import run_ort
+    assert np.array_equal(evaluate(g, x)["y"], run_ort(p, x)["y"])

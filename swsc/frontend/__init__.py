@@ -32,6 +32,7 @@ def import_model(path, input_shape=None) -> Graph:
         shapes = input_shapes(og, input_shape)
         infer(og, shapes)
         fold(og)
+        _unbake_batch(og)
         og.prune()
         infer(og, shapes)
         graph = match(og, shapes)
@@ -55,3 +56,20 @@ def _int8_qdq(og) -> bool:
                 if any(m.op in ("DequantizeLinear", "Clip", "Cast") for m in users):
                     return True
     return False
+
+
+def _unbake_batch(og) -> None:
+    """A fixed batch B > 1 (e.g. MLPerf's 16) baked into a constant Reshape target
+    ``[B, ...]`` becomes ``[1, ...]``, since the IR's batch is 1."""
+    import numpy as np
+
+    batches = {d[0] for d in og.input_dims.values() if d and isinstance(d[0], int) and d[0] > 1}
+    for n in og.nodes:
+        if n.op == "Reshape" and len(n.inputs) > 1 and n.inputs[1] in og.consts:
+            target = np.asarray(og.consts[n.inputs[1]])
+            if target.ndim == 1 and target.size and int(target[0]) in batches:
+                new = target.copy()
+                new[0] = 1
+                name = og.fresh(n.inputs[1] + "__batch1")
+                og.consts[name] = new
+                n.inputs[1] = name
