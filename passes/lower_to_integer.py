@@ -1,18 +1,22 @@
 """lower-to-integer: integer-only neuron constants for firmware (docs/integer.md).
 
 Per TSA layer the real multiplier ``M`` per output channel (``W = wq * M``) is moved
-into the neuron: the membrane is kept in units of ``M / 2^F``. Conv and dense layers
+into the neuron: the membrane is kept in units of ``M / (S 2^F)``, with
+``S = sum_k beta^(Tc-k)``. The factor ``S`` makes the per-step bias ``b~ / S`` of eq. 19
+an integer wherever the ANN's own bias is one in units of ``M`` (AvgPool, Add of equal
+scales), so exact rounding ties of the ANN stay exact ties here. Conv and dense layers
 use the model's integer weights ``w - z_w`` (``M = s_i s_w theta_i / (s_o theta_o)``);
 an add layer gets fixed-point weights ``round(W_k 2^G)`` (``M = 2^-G``); an avgpool
 layer sums its window (``M`` = its uniform factor). Then::
 
-    bq = round(b 2^F / M)      rq = round(beta^Ts 2^F / M)      threshold: den*H >= num*rq
+    acc_mul = S 2^F     bq = round(b S 2^F / M)     rq = round(beta^Ts S 2^F / M)
+    fire +1 when den*H >= num*rq (strictly > at the last step), -1 symmetrically
 
-The rounding of ``bq`` and ``rq`` costs at most ``0.5 S M / 2^F`` LSB per window. The
+The rounding of ``bq`` and ``rq`` costs at most ``0.5 M / 2^F`` LSB per window. The
 membrane is int32 when the largest ``F`` that keeps the bound of docs/integer.md inside
 int32 also keeps that error below 2^-14 LSB (then that ``F`` is used); else int64 with
-16 more bits of precision. The encoder
-gets its lookup table of spike trains per input code; the decoder, theta in Q16.
+16 more bits of precision. The encoder gets its lookup table of spike trains per
+input code; the decoder, theta in Q16.
 
 Requires: schedule-latencies; an integer beta.
 Guarantees: every TsaLayer has ``wq`` (except avgpool: a window sum), ``bq``, ``rq`` and
@@ -123,12 +127,12 @@ class LowerToInteger(Pass):
         vth = Fraction(a["vth"]).limit_denominator(64)
 
         fan_in = float(fan_in)
-        b_over_m = float(np.max(np.abs(b) / M))
-        r_over_m = float(beta ** ts / np.min(M))
+        b_over_m = float(np.max(np.abs(b) / M)) * S
+        r_over_m = float(beta ** ts / np.min(M)) * S
 
         def bound(F):
             """|den * H| + num * rq, over-estimated (docs/integer.md), in float to avoid overflow."""
-            h = beta ** ts * S * (fan_in + b_over_m) * 2.0 ** F + S * (r_over_m * 2.0 ** F + 1) * beta
+            h = (beta ** ts * S * (fan_in * S + b_over_m) + S * r_over_m * beta) * 2.0 ** F + S * beta
             return vth.denominator * (h + 1) + vth.numerator * (r_over_m * 2.0 ** F + 1)
 
         def widest(limit):
@@ -139,8 +143,8 @@ class LowerToInteger(Pass):
                 F += 1
             return F
 
-        # rounding the bias and reset costs at most 0.5 S M / 2^F LSB over a window
-        need = max(0, math.ceil(math.log2(0.5 * S * float(M.max()) / PRECISION_LSB)))
+        # rounding bq and rq costs at most 0.5 M / 2^F LSB per neuron and window
+        need = max(0, math.ceil(math.log2(0.5 * float(M.max()) / PRECISION_LSB)))
         f32 = widest(INT32_MAX)
         if f32 is not None and f32 >= need:
             F, membrane = f32, "int32"   # the widest F int32 allows: precision for free
@@ -149,8 +153,9 @@ class LowerToInteger(Pass):
             if f64 is None:
                 raise UnsupportedOpError([(node.name, "TsaLayer", "membrane bound exceeds int64")])
             F, membrane = min(f64, need + 16), "int64"
-        bq = np.rint(b * 2.0 ** F / M).astype(np.int64)
-        rq = np.rint(float(beta ** ts) * 2.0 ** F / M).astype(np.int64)
+        unit = S * 2.0 ** F      # the membrane counts M / (S 2^F): a tie in the ANN is a tie here
+        bq = np.rint(b * unit / M).astype(np.int64)
+        rq = np.rint(float(beta ** ts) * unit / M).astype(np.int64)
         rq = np.broadcast_to(rq, np.broadcast_shapes(rq.shape, (1,))).copy()
         extra = []
         if wq is not None:
@@ -160,5 +165,5 @@ class LowerToInteger(Pass):
         extra.append(graph.add_const(f"{node.name}.bq", bq).name)
         extra.append(graph.add_const(f"{node.name}.rq", rq).name)
         node.inputs = node.inputs[:n + 2] + extra
-        a.update(int_shift=F, int_vth=[vth.numerator, vth.denominator], int_hi=int(math.floor(a["hi_norm"])),
+        a.update(int_acc_mul=S * 2 ** F, int_vth=[vth.numerator, vth.denominator], int_hi=int(math.floor(a["hi_norm"])),
                  int_membrane=membrane)

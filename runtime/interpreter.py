@@ -41,6 +41,8 @@ class LayerStats:
 
 
 RESIDUAL_BINS = np.linspace(-1.5, 1.5, 61)
+#: float-mode membranes closer than this (in units of R) to a threshold count as exact ties
+TIE_TOLERANCE = 1e-9
 
 
 @dataclass
@@ -156,6 +158,7 @@ def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, 
     beta = float(beta)
     R = beta ** ts
     v_th = vth * R
+    tol = TIE_TOLERANCE * R
     # the upper-clamp rule can only block when hi' is below the codable maximum
     clamp_hi = hi_norm < sum(beta ** (tc - k) for k in range(1, tc + 1))
     u = np.zeros(shape) if u0 is None else u0
@@ -172,10 +175,13 @@ def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, 
             u, H = H, u
             continue
         k = t - ts
-        pos = H >= v_th
+        # a tie (H on the threshold, up to float noise) fires, except at the last step:
+        # there it stays, so a value n + 1/2 rounds half to even as onnxruntime's rint does
+        edge = -tol if k < tc - 1 else tol
+        pos = H >= v_th + edge
         if clamp_hi:
             pos &= (beta * E + 1) * beta ** (tc - 1 - k) <= hi_norm
-        neg = H <= -v_th
+        neg = H <= -v_th - edge
         neg &= E > 0
         f = frames[k]
         np.subtract(pos.view(np.int8), neg.view(np.int8), out=f)
@@ -186,7 +192,7 @@ def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, 
     return frames, E, u
 
 
-def tsa_scan_int(acc, bq, rq, *, shift, ts, tc, beta, vth, hi, limit):
+def tsa_scan_int(acc, bq, rq, *, acc_mul, ts, tc, beta, vth, hi, limit):
     """The integer TSA neuron of docs/integer.md on exact synaptic sums ``acc[Tc, ...]``."""
     num, den = vth
     shape = acc.shape[1:]
@@ -197,14 +203,15 @@ def tsa_scan_int(acc, bq, rq, *, shift, ts, tc, beta, vth, hi, limit):
     for t in range(tc + ts):
         H = beta * U
         if t < tc:
-            H = H + (acc[t] << shift) + bq
+            H = H + acc[t] * acc_mul + bq
         peak = max(peak, int(np.abs(H).max()) * den if H.size else 0)
         if t < ts:
             U = H
             continue
         wk = beta ** (tc - 1 - t + ts)
-        pos = (den * H >= num * rq) & ((beta * E + 1) * wk <= hi)
-        neg = (den * H <= -num * rq) & (E > 0)
+        last = t - ts == tc - 1      # strict at the last step: ties round half to even
+        pos = ((den * H > num * rq) if last else (den * H >= num * rq)) & ((beta * E + 1) * wk <= hi)
+        neg = ((den * H < -num * rq) if last else (den * H <= -num * rq)) & (E > 0)
         f = pos.astype(np.int64) - neg.astype(np.int64)
         U = H - f * rq
         E = beta * E + f
@@ -233,6 +240,15 @@ def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
     M = M.reshape((tc, n) + M.shape[1:])
     prev = np.concatenate([np.zeros((1,) + M.shape[1:]), M[:-1]])
     return np.rint(M - beta * prev).astype(np.int8)
+
+
+def round_half_even(v: np.ndarray) -> np.ndarray:
+    """rint, except that values within TIE_TOLERANCE of a half count as exact ties, so float
+    noise in the (exact in theory) bias cannot decide a tie."""
+    f = np.floor(v)
+    frac = v - f
+    tie = np.abs(frac - 0.5) <= TIE_TOLERANCE
+    return np.where(tie, f + (f % 2 != 0), np.rint(v))
 
 
 def _count_spikes(s: LayerStats, frames: np.ndarray) -> None:
@@ -354,7 +370,7 @@ class Interpreter:
         ins = [env[i] / (self._t(i).quant.theta or 1.0) for i in node.inputs[:n]]
         acc = linear_map(node, ins, w) + node.attrs.get("code_sum", 1.0) * b
         theta = out.theta or 1.0
-        return np.clip(np.rint(theta * acc), 0, out.hi - out.lo)
+        return np.clip(round_half_even(theta * acc), 0, out.hi - out.lo)
 
     def _op_MaxPool(self, node, env, stats):
         return kernels.max_pool(env[node.inputs[0]], node.attrs)
@@ -458,7 +474,7 @@ class Interpreter:
         wq = self.g.const(wq_name) if wq_name else np.ones(1)
         acc = np.rint(linear_map(node, [f.astype(np.float64) for f in flat], wq.astype(np.float64))).astype(np.int64)
         acc = acc.reshape((tc, nb) + acc.shape[1:])
-        frames, E, U = tsa_scan_int(acc, bq, rq, shift=a["int_shift"], ts=a["ts"], tc=tc, beta=int(a["beta"]),
+        frames, E, U = tsa_scan_int(acc, bq, rq, acc_mul=a["int_acc_mul"], ts=a["ts"], tc=tc, beta=int(a["beta"]),
                                     vth=tuple(a["int_vth"]), hi=a["int_hi"],
                                     limit=2**31 - 1 if a["int_membrane"] == "int32" else 2**63 - 1)
         return frames, E, U * (a["beta"] ** a["ts"]) / rq
