@@ -154,7 +154,8 @@ def cmd_compile(a) -> int:
     name = a.name or model.name.removesuffix(".onnx")
     written = _write_atomically(Path(a.output), {name + SUFFIX: lambda p: save(sg, p)})
     layers = [n for n in sg.nodes if n.op == "TsaLayer"]
-    params = sum(int(sg.tensors[i].data.size) for n in layers for i in n.inputs if sg.tensors[i].is_const)
+    params = sum(int(sg.tensors[i].data.size) for n in layers
+                 for i in n.inputs[n.attrs["n_inputs"]:n.attrs["n_inputs"] + 2])   # W and b
     print(f"compiled {model.name}: {len(sg.nodes)} nodes, {len(layers)} TSA layers, "
           f"T_inf = {sg.meta['t_inf']} steps (Tc={opts.tc}), {params} parameters")
     print("passes: " + ", ".join(f"{r.name} {r.seconds * 1000:.0f} ms" for r in records))

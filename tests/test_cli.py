@@ -1,0 +1,94 @@
+"""The command line as a user meets it: exit codes, one-line errors, files written or not."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "samples" / "lenet5_mnist_qdq.onnx"
+DATA = ROOT / "samples" / "lenet5_mnist_qdq_test.npz"
+
+
+def swsc(*args, cwd=None):
+    p = subprocess.run([sys.executable, "-m", "swsc", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_version_and_help():
+    rc, out, _ = swsc("--version")
+    assert rc == 0 and out.startswith("swsc ")
+    for args in (["--help"], ["compile", "--help"], ["check", "--help"], ["run", "--help"], ["dump", "--help"]):
+        rc, out, _ = swsc(*args)
+        assert rc == 0 and "usage:" in out
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["frobnicate"], 2, "invalid choice"),
+    (["compile", "missing.onnx"], 2, "does not exist"),
+    (["compile", SAMPLE, "--tc", "0"], 2, "--tc"),
+    (["compile", SAMPLE, "--beta", "1"], 2, "--beta"),
+    (["compile", SAMPLE, "--ts", "-1"], 2, "silent period"),
+    (["compile", SAMPLE, "--vth-factor", "3"], 2, "--vth-factor"),
+    (["compile", SAMPLE, "--ts", "1,2"], 1, "TSA layers"),
+    (["compile", SAMPLE, "--print-ir-after", "nope"], 2, "unknown pass"),
+    (["check", SAMPLE, "--data", "missing.npz"], 2, "does not exist"),
+])
+def test_errors_are_one_line_without_traceback(args, code, words, tmp_path):
+    rc, out, err = swsc(*args, "-o", tmp_path) if args[0] == "compile" else swsc(*args)
+    assert rc == code, err
+    assert words in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_float_model_is_refused_with_a_hint(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    m = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+                          opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path / "float.onnx"
+    onnx.save(m, str(path))
+    rc, _, err = swsc("compile", path, "-o", tmp_path / "out")
+    assert rc == 1 and "float.onnx" in err and "quantiz" in err.lower()
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_compile_dump_run_check(tmp_path):
+    rc, out, err = swsc("compile", SAMPLE, "-o", tmp_path, "--data", DATA)
+    assert rc == 0, err
+    ir = tmp_path / "lenet5_mnist_qdq.sws.onnx"
+    assert ir.exists() and "T_inf = 18 steps" in out and "OPF" in out
+    assert [p.name for p in tmp_path.iterdir()] == [ir.name]        # no temp files left behind
+    rc, out, err = swsc("dump", ir)
+    assert rc == 0 and out.startswith("# swsc IR") and "TsaLayer" in out
+    rc, out, err = swsc("run", ir, "--data", DATA, "-o", tmp_path / "y.npz", "--json")
+    summary = json.loads(out)
+    assert rc == 0 and summary["samples"] == 500 and summary["accuracy"] > 0.95
+    assert np.load(tmp_path / "y.npz")["logits"].shape == (500, 10)
+    rc, out, err = swsc("check", SAMPLE, "--data", DATA, "--limit", "64", "--json")
+    report = json.loads(out)
+    assert rc == 0 and out.count("\n") == 1
+    for key in ("samples", "top1_agreement", "exact_fraction", "max_abs_lsb", "accuracy_snn", "accuracy_ref",
+                "t_inf", "opf", "ann_macs", "spikes_pos", "spikes_neg", "layers"):
+        assert key in report
+    rc, out, err = swsc("check", SAMPLE, "--data", DATA, "--limit", "64", "--ann", "--json")
+    assert rc == 0 and json.loads(out)["exact_fraction"] == 1.0
+
+
+def test_print_ir_after_all_names_every_pass(tmp_path):
+    rc, out, err = swsc("compile", SAMPLE, "-o", tmp_path, "--print-ir-after-all")
+    assert rc == 0
+    for name in ("fold-zero-points", "rescale", "insert-encoder", "lower-to-sws", "schedule-latencies"):
+        assert f'after pass "{name}"' in err
+
+
+def test_dump_of_a_quantized_model_shows_the_canonical_graph():
+    rc, out, err = swsc("dump", SAMPLE)
+    assert rc == 0 and "QConv" in out and "after import" in out.splitlines()[0]
