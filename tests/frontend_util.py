@@ -12,22 +12,11 @@ MODELS = Path(__file__).resolve().parent / "models"
 
 
 def ort_session(model: onnx.ModelProto):
-    import onnxruntime as ort
+    """onnxruntime in the mode the reference evaluator is bit-exact with (see
+    runtime.reference.onnxruntime_session: exact U8S8 kernels on non-VNNI x86)."""
+    from runtime.reference import onnxruntime_session
 
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    # ORT's default U8S8 kernels on x86 without VNNI sum pairs of u8*s8 products in
-    # saturating int16; the precision mode uses exact U8U8 kernels (what VNNI machines compute).
-    so.add_session_config_entry("session.x64quantprecision", "1")
-    data = model.SerializeToString()
-    try:
-        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
-    except Exception:
-        # ORT 1.32 has no QGemm kernel for the s8 activations the precision mode produces;
-        # S8S8 kernels do not saturate, so the default session is exact there.
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    return onnxruntime_session(model)
 
 
 def run_ort(path, xs: np.ndarray, extra=()) -> dict[str, np.ndarray]:
