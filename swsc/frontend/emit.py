@@ -89,7 +89,8 @@ class Emitter:
             for i, v in enumerate(lin.x):
                 x = self.check_view(v)
                 xq = self.qof(x)
-                if (not lin.clamped and np.float32(xq.scale) == np.float32(s) and int(xq.zero_point) == z):
+                if (not lin.clamped and self.g.tensors[x].dtype == dt and np.float32(xq.scale) == np.float32(s)
+                        and int(xq.zero_point) == z):
                     ins.append(x)
                 else:
                     ins.append(self.emit("QAdd", f"{lin.node}_requant{i}", [x], f"{y}__in{i}", dt,
