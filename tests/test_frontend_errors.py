@@ -207,3 +207,40 @@ def test_fixed_batch_baked_into_reshape(tmp_path):
     x = np.random.default_rng(0).uniform(-1, 1, (4, 2, 3, 3)).astype(np.float32)
     from frontend_util import run_ort
     assert np.array_equal(evaluate(g, x)["y"], run_ort(p, x)["y"])
+
+
+def test_mutated_models_never_crash(tmp_path, corpus_dir):
+    """Randomly broken corpus models end in a SwscError (or import), never another exception."""
+    import random
+
+    rng = random.Random(1)
+    names = ["lenet-qdq-pc-u8", "resnet-qdq-pc-s8", "mlp-qop-pc-u8", "inception-qop-pt-u8", "pitfall-bn",
+             "pitfall-fanout", "vgg-qop-pt-s8"]
+    for it in range(60):
+        m = onnx.load(str(corpus.get_model(rng.choice(names), corpus_dir)))
+        g = m.graph
+        kind = rng.randrange(5)
+        if kind == 0 and len(g.node) > 1:
+            del g.node[rng.randrange(len(g.node))]
+        elif kind == 1:
+            rng.choice(g.node).op_type = rng.choice(["Relu", "Sigmoid", "Add", "Conv", "Gemm", "MaxPool",
+                                                     "QuantizeLinear", "DequantizeLinear", "Concat"])
+        elif kind == 2:
+            n = rng.choice(g.node)
+            if n.input:
+                n.input[rng.randrange(len(n.input))] = rng.choice(
+                    [i.name for i in g.initializer] + [o for x in g.node for o in x.output])
+        elif kind == 3:
+            init = rng.choice(g.initializer)
+            a = numpy_helper.to_array(init).reshape(-1)
+            init.CopyFrom(numpy_helper.from_array(a[: max(1, a.size // 2)].copy(), init.name))
+        else:
+            init = rng.choice(g.initializer)
+            a = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array(a.astype(rng.choice([np.float32, np.int8, np.int32])), init.name))
+        p = tmp_path / f"mut{it}.onnx"
+        p.write_bytes(m.SerializeToString())
+        try:
+            import_model(p)
+        except SwscError as e:
+            assert p.name in str(e)

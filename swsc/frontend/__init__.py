@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SwscError
+from ..errors import InvalidModelError, SwscError
 from ..ir import Graph
 from .fold import fold
 from .lift import lift
@@ -45,6 +45,11 @@ def import_model(path, input_shape=None) -> Graph:
         return graph
     except SwscError as e:
         raise e.with_file(file)
+    except RecursionError as e:
+        raise InvalidModelError("the graph is too deep or cyclic", file=file) from e
+    except Exception as e:  # a malformed model must not end in a traceback (--debug shows it)
+        raise InvalidModelError(f"cannot import the model ({type(e).__name__}: {e})".splitlines()[0], file=file,
+                                hint="the model may be malformed") from e
 
 
 def _int8_qdq(og) -> bool:

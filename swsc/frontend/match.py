@@ -20,7 +20,7 @@ import copy
 
 import numpy as np
 
-from ..errors import NotQuantizedError, UnsupportedOpError
+from ..errors import InvalidModelError, NotQuantizedError, UnsupportedOpError
 from ..ir import INT_RANGES, Graph, Quant, Tensor
 from .emit import Emitter
 from .onnxgraph import OGraph, ONode
@@ -158,7 +158,11 @@ class Matcher(Emitter):
                     self.vals[o] = BAD
                 continue
             try:
-                self.handle(n)
+                try:
+                    self.handle(n)
+                except (ValueError, IndexError, KeyError, TypeError, ArithmeticError) as e:
+                    raise InvalidModelError(f"malformed node ({type(e).__name__}: {e})".splitlines()[0],
+                                            file=og.file, node=n.name, op=n.op) from e
             except Unsupported as e:
                 self.bad.append((n.name, n.op if not n.domain or n.domain == "ai.onnx" else f"{n.domain}.{n.op}",
                                  str(e)))
@@ -246,7 +250,13 @@ class Matcher(Emitter):
         z = self.cval(n.inp(2)) if n.inp(2) else np.uint8(0)
         if s is None or (n.inp(2) and z is None):
             raise Unsupported("scale and zero point must be constants")
-        return np.asarray(s), np.asarray(z)
+        s, z = np.asarray(s), np.asarray(z)
+        if s.dtype.kind != "f" or not np.all(np.isfinite(s)) or np.any(s <= 0):
+            raise InvalidModelError("scale must be positive and finite", file=self.og.file, node=n.name, op=n.op)
+        if z.dtype.kind not in "iu" or (s.size != z.size and z.size != 1):
+            raise InvalidModelError(f"zero point of type {z.dtype} / shape {list(z.shape)} does not fit scale "
+                                    f"{list(s.shape)}", file=self.og.file, node=n.name, op=n.op)
+        return s, z
 
     def op_QuantizeLinear(self, n: ONode) -> None:
         s, z = self.qparams(n)
