@@ -29,16 +29,11 @@ from __future__ import annotations
 import numpy as np
 
 from swsc.errors import UnsupportedOpError
-from swsc.ir import Graph, Node
+from swsc.ir import Graph, Node, scalar
 from swsc.passmanager import Pass
 from swsc.runtime import kernels
 
 _GEOM_KEYS = ("kernel", "strides", "pads", "dilations", "group", "count_include_pad")
-
-
-def _scalar(a) -> float:
-    a = np.asarray(a)
-    return float(a.reshape(-1)[0])
 
 
 def _weights_real(graph: Graph, node: Node):
@@ -48,7 +43,7 @@ def _weights_real(graph: Graph, node: Node):
     m = w.shape[0]
     s_w = np.broadcast_to(w.quant.scale, (m,)).astype(np.float64)
     z_w = np.broadcast_to(w.quant.zero_point, (m,)).astype(np.float64)
-    mult = _scalar(x.quant.scale) * s_w / _scalar(out.quant.scale)
+    mult = scalar(x.quant.scale) * s_w / scalar(out.quant.scale)
     bshape = (m,) + (1,) * (w.data.ndim - 1)
     w_tilde = (w.data.astype(np.float64) - z_w.reshape(bshape)) * mult.reshape(bshape)
     return w_tilde, mult
@@ -59,8 +54,8 @@ def _linear(graph: Graph, node: Node):
     w_tilde, mult = _weights_real(graph, node)
     bias = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     const = (np.zeros_like(mult) if bias is None else bias.astype(np.float64) * mult) \
-        + _scalar(out.quant.zero_point) - out.quant.lo
-    shift = x.quant.lo - _scalar(x.quant.zero_point)
+        + scalar(out.quant.zero_point) - out.quant.lo
+    shift = x.quant.lo - scalar(x.quant.zero_point)
     geom = {k: node.attrs[k] for k in _GEOM_KEYS if k in node.attrs}
     if node.op == "QDense":
         b = const + shift * w_tilde.sum(axis=1)
@@ -78,9 +73,9 @@ def _avgpool(graph: Graph, node: Node):
     valid = kernels.pool_counts(x.shape[2:], node.attrs)
     n = valid if not node.attrs.get("count_include_pad", 0) else \
         np.full_like(valid, float(np.prod(node.attrs["kernel"])))
-    factor = _scalar(x.quant.scale) / (_scalar(out.quant.scale) * n)
-    shift = x.quant.lo - _scalar(x.quant.zero_point)
-    b = (factor * valid * shift + _scalar(out.quant.zero_point) - out.quant.lo)[None]
+    factor = scalar(x.quant.scale) / (scalar(out.quant.scale) * n)
+    shift = x.quant.lo - scalar(x.quant.zero_point)
+    b = (factor * valid * shift + scalar(out.quant.zero_point) - out.quant.lo)[None]
     if np.all(factor == factor.flat[0]):
         factor = np.array([factor.flat[0]])
     if np.all(b == b.flat[0]):
@@ -91,15 +86,15 @@ def _avgpool(graph: Graph, node: Node):
 
 def _add(graph: Graph, node: Node):
     out = graph.tensors[node.outputs[0]]
-    s_o = _scalar(out.quant.scale)
+    s_o = scalar(out.quant.scale)
     frame = out.shape[1:]
-    b = np.full((1,) * len(frame), _scalar(out.quant.zero_point) - out.quant.lo, dtype=np.float64)
+    b = np.full((1,) * len(frame), scalar(out.quant.zero_point) - out.quant.lo, dtype=np.float64)
     factors, spikes = [], []
     for name in node.inputs:
         t = graph.tensors[name]
-        r = _scalar(t.quant.scale) / s_o
+        r = scalar(t.quant.scale) / s_o
         if t.is_const:
-            c = r * (t.data.astype(np.float64) - _scalar(t.quant.zero_point))
+            c = r * (t.data.astype(np.float64) - scalar(t.quant.zero_point))
             c = c.reshape(c.shape[1:]) if c.ndim == len(frame) + 1 else c
             b = b + c
         else:
@@ -108,7 +103,7 @@ def _add(graph: Graph, node: Node):
                                            f"broadcasting spike inputs {t.shape} -> {out.shape}")])
             factors.append(r)
             spikes.append(name)
-            b = b + r * (t.quant.lo - _scalar(t.quant.zero_point))
+            b = b + r * (t.quant.lo - scalar(t.quant.zero_point))
     return "add", np.array(factors), b, {}, spikes
 
 

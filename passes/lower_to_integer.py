@@ -30,7 +30,7 @@ from fractions import Fraction
 import numpy as np
 
 from swsc.errors import OptionError, UnsupportedOpError
-from swsc.ir import Graph, Node
+from swsc.ir import Graph, Node, scalar
 from swsc.passmanager import Pass
 from swsc.runtime.interpreter import encode_exact, tsa_scan
 
@@ -38,10 +38,6 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 ADD_WEIGHT_BITS = 20     # |round(W_k 2^G)| < 2^20
 PRECISION_LSB = 2.0 ** -14   # worst-case constant rounding error per neuron and window
-
-
-def _scalar(a) -> float:
-    return float(np.asarray(a).reshape(-1)[0])
 
 
 def _code_sum(tc: int, beta: int) -> int:
@@ -105,7 +101,7 @@ class LowerToInteger(Pass):
             wq = wt.data.astype(np.int64) - zw
             x = graph.tensors[node.inputs[0]]
             s_w = np.broadcast_to(wt.quant.scale, (m,)).astype(np.float64)
-            M = (_scalar(x.quant.scale) * s_w / _scalar(out.quant.scale)) * (x.quant.theta / out.quant.theta)
+            M = (scalar(x.quant.scale) * s_w / scalar(out.quant.scale)) * (x.quant.theta / out.quant.theta)
             M = M.reshape((m,) + (1,) * (b.ndim - 1)) if b.ndim > 1 else M
             fan_in = np.abs(wq).reshape(m, -1).sum(axis=1).max()
         elif kind == "add":

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from swsc.errors import SwscError
-from swsc.ir import Graph, Node
+from swsc.ir import Graph, Node, scalar
 
 from . import kernels
 
@@ -66,10 +66,6 @@ class RunResult:
             "spikes_pos": float(sum(s.spikes_pos for s in self.layers) / n),
             "spikes_neg": float(sum(s.spikes_neg for s in self.layers) / n),
         }
-
-
-def _scalar(a) -> float:
-    return float(np.asarray(a).reshape(-1)[0])
 
 
 # ---------------------------------------------------------------- linear maps
@@ -360,7 +356,7 @@ class Interpreter:
     def _op_Quantize(self, node, env, stats):
         q = self._t(node.outputs[0]).quant
         x = np.asarray(env[node.inputs[0]], dtype=np.float32)
-        v = np.rint(x / np.float32(_scalar(q.scale))) + _scalar(q.zero_point)
+        v = np.rint(x / np.float32(scalar(q.scale))) + scalar(q.zero_point)
         return np.clip(v, q.lo, q.hi).astype(np.float64) - q.lo
 
     def _op_Affine(self, node, env, stats):
@@ -377,7 +373,7 @@ class Interpreter:
 
     def _op_Dequantize(self, node, env, stats):
         q = self._t(node.inputs[0]).quant
-        return (_scalar(q.scale) * (env[node.inputs[0]] + q.lo - _scalar(q.zero_point))).astype(np.float32)
+        return (scalar(q.scale) * (env[node.inputs[0]] + q.lo - scalar(q.zero_point))).astype(np.float32)
 
     # -- structural ops: frames carry a leading Tc axis
     def _lead(self, name) -> int:
@@ -439,7 +435,7 @@ class Interpreter:
 
             def synaptic(frames_list):
                 if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier after
-                    return linear_map(node, [f.astype(np.float32) for f in frames_list], wq).astype(np.float64) * mult
+                    return np.multiply(linear_map(node, [f.astype(np.float32) for f in frames_list], wq), mult)
                 return linear_map(node, [f.astype(np.float64) for f in frames_list], w)
 
             # Silent steps only integrate: by linearity one map of their beta-weighted frames
@@ -493,7 +489,7 @@ class Interpreter:
             code = A if t16 is None else (A * t16 + 2**15) >> 16
         else:
             code = decode(env[node.inputs[0]], self._beta()) * (q.theta or 1.0)
-        return (_scalar(q.scale) * (code + q.lo - _scalar(q.zero_point))).astype(np.float32)
+        return (scalar(q.scale) * (code + q.lo - scalar(q.zero_point))).astype(np.float32)
 
 
 def run(graph: Graph, x, *, intermediate: bool = False, batch: int = 128, progress=None,

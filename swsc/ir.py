@@ -23,6 +23,11 @@ INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767),
               "int32": (-2**31, 2**31 - 1)}
 
 
+def scalar(a) -> float:
+    """The value of a per-tensor parameter (scalar, or a 1-element array as exporters write it)."""
+    return float(np.asarray(a).reshape(-1)[0])
+
+
 @dataclass
 class Quant:
     """Quantization of a tensor: real = scale * (q - zero_point).
