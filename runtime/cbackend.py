@@ -389,7 +389,9 @@ class _Planner:
     def _op_TsaLayer(self, node: Node, idx: int) -> None:
         a = node.attrs
         n, kind = int(a["n_inputs"]), a["kind"]
-        for key in ("int_shift", "int_vth", "int_hi", "int_membrane"):
+        if "int_acc_mul" not in a:
+            raise SwscError("TSA layer lacks 'int_acc_mul' (run lower-to-integer)", node=node.name, op=node.op)
+        for key in ("int_vth", "int_hi", "int_membrane"):
             if key not in a:
                 raise SwscError(f"TSA layer lacks '{key}' (run lower-to-integer)", node=node.name, op=node.op)
         if len(node.inputs) < n + 5:
@@ -397,7 +399,7 @@ class _Planner:
         tc, ts, beta = int(a["tc"]), int(a["ts"]), int(a["beta"])
         if tc != self.tc or beta != self.beta:
             raise UnsupportedOpError([(node.name, node.op, "Tc and beta must be the same in every layer")])
-        F = int(a["int_shift"])
+        acc_mul = int(a["int_acc_mul"])
         num, den = (int(v) for v in a["int_vth"])
         hi = int(a["int_hi"])
         wq_name = node.inputs[n + 2]
@@ -411,7 +413,7 @@ class _Planner:
         ident = self.ident(node)
         st = {"kind": kind, "fn": f"{self.prefix}_l{idx}_{ident}", "comment": c_comment(node.name),
               "out": out, "tc": tc, "ts": ts, "beta": beta, "num": num, "den": den,
-              "one": c_int(2 ** F), "stat": None}
+              "one": c_int(acc_mul), "stat": None}
         flash = 0
         # ---- the synaptic map
         if kind == "conv":
@@ -478,10 +480,8 @@ class _Planner:
             raise SwscError("negative reset rq", node=node.name, op=node.op)
         if fan > INT32_MAX:
             raise SwscError(f"synaptic sum may reach {fan}, beyond int32", node=node.name, op=node.op)
-        S = _code_sum(tc, beta)
-        Z = fan * 2 ** F + bq_max
-        B = beta ** ts * S * Z + S * rq_max * beta          # docs/integer.md bound on |H|
-        need = max(den, 1) * B + num * rq_max + Z + rq_max  # den*H, thresholds, beta*U, H - f*rq
+        need = membrane_need(fan=fan, acc_mul=acc_mul, bq_max=bq_max, rq_max=rq_max, beta=beta, tc=tc, ts=ts,
+                             num=num, den=den)
         mt, msize = _wide(need, "the membrane", node)
         if a["int_membrane"] == "int64":
             mt, msize = "int64_t", 8
@@ -618,15 +618,27 @@ class _Planner:
         out["tensor"] = node.outputs[0]
 
 
+def membrane_need(*, fan, acc_mul, bq_max, rq_max, beta, tc, ts, num, den) -> int:
+    """The largest magnitude any membrane-typed intermediate of the neuron scan can take:
+    the docs/integer.md bound ``B`` on ``|H|`` (valid at every step), times ``den`` for the
+    comparison, plus room for ``num * rq``, ``beta * U`` (= next H minus its input) and
+    ``H - fire * rq``."""
+    S = _code_sum(tc, beta)
+    Z = fan * abs(acc_mul) + bq_max                      # |acc * acc_mul + bq|
+    B = beta ** ts * S * Z + S * rq_max * beta
+    return max(den, 1) * B + num * rq_max + Z + rq_max
+
+
 def _phases(tc: int, ts: int) -> list[dict]:
     """Split the neuron scan t = 0 .. tc+ts-1 into loops with fixed behaviour:
-    ``inp`` (acc and bias enter) and ``fire`` (an output step)."""
+    ``inp`` (acc and bias enter), ``fire`` (an output step), ``last`` (the last output
+    step, where the threshold comparisons are strict)."""
     out = []
-    bounds = sorted({0, tc, ts, tc + ts})
+    bounds = sorted({0, tc, ts, tc + ts - 1, tc + ts})
     for lo, hi in zip(bounds, bounds[1:]):
         if lo >= hi:
             continue
-        out.append({"lo": lo, "hi": hi, "inp": lo < tc, "fire": lo >= ts})
+        out.append({"lo": lo, "hi": hi, "inp": lo < tc, "fire": lo >= ts, "last": lo == tc + ts - 1})
     return out
 
 

@@ -1,0 +1,470 @@
+"""The C backend: generated C (gcc, -Werror -pedantic, ASan/UBSan) against the numpy
+integer mode (bit for bit: outputs and per-layer spike counts) and against onnxruntime.
+
+Keep this file fast: sanitizer builds at -O1, few samples; the full corpus sweep is
+marked ``slow``.
+"""
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphs import residual, tiny_cnn
+from swsc.compiler import compile_graph
+from swsc.errors import SwscError
+from swsc.ir import Graph, Quant, Tensor
+from swsc.options import CompileOptions
+from swsc.runtime import cbackend as cb
+from swsc.runtime.interpreter import Interpreter, decode
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MODELS = REPO.parent / "shared" / "models"
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="the C backend tests need gcc")
+
+STRICT = "-std=c99 -O1 -Wall -Wextra -Werror -pedantic"
+SAN_FLAGS = " -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+
+
+@pytest.fixture(scope="session")
+def cflags(tmp_path_factory) -> str:
+    """STRICT plus ASan/UBSan where this gcc can link them."""
+    d = tmp_path_factory.mktemp("san")
+    (d / "t.c").write_text("int main(void) { return 0; }\n")
+    r = subprocess.run(["gcc", *(STRICT + SAN_FLAGS).split(), "-o", str(d / "t"), str(d / "t.c")],
+                       capture_output=True)
+    if r.returncode == 0 and subprocess.run([str(d / "t")]).returncode == 0:
+        return STRICT + SAN_FLAGS
+    return STRICT
+
+
+# ------------------------------------------------------------------ oracles
+def int_reference(g: Graph, x: np.ndarray):
+    """The numpy integer mode: quantized outputs q [N, ...] (decoded per docs/integer.md from
+    the decoder's input frames), spike counts {layer: (pos, neg)}, and the float outputs."""
+    it = Interpreter(g, "int")
+    res = it.run(x)
+    env = it._run_batch({g.inputs[0]: x}, {}, True)
+    node = g.producer(g.outputs[0])
+    if node.op == "Softmax":
+        node = g.producer(node.inputs[0])
+    A = np.rint(decode(env[node.inputs[0]], it._beta())).astype(np.int64)
+    t16 = node.attrs.get("int_theta_q16")
+    code = A if t16 is None else (A * t16 + 2**15) >> 16
+    q = code + g.tensors[node.inputs[0]].quant.lo
+    return q, {s.name: (s.spikes_pos, s.spikes_neg) for s in res.layers}, res.outputs[g.outputs[0]]
+
+
+def c_run(g: Graph, d: Path, x_q: np.ndarray, flags: str, prefix: str = "sws"):
+    cb.emit_c(g, d, prefix=prefix, header_info={"source": "tests/test_cbackend.py"})
+    exe = cb.build(d, cflags=flags)
+    return cb.run_binary(exe, x_q)
+
+
+def assert_matches_numpy(g: Graph, x: np.ndarray, d: Path, flags: str, prefix: str = "sws"):
+    x_q = cb.quantize_input(g, x)
+    out, counts = c_run(g, d, x_q, flags, prefix)
+    q, ref_counts, y = int_reference(g, x)
+    assert out.shape == q.shape
+    np.testing.assert_array_equal(out, q)
+    assert counts == ref_counts
+    if g.producer(g.outputs[0]).op != "Softmax":
+        np.testing.assert_array_equal(cb.dequantize_output(g, out), y)
+    assert sum(p + n for p, n in counts.values()) > 0
+    return out, counts
+
+
+# ------------------------------------------------------------------ hand-built graphs
+VARIANTS = {
+    "default": CompileOptions(),
+    "beta3-tsa-enc": CompileOptions(tc=6, ts=[1, 3], beta=3.0, encoder="tsa", encoder_ts=1),
+    "long-window": CompileOptions(tc=12, ts=0, vth_factor=1.0),
+    "big-ts": CompileOptions(tc=4, ts=9),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("model", ["tiny", "tiny-s8", "residual"])
+def test_hand_built_bit_exact(model, variant, tmp_path, cflags):
+    build = {"tiny": tiny_cnn, "tiny-s8": lambda: tiny_cnn(in_dtype="int8"), "residual": residual}[model]
+    opts = VARIANTS[variant]
+    if model == "residual" and isinstance(opts.ts, list):
+        opts = CompileOptions(**{**opts.__dict__, "ts": [1, 3, 2]})
+    g = compile_graph(build(), opts, integer=True)
+    x = np.random.default_rng(1).uniform(-1.2, 1.2, (12,) + g.tensors[g.inputs[0]].shape[1:]).astype(np.float32)
+    assert_matches_numpy(g, x, tmp_path / "c", cflags)
+
+
+# ------------------------------------------------------------------ corpus and sample models
+def _frontend():
+    try:
+        from swsc.frontend import import_model  # noqa: F401
+    except ImportError as e:  # pragma: no cover - depends on the front-end being present
+        pytest.skip(f"the ONNX front-end is not available: {e}")
+    from swsc.compiler import import_onnx
+    return import_onnx
+
+
+CORPUS_FAST = ["mlp-qop-pc-s8", "lenet-qdq-pt-u8", "lenet-qop-pc-u8-u8w", "vgg-qdq-pc-s8", "vgg-qop-pt-u8",
+               "resnet-qop-pt-s8", "inception-qdq-pc-u8", "pitfall-s8-input-pad", "pitfall-addscales",
+               "pitfall-clip7bit"]
+
+
+def _corpus_case(name, corpus_dir, tmp_path, flags, n=3):
+    flags = flags.replace("-O1", "-O0")
+    import corpus
+    import_onnx = _frontend()
+    g = compile_graph(import_onnx(corpus.get_model(name, corpus_dir)), CompileOptions(), integer=True)
+    assert_matches_numpy(g, corpus.make_inputs(name, n), tmp_path / "c", flags)
+
+
+@pytest.mark.parametrize("name", CORPUS_FAST)
+def test_corpus_bit_exact(name, corpus_dir, tmp_path, cflags):
+    _corpus_case(name, corpus_dir, tmp_path, cflags)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("SWSC_SLOW"), reason="the full corpus sweep (~3 min): set SWSC_SLOW=1")
+def test_corpus_all_bit_exact(corpus_dir, tmp_path, cflags):
+    import corpus
+    for name in corpus.model_names():
+        _corpus_case(name, corpus_dir, tmp_path / name, cflags, n=2)
+
+
+def _shared_models():
+    return sorted(SHARED_MODELS.glob("*.onnx")) if SHARED_MODELS.is_dir() else []
+
+
+@pytest.mark.parametrize("path", _shared_models(), ids=lambda p: p.stem)
+def test_shared_models_bit_exact(path, tmp_path, cflags):
+    import_onnx = _frontend()
+    try:
+        g = compile_graph(import_onnx(path), CompileOptions(), integer=True)
+    except SwscError as e:
+        pytest.skip(f"the compiler does not take {path.name}: {e}")
+    x = np.random.default_rng(0).uniform(-1, 1, (1,) + g.tensors[g.inputs[0]].shape[1:]).astype(np.float32)
+    assert_matches_numpy(g, x, tmp_path / "c", cflags.replace("-O1", "-O0"))
+
+
+@pytest.mark.parametrize("name", ["lenet-qdq-pt-s8", "resnet-qop-pc-u8", "inception-qop-pt-u8"])
+def test_against_onnxruntime(name, corpus_dir, tmp_path):
+    """With Ts >= Tc - 1 every neuron sees its whole input before firing: the C output is the
+    quantized ANN's (onnxruntime's) up to its float32 requantization rounding (1 LSB)."""
+    import corpus
+    from swsc.oracle import Oracle
+    import_onnx = _frontend()
+    path = corpus.get_model(name, corpus_dir)
+    g = compile_graph(import_onnx(path), CompileOptions(ts=7), integer=True)
+    x = corpus.make_inputs(name, 16)
+    out, _ = c_run(g, tmp_path / "c", cb.quantize_input(g, x), "-std=c99 -O2")
+    y = next(iter(Oracle(path).run(x).values()))
+    dq = g.tensors[g.producer(g.outputs[0]).inputs[0]].quant
+    q_ort = np.rint(y / float(np.ravel(dq.scale)[0]) + float(np.ravel(dq.zero_point)[0]))
+    diff = np.abs(out - q_ort.reshape(out.shape))
+    assert diff.max() <= 1
+    assert np.mean(diff == 0) >= 0.99
+
+
+# ------------------------------------------------------------------ adversarial
+def _hot_graph(seed: int, u8_weights: bool) -> Graph:
+    """Extreme weights (full int8 range or uint8 with a zero point: w - z_w up to 255), a big
+    bias, a strided dilated grouped conv, an avg pool, a residual add and a dense layer."""
+    rng = np.random.default_rng(seed)
+    g = Graph("hot")
+    g.add_tensor(Tensor("x", "float32", (1, 4, 7, 7)))
+    g.inputs = ["x"]
+    q8 = lambda s, z=0: Quant(s, z, None, 0, 255)  # noqa: E731
+    g.add_tensor(Tensor("q", "uint8", (1, 4, 7, 7), quant=q8(1 / 255, 3)))
+    g.add_node("Quantize", "quant", ["x"], ["q"])
+    if u8_weights:
+        w = rng.choice([0, 255], (4, 2, 3, 3)).astype(np.uint8)
+        wq = Quant(np.full(4, 0.004), np.array([0, 255, 128, 1]), 0, 0, 255)
+    else:
+        w = rng.choice([-128, 127], (4, 2, 3, 3)).astype(np.int8)
+        wq = Quant(np.full(4, 0.004), np.zeros(4, int), 0, -128, 127)
+    g.add_const("w", w, wq)
+    g.add_const("b", rng.normal(0, 3000, 4))
+    g.add_tensor(Tensor("c", "uint8", (1, 4, 3, 3), quant=q8(0.05)))
+    g.add_node("QConv", "conv", ["q", "w", "b"], ["c"],
+               {"kernel": [3, 3], "pads": [2, 0, 1, 1], "strides": [2, 2], "dilations": [2, 1], "group": 2})
+    g.add_tensor(Tensor("a", "uint8", (1, 4, 3, 3), quant=q8(0.07, 2)))
+    g.add_node("QAvgPool", "avg", ["c"], ["a"], {"kernel": [2, 2], "strides": [1, 1], "pads": [1, 1, 0, 0],
+                                                   "count_include_pad": 1})
+    g.add_tensor(Tensor("s", "uint8", (1, 4, 3, 3), quant=q8(0.02)))
+    g.add_node("QAdd", "add", ["a", "c"], ["s"])
+    g.add_tensor(Tensor("r", "uint8", (1, 36), quant=q8(0.02)))
+    g.add_node("Reshape", "flat", ["s"], ["r"], {"shape": [1, 36]})
+    g.add_const("w2", rng.choice([-128, 127], (6, 36)).astype(np.int8), Quant(0.01, 0, None, -128, 127))
+    g.add_tensor(Tensor("d", "uint8", (1, 6), quant=q8(0.5, 7)))
+    g.add_node("QDense", "fc", ["r", "w2"], ["d"])
+    g.add_tensor(Tensor("y", "float32", (1, 6)))
+    g.add_node("Dequantize", "dq", ["d"], ["y"])
+    g.outputs = ["y"]
+    g.verify()
+    return g
+
+
+@pytest.mark.parametrize("u8", [False, True], ids=["s8w", "u8w"])
+def test_adversarial_inputs_and_weights(u8, tmp_path, cflags):
+    """All-max, all-min and random extreme inputs through extreme weights, under UBSan."""
+    g = compile_graph(_hot_graph(3, u8), CompileOptions(tc=10, ts=[3, 9, 1, 2]), integer=True)
+    shape = g.tensors[g.inputs[0]].shape[1:]
+    rng = np.random.default_rng(5)
+    x = np.stack([np.full(shape, 1e9), np.full(shape, -1e9), np.full(shape, 3.0),
+                  *rng.choice([-1e9, 1e9], (4,) + shape), rng.uniform(-1, 2, shape)]).astype(np.float32)
+    out, counts = assert_matches_numpy(g, x, tmp_path / "c", cflags)
+    assert out.min() >= 0 and out.max() <= 255
+
+
+def _coarsen(g: Graph) -> int:
+    """Rescale every TSA layer's constants down (membrane units 2^s times coarser) until the
+    membrane provably fits int32, and mark it int32: a valid, less precise integer model that
+    exercises the int32 code path. Returns how many layers became int32."""
+    count = 0
+    for node in g.nodes:
+        if node.op != "TsaLayer":
+            continue
+        a, n = node.attrs, node.attrs["n_inputs"]
+        wq = g.const(node.inputs[n + 2]) if node.inputs[n + 2] else None
+        fan = (int(np.prod(a["kernel"])) if wq is None else int(np.abs(wq).sum()) if a["kind"] == "add"
+               else int(np.abs(wq).reshape(wq.shape[0], -1).sum(axis=1).max()))
+        bq, rq = g.tensors[node.inputs[n + 3]], g.tensors[node.inputs[n + 4]]
+        b0, r0, m0 = bq.data.astype(np.int64), rq.data.astype(np.int64), int(a["int_acc_mul"])
+        num, den = a["int_vth"]
+        for sh in range(64):
+            b, r, m = b0 >> sh, r0 >> sh, m0 >> sh
+            need = cb.membrane_need(fan=fan, acc_mul=m, bq_max=int(np.abs(b).max()), rq_max=int(r.max()),
+                                    beta=int(a["beta"]), tc=a["tc"], ts=a["ts"], num=num, den=den)
+            if need <= 2**31 - 1 and m >= 1:
+                bq.data, rq.data, a["int_acc_mul"], a["int_membrane"] = b, r, m, "int32"
+                count += 1
+                break
+    return count
+
+
+def test_int32_membranes(tmp_path, cflags):
+    g = compile_graph(residual(), CompileOptions(ts=1), integer=True)
+    assert _coarsen(g) >= 2      # the conv layers (the add keeps 20-bit weights: int64)
+    x = np.random.default_rng(6).uniform(-1, 1, (6, 3, 5, 5)).astype(np.float32)
+    assert_matches_numpy(g, x, tmp_path / "c", cflags)
+    core = (tmp_path / "c" / "sws.c").read_text()
+    assert "int32_t U = 0" in core
+
+
+def test_raw_input_outside_range(tmp_path, cflags):
+    """Raw codes outside a narrowed input range clamp instead of reading past the table."""
+    src = tiny_cnn()
+    src.tensors["q"].quant.lo, src.tensors["q"].quant.hi = 20, 200
+    g = compile_graph(src, CompileOptions(), integer=True)
+    noise = np.random.default_rng(0).choice([0, 255], (2, 6, 6))
+    x_q = np.stack([np.full((2, 6, 6), 255), np.full((2, 6, 6), 200), np.zeros((2, 6, 6)),
+                    np.full((2, 6, 6), 20), noise, np.clip(noise, 20, 200)]).astype(np.uint8)
+    out, _ = c_run(g, tmp_path / "c", x_q, cflags)
+    np.testing.assert_array_equal(out[0::2], out[1::2])
+    x = (np.clip(noise, 20, 200)[None].astype(np.float32) - 128) / 127.5
+    q, _, _ = int_reference(g, x)
+    np.testing.assert_array_equal(out[5:], q)
+
+
+# ------------------------------------------------------------------ names, text, determinism
+EVIL = 'evil */ name\n"quoted" \\back\\slash ??/ caf\u00e9 /* x */'
+
+
+def _evil_graph() -> Graph:
+    g = tiny_cnn()
+    g.name = "model " + EVIL
+    rename = {t: f"{t} {EVIL}" for t in g.tensors}
+    for old, new in rename.items():
+        t = g.tensors.pop(old)
+        t.name = new
+        g.tensors[new] = t
+    for i, n in enumerate(g.nodes):
+        n.name = f"{i}{EVIL}" if i % 2 else f"node{i} {EVIL}"
+        n.inputs = [rename.get(v, v) for v in n.inputs]
+        n.outputs = [rename.get(v, v) for v in n.outputs]
+    g.inputs = [rename[v] for v in g.inputs]
+    g.outputs = [rename[v] for v in g.outputs]
+    g.verify()
+    return g
+
+
+def test_hostile_names(tmp_path, cflags):
+    g = compile_graph(_evil_graph(), CompileOptions(), integer=True)
+    x = np.random.default_rng(2).uniform(-1, 1, (4, 2, 6, 6)).astype(np.float32)
+    cb.emit_c(g, tmp_path / "c", header_info={"note": EVIL})
+    for f in (tmp_path / "c").iterdir():
+        if f.suffix in (".c", ".h"):
+            text = f.read_bytes()
+            assert all(b < 128 for b in text), f.name
+            for piece in ("*/ name", '"quoted"', "\\back", "??/", "/* x", "evil */"):
+                assert piece.encode() not in text, (f.name, piece)
+            assert b"evil __ name" in text or f.name == "sws_internal.h"   # the sanitized name is there
+    assert_matches_numpy(g, x, tmp_path / "c", cflags)
+    ref = compile_graph(tiny_cnn(), CompileOptions(), integer=True)
+    out_evil, _ = cb.run_binary(tmp_path / "c" / "sws_main", cb.quantize_input(g, x))
+    out_ref, _ = c_run(ref, tmp_path / "ref", cb.quantize_input(ref, x), STRICT)
+    np.testing.assert_array_equal(out_evil, out_ref)
+
+
+def test_sanitizers():
+    taken: set = set()
+    assert cb.c_ident("9 lives", taken) == "n9_lives"
+    assert cb.c_ident("9 lives", taken) == "n9_lives_1"
+    assert cb.c_ident("N9-LIVES", taken) == "N9_LIVES_2"     # case-insensitive: macros are upper-cased
+    assert cb.c_ident("", taken) == "x"
+    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", cb.c_ident("\u00e9\u00e9", taken))
+    s = cb.c_comment(EVIL)
+    for bad in ("*", "/", "\\", '"', "'", "?", "\n"):
+        assert bad not in s
+    assert all(32 <= ord(ch) < 127 for ch in s)
+    assert cb.c_int(-2**31) == "(-2147483647 - 1)" and cb.c_int(2**40) == "1099511627776LL"
+    with pytest.raises(SwscError):
+        cb.emit_c(compile_graph(tiny_cnn(), CompileOptions(), integer=True), "/nonexistent-never", prefix="1bad")
+
+
+def test_core_has_no_float_malloc_stdio(tmp_path):
+    g = compile_graph(residual(), CompileOptions(), integer=True)
+    cb.emit_c(g, tmp_path)
+    for name in ("sws.c", "sws_weights.c", "sws_internal.h"):
+        text = (tmp_path / name).read_text()
+        for word in ("float", "double", "malloc", "printf", "stdio", "math.h"):
+            assert not re.search(rf"\b{word}\b", text), (name, word)
+
+
+def test_deterministic(tmp_path):
+    g1 = compile_graph(residual(), CompileOptions(), integer=True)
+    g2 = compile_graph(residual(), CompileOptions(), integer=True)
+    r1 = cb.emit_c(g1, tmp_path / "a", prefix="m", header_info={"source": "x"})
+    cb.emit_c(g2, tmp_path / "b", prefix="m", header_info={"source": "x"})
+    cb.emit_c(g1, tmp_path / "c", prefix="m", header_info={"source": "x"})
+    names = sorted(p.name for p in r1.files)
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for n in names:
+        assert filecmp.cmp(tmp_path / "a" / n, tmp_path / "b" / n, shallow=False), n
+        assert filecmp.cmp(tmp_path / "a" / n, tmp_path / "c" / n, shallow=False), n
+
+
+# ------------------------------------------------------------------ linking, harness, memory
+def test_two_models_one_binary(tmp_path, cflags):
+    """Two models with different prefixes link into one program, and each computes its own."""
+    ga = compile_graph(tiny_cnn(), CompileOptions(), integer=True)
+    gb = compile_graph(residual(), CompileOptions(ts=1), integer=True)
+    cb.emit_c(ga, tmp_path / "a", prefix="net_a")
+    cb.emit_c(gb, tmp_path / "b", prefix="net_b")
+    xa = np.random.default_rng(0).uniform(-1, 1, (1, 2, 6, 6)).astype(np.float32)
+    xb = np.random.default_rng(1).uniform(-1, 1, (1, 3, 5, 5)).astype(np.float32)
+    qa, qb = cb.quantize_input(ga, xa), cb.quantize_input(gb, xb)
+    main = tmp_path / "both.c"
+    main.write_text(
+        '#include <stdio.h>\n#include "net_a.h"\n#include "net_b.h"\n'
+        "static const net_a_input_t xa[NET_A_INPUT_SIZE] = {%s};\n"
+        "static const net_b_input_t xb[NET_B_INPUT_SIZE] = {%s};\n"
+        "int main(void) {\n"
+        "    int32_t ya[NET_A_OUTPUT_SIZE], yb[NET_B_OUTPUT_SIZE];\n    int i;\n"
+        "    if (net_a_run(xa, ya) || net_b_run(xb, yb)) return 1;\n"
+        '    for (i = 0; i < NET_A_OUTPUT_SIZE; ++i) printf("%%ld ", (long)ya[i]);\n    printf("\\n");\n'
+        '    for (i = 0; i < NET_B_OUTPUT_SIZE; ++i) printf("%%ld ", (long)yb[i]);\n    printf("\\n");\n'
+        '    printf("%%ld %%ld\\n", (long)net_a_last_stats()->spikes_pos[0], (long)net_b_last_stats()->spikes_pos[0]);\n'
+        "    return 0;\n}\n" % (", ".join(map(str, qa.ravel())), ", ".join(map(str, qb.ravel()))))
+    srcs = [str(main)] + [str(tmp_path / d / f"{p}{s}") for d, p in (("a", "net_a"), ("b", "net_b"))
+                          for s in (".c", "_weights.c", "_float.c")]
+    exe = tmp_path / "both"
+    subprocess.run(["gcc", *cflags.split(), f"-I{tmp_path / 'a'}", f"-I{tmp_path / 'b'}", "-o", str(exe), *srcs,
+                    "-lm"], check=True)
+    lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True,
+                           env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}).stdout.splitlines()
+    qa_ref, ca, _ = int_reference(ga, xa)
+    qb_ref, cb_, _ = int_reference(gb, xb)
+    assert [int(v) for v in lines[0].split()] == qa_ref.ravel().tolist()
+    assert [int(v) for v in lines[1].split()] == qb_ref.ravel().tolist()
+    assert [int(v) for v in lines[2].split()] == [ca["quant"][0], cb_["quant"][0]]
+
+
+def test_float_helpers_and_harness(tmp_path, cflags):
+    """quantize/dequantize/softmax helpers agree with numpy; the harness takes files; -m reports."""
+    g = compile_graph(tiny_cnn(), CompileOptions(), integer=True)
+    d = tmp_path / "c"
+    report = cb.emit_c(g, d)
+    exe = cb.build(d, cflags=cflags)
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(-1.5, 1.5, (3, 2, 6, 6)),
+                        (np.arange(72).reshape(1, 2, 6, 6) - 36) / 127.5 * 1.0]).astype(np.float32)
+    x[0, 0, 0, :3] = [np.inf, -np.inf, 0.5 / 127.5]          # saturation and an exact tie
+    prog = tmp_path / "helpers.c"
+    prog.write_text(
+        '#include <stdio.h>\n#include "sws.h"\n'
+        "int main(void) {\n    float x[SWS_INPUT_SIZE], y[SWS_OUTPUT_SIZE];\n"
+        "    sws_input_t q[SWS_INPUT_SIZE];\n    int32_t o[SWS_OUTPUT_SIZE];\n"
+        "    while (fread(x, sizeof x[0], SWS_INPUT_SIZE, stdin) == SWS_INPUT_SIZE) {\n"
+        "        sws_quantize_input(x, q);\n        sws_run(q, o);\n        sws_dequantize_output(o, y);\n"
+        "        sws_apply_tail(y);\n"
+        "        fwrite(q, sizeof q[0], SWS_INPUT_SIZE, stdout);\n        fwrite(y, sizeof y[0], SWS_OUTPUT_SIZE, stdout);\n"
+        "    }\n    return 0;\n}\n")
+    subprocess.run(["gcc", *cflags.split(), f"-I{d}", "-o", str(tmp_path / "helpers"), str(prog), str(d / "sws.c"),
+                    str(d / "sws_weights.c"), str(d / "sws_float.c"), "-lm"], check=True)
+    raw = subprocess.run([str(tmp_path / "helpers")], input=x.tobytes(), capture_output=True, check=True,
+                         env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}).stdout
+    n = len(x)
+    rec = 72 + 5 * 4
+    buf = np.frombuffer(raw, dtype=np.uint8).reshape(n, rec)
+    q_c = buf[:, :72].reshape(x.shape)
+    y_c = buf[:, 72:].copy().view(np.float32)
+    np.testing.assert_array_equal(q_c, cb.quantize_input(g, x))
+    _, _, y_ref = int_reference(g, x)
+    np.testing.assert_array_equal(y_c, y_ref)
+    # the harness with file arguments, then a truncated sample
+    inp, outp = tmp_path / "in.bin", tmp_path / "out.bin"
+    inp.write_bytes(q_c.tobytes())
+    subprocess.run([str(exe), str(inp), str(outp)], check=True, env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
+    out, _ = cb.run_binary(exe, q_c)
+    L = len(json.loads((d / "manifest.json").read_text())["layers"])
+    assert np.frombuffer(outp.read_bytes(), dtype=np.int32).reshape(n, -1)[:, :5].tolist() == out.tolist()
+    assert L == 3
+    bad = subprocess.run([str(exe)], input=q_c.tobytes()[:-1], capture_output=True,
+                         env={**os.environ, "ASAN_OPTIONS": "detect_leaks=0"})
+    assert bad.returncode == 2
+    text = cb.memory_report(exe)
+    assert f"{report.flash_bytes:>10} {report.ram_bytes:>10}" in text
+
+
+def test_softmax_tail(tmp_path, corpus_dir, cflags):
+    import corpus
+    import_onnx = _frontend()
+    g = compile_graph(import_onnx(corpus.get_model("mlp-qdq-pt-u8", corpus_dir)), CompileOptions(), integer=True)
+    cb.emit_c(g, tmp_path / "c")
+    h = (tmp_path / "c" / "sws.h").read_text()
+    assert "#define SWS_HAS_TAIL 1" in h
+    assert "expf" in (tmp_path / "c" / "sws_float.c").read_text()
+
+
+def test_memory_plan(tmp_path):
+    """Buffers whose lifetimes overlap never share bytes; a chain reuses; the report adds up."""
+    g = compile_graph(residual(), CompileOptions(), integer=True)
+    pl = cb._Planner(g, "sws")
+    pl.plan()
+    bufs = list(pl.buffers.values())
+    for i, a in enumerate(bufs):
+        for b in bufs[i + 1:]:
+            if not (a["end"] < b["start"] or b["end"] < a["start"]):
+                assert a["offset"] + a["size"] <= b["offset"] or b["offset"] + b["size"] <= a["offset"]
+    # the shortcut c0 stays alive until the add: three 600-byte buffers at once, not two
+    assert pl.arena == 3 * 3 * 25 * 8 and pl.unshared == 4 * 3 * 25 * 8
+    rep = cb.emit_c(g, tmp_path)
+    assert rep.ram_bytes == rep.arena_bytes + rep.work_bytes + rep.stats_bytes
+    assert rep.flash_bytes == sum(lay.flash_bytes for lay in rep.layers)
+    assert [lay.name for lay in rep.layers] == ["quant", "conv0", "conv1", "add"]
+    assert "total" in rep.format()
+
+
+def test_needs_integer_graph(tmp_path):
+    g = compile_graph(tiny_cnn(), CompileOptions())
+    with pytest.raises(SwscError, match="lower-to-integer"):
+        cb.emit_c(g, tmp_path)
