@@ -225,36 +225,6 @@ KERNELS = {"Quantize": _quantize, "QConv": _qconv, "QDense": _qdense, "QAvgPool"
            "Dequantize": _dequantize, "Softmax": _softmax}
 
 
-def onnxruntime_session(model, *, threads: int = 0):
-    """The onnxruntime session this evaluator is bit-exact with (model: path, bytes or ModelProto).
-
-    On x86 CPUs without VNNI, onnxruntime's default u8 x s8 kernels add pairs of products in
-    saturating int16 (errors of up to ~150 LSB); ``session.x64quantprecision=1`` selects the
-    exact kernels (what VNNI machines compute). ORT 1.32 has no QGemm kernel for the s8
-    activations that mode produces; there the default session is used (s8 x s8 is exact).
-    """
-    import onnxruntime as ort
-
-    if hasattr(model, "SerializeToString"):
-        model = model.SerializeToString()
-    elif not isinstance(model, (bytes, bytearray)):
-        model = str(model)
-
-    def make(precise):
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        if threads:
-            so.intra_op_num_threads = threads
-        if precise:
-            so.add_session_config_entry("session.x64quantprecision", "1")
-        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-
-    try:
-        return make(True)
-    except Exception:
-        return make(False)
-
-
 def run_node(graph, node, env: dict) -> np.ndarray:
     """Run one node on the values in env (tensor name -> array); returns its output."""
     k = KERNELS.get(node.op)

@@ -27,7 +27,8 @@ def session(model: onnx.ModelProto, *, threads: int = 1, file: str | None = None
     last = None
     for precise in (True, False):
         so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
+        if threads:
+            so.intra_op_num_threads = threads
         so.log_severity_level = 4 if precise else 3   # a refused precise mode is not the user's error
         if precise:
             so.add_session_config_entry("session.x64quantprecision", "1")

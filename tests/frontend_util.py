@@ -12,11 +12,11 @@ MODELS = Path(__file__).resolve().parent / "models"
 
 
 def ort_session(model: onnx.ModelProto):
-    """onnxruntime in the mode the reference evaluator is bit-exact with (see
-    runtime.reference.onnxruntime_session: exact U8S8 kernels on non-VNNI x86)."""
-    from runtime.reference import onnxruntime_session
+    """onnxruntime in the mode the reference evaluator is bit-exact with (swsc.oracle.session:
+    exact U8S8 kernels on non-VNNI x86)."""
+    from swsc.oracle import session
 
-    return onnxruntime_session(model)
+    return session(model, threads=0)
 
 
 def run_ort(path, xs: np.ndarray, extra=()) -> dict[str, np.ndarray]:
