@@ -25,6 +25,8 @@ EPILOG = """examples:
   swsc dump out/lenet5_mnist_qdq.sws.onnx                      print a compiled graph
   swsc check model.onnx --data test.npz --json                 SNN vs onnxruntime
   swsc run out/model.sws.onnx --data test.npz -o y.npz        run a compiled network
+  swsc sweep model.onnx --data test.npz --tc 4..8 --ts 0..3 -o t.json   accuracy/OPF over a grid
+  swsc report t.json -o results/                               plots and report.md from sweep tables
 """
 
 
@@ -120,6 +122,44 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--limit", type=int, help="use only the first N samples")
     k.add_argument("--json", action="store_true", help="print exactly one JSON object")
     _add_compile_options(k)
+
+    w = sub.add_parser("sweep", help="evaluate a grid of Tc, Ts, threshold and encoder settings",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Compile and run MODEL once per grid point (the cartesian product of the "
+                       "lists below) and write one row per point: accuracy of the SNN and of the quantized ANN "
+                       "(onnxruntime, run once), top-1 agreement, fraction of exact outputs, T_inf, OPF, ANN "
+                       "MACs, spikes. The .json form adds per-layer agreement, residual summaries and residual "
+                       "histograms (input for 'swsc report').",
+                       epilog="grid values are comma-separated lists; integer axes also take ranges 'a..b'.\n"
+                       "example: swsc sweep samples/lenet5_mnist_qat.onnx --data samples/lenet5_mnist_qat_test.npz"
+                       " \\\n           --tc 4..8 --ts 0..3 --vth-factor 0.5,1.0 -o lenet.json")
+    w.add_argument("model", help="quantized .onnx model")
+    w.add_argument("--data", required=True, help=".npz with x (float32 samples) and y (labels, for accuracy)")
+    w.add_argument("-o", "--output", required=True,
+                   help="table to write: .csv (one row per point) or .json (rows plus per-layer data)")
+    w.add_argument("--tc", default="8", metavar="LIST", help="coding steps Tc to try (default 8)")
+    w.add_argument("--ts", default="0,1,2,3", metavar="LIST", help="silent periods Ts (the same for every TSA layer) to try "
+                   "(default 0,1,2,3)")
+    w.add_argument("--vth-factor", default="0.5", metavar="LIST", help="threshold factors to try: 0.5 lowered, 1.0 the paper's "
+                   "'not lowered' ablation (default 0.5)")
+    w.add_argument("--encoder", default="exact", metavar="LIST", help="input encoders to try: exact, tsa (default exact)")
+    w.add_argument("--encoder-ts", default="1", metavar="LIST", help="silent periods of the tsa encoder to try; ignored for "
+                   "exact (default 1; 0 is the paper's lossy setting)")
+    w.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
+    w.add_argument("--limit", type=int, help="use only the first N samples")
+    w.add_argument("--input-shape", default=None, help="static input shape for symbolic dimensions")
+    w.add_argument("--quiet", action="store_true", help="do not print the table summary")
+
+    rp = sub.add_parser("report", help="plots and report.md from sweep tables",
+                        description="Read one or more tables written by 'swsc sweep' (.json for per-layer "
+                        "residual plots; .csv works without them) and write into DIR: report.md (a Table-2 "
+                        "style summary at Tc=8, Ts=2, the measurements against the paper's claims, per-model "
+                        "tables) and, with matplotlib installed, PNGs per model: accuracy vs latency (fig. 3), "
+                        "accuracy vs OPF over Tc and Ts (fig. 4a), residual density (fig. 5a), ablation (fig. 5b).")
+    rp.add_argument("tables", nargs="+", metavar="TABLE", help="sweep tables (.json or .csv)")
+    rp.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    rp.add_argument("--notes", metavar="FILE.md", help="markdown to include near the top of report.md")
+    rp.add_argument("--no-plots", action="store_true", help="write report.md only")
     return p
 
 
@@ -236,7 +276,46 @@ def cmd_check(a) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check}
+def cmd_sweep(a) -> int:
+    from .sweep import AXES, grid_points, parse_values, sweep, table_kind, write_table
+    model = _need_file(a.model)
+    _need_file(a.data, "data")
+    kind = table_kind(a.output)
+    grid = {axis: parse_values(getattr(a, axis), axis) for axis in AXES}
+    points = grid_points(grid)   # every value is checked before the first (slow) point runs
+    if a.limit is not None and a.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {a.limit}")
+    rows = sweep(model, a.data, points, limit=a.limit, input_shape=_input_shape(a), beta=a.beta)
+    out = Path(a.output)
+    _write_atomically(out.parent, {out.name: lambda p: write_table(rows, p, data=a.data, limit=a.limit)})
+    if not a.quiet:
+        print(f"{'Tc':>3} {'Ts':>3} {'vth':>4} {'encoder':>8} {'T_inf':>5} {'acc_snn':>8} {'acc_ann':>8} "
+              f"{'agree':>7} {'exact':>7} {'OPF/MACs':>8}")
+        for r in rows:
+            enc = r["encoder"] + ("" if r["encoder_ts"] is None else f"/{r['encoder_ts']}")
+            acc = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731
+            print(f"{r['tc']:>3} {r['ts']:>3} {r['vth_factor']:>4g} {enc:>8} {r['t_inf']:>5} "
+                  f"{acc(r['accuracy_snn']):>8} {acc(r['accuracy_ann']):>8} {100 * r['top1_agreement']:>7.2f} "
+                  f"{r['exact_fraction']:>7.4f} {r['opf'] / max(r['ann_macs'], 1):>8.2f}")
+    print(f"wrote {out} ({len(rows)} rows, {kind})")
+    return 0
+
+
+def cmd_report(a) -> int:
+    from .report import write_report
+    for t in a.tables:
+        _need_file(t, "table")
+    notes = _need_file(a.notes, "notes").read_text() if a.notes else None
+    written, note = write_report(a.tables, Path(a.output), notes=notes, plots=not a.no_plots)
+    if note:
+        print(f"swsc: {note}", file=sys.stderr)
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:
