@@ -424,17 +424,21 @@ class _Planner:
             cin, H, W = self.frame(node.inputs[0])
             M, CG, KH, KW = wq.shape
             _, OH, OW = frame
-            wsym, wb = self.arrays.add(f"w_{ident}", wq, f"weights w - z_w [{M}][{CG}][{KH}][{KW}], {node.name}")
+            G, MG = group, M // group
+            wt = wq.reshape(G, MG, CG, KH, KW).transpose(0, 2, 3, 4, 1)
+            wsym, wb = self.arrays.add(f"w_{ident}", wt, f"weights w - z_w as [{G}][{CG}][{KH}][{KW}][{MG}] "
+                                       f"(group, in channel, ky, kx, out channel), {node.name}")
             flash += wb
             fan = int(np.abs(wq).reshape(M, -1).sum(axis=1).max())
-            st.update(inp=ins[0], M=M, MG=M // group, CG=CG, KH=KH, KW=KW, H=H, W=W, OH=OH, OW=OW,
-                      SY=s[0], SX=s[1], PT=p[0], PL=p[1], DY=d[0], DX=d[1], w=wsym, npos=OH * OW)
+            st.update(inp=ins[0], M=M, G=G, MG=MG, CG=CG, KH=KH, KW=KW, H=H, W=W, OH=OH, OW=OW,
+                      SY=s[0], SX=s[1], PT=p[0], PL=p[1], DY=d[0], DX=d[1], w=wsym, npos=OH * OW,
+                      wct=self.arrays.items[-1]["ctype"], **_blocking(MG, tc))
         elif kind == "dense":
             M, K = wq.shape
-            wsym, wb = self.arrays.add(f"w_{ident}", wq, f"weights w - z_w [{M}][{K}], {node.name}")
+            wsym, wb = self.arrays.add(f"w_{ident}", wq.T, f"weights w - z_w transposed [{K}][{M}], {node.name}")
             flash += wb
             fan = int(np.abs(wq).sum(axis=1).max())
-            st.update(inp=ins[0], M=M, K=K, w=wsym, npos=1)
+            st.update(inp=ins[0], M=M, K=K, w=wsym, npos=1, wct=self.arrays.items[-1]["ctype"], **_blocking(M, tc))
         elif kind == "avgpool":
             k, s, p, d = _geometry(a)
             if len(k) != 2:
@@ -495,7 +499,7 @@ class _Planner:
         st["phases"] = _phases(tc, ts)
         st["stat"] = self.stat(node)
         self.steps.append(st)
-        work = 4 * tc + 2 * msize + 4
+        work = 4 * tc * st.get("MB", 1) + 2 * msize + 4
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, flash, self.numel(out) * tc + work)
 
@@ -616,6 +620,19 @@ class _Planner:
         fa = axis - 1
         out["softmax"] = {"outer": _prod(dims[:fa]), "len": dims[fa], "inner": _prod(dims[fa + 1:])}
         out["tensor"] = node.outputs[0]
+
+
+#: the accumulators of a block of output channels (Tc x block int32) stay under this many bytes
+ACC_BLOCK_BYTES = 4096
+
+
+def _blocking(channels: int, tc: int) -> dict:
+    """Output channels are computed in blocks sharing each input spike: block size MB, and
+    whether it divides the channel count (then every block is full: constant trip counts)."""
+    cap = max(1, ACC_BLOCK_BYTES // (4 * tc))
+    nblocks = -(-channels // cap)
+    mb = -(-channels // nblocks)
+    return {"MB": mb, "MB_exact": channels % mb == 0}
 
 
 def membrane_need(*, fan, acc_mul, bq_max, rq_max, beta, tc, ts, num, den) -> int:
