@@ -198,7 +198,8 @@ class _Arrays:
         if ctype is None:
             ctype, size = int_ctype(int(arr.min()), int(arr.max()))
         else:
-            size = {n: s for n, s, _, _ in _CTYPES}[ctype]
+            size = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4, "uint32_t": 4,
+                    "int64_t": 8}[ctype]
         key = (ctype, tuple(arr.tolist())) if share else None
         if key is not None and key in self._by_content:
             return self._by_content[key], 0
@@ -261,12 +262,15 @@ class _Planner:
         if t.dtype != "spike":
             raise SwscError(f"expected a spike tensor, '{name}' is {t.dtype}")
         self.root[name] = name
-        self.buffers[name] = {"size": self.numel(name) * self.tc, "start": idx, "end": idx}
+        self.buffers[name] = {"size": 2 * self.numel(name), "start": idx, "end": idx}   # in mask words
 
     def use(self, name: str, idx: int) -> str:
         r = self.root[name]
         self.buffers[r]["end"] = max(self.buffers[r]["end"], idx)
         return r
+
+    def spike_bytes(self, name: str) -> int:
+        return 2 * self.numel(name) * self.mask_bytes
 
     def alias(self, out: str, src: str, idx: int) -> None:
         self.root[out] = self.use(src, idx)
@@ -337,6 +341,11 @@ class _Planner:
         if len(node.inputs) < 2 or not node.inputs[1]:
             raise SwscError("the encoder has no lookup table (run lower-to-integer)", node=node.name, op=node.op)
         self.tc, self.beta = int(a["tc"]), int(a["beta"])
+        if self.tc > 32:
+            raise UnsupportedOpError([(node.name, node.op, "the C backend packs a spike train in 32 bits: Tc <= 32")])
+        self.mask_t, self.mask_bytes = (("uint8_t", 1) if self.tc <= 8 else ("uint16_t", 2) if self.tc <= 16
+                                        else ("uint32_t", 4))
+        self.bit1 = "(uint32_t)1" if self.tc > 16 else "1u"
         out = self.t(node.outputs[0])
         q = out.quant
         lut = np.asarray(self.g.const(node.inputs[1])).astype(np.int64)
@@ -352,7 +361,10 @@ class _Planner:
             raise UnsupportedOpError([(node.name, node.op, f"input range [{q.lo}, {q.hi}] is wider than 16 bits")])
         self.new_buffer(node.outputs[0], idx)
         ident = self.ident(node)
-        sym, flash = self.arrays.add(f"lut_{ident}", lut, f"encoder {node.name}: lut[P - lo][k]", ctype="int8_t")
+        weights = (1 << np.arange(self.tc, dtype=np.int64))
+        masks = np.stack([((lut > 0) * weights).sum(axis=1), ((lut < 0) * weights).sum(axis=1)], axis=1)
+        sym, flash = self.arrays.add(f"lut_{ident}", masks, f"encoder {node.name}: (+1 mask, -1 mask) per code P - lo",
+                                     ctype=self.mask_t)
         n = self.numel(node.outputs[0])
         self.input = {"n": n, "dims": list(self.frame(node.outputs[0])), "ctype": in_t,
                       "dtype": in_t.replace("_t", ""), "lo": q.lo, "hi": q.hi,
@@ -361,7 +373,7 @@ class _Planner:
         self.steps.append({"kind": "encode", "fn": f"{self.prefix}_l{idx}_{ident}", "comment": c_comment(node.name),
                            "out": node.outputs[0], "n": n, "lo": q.lo, "hi": q.hi, "lut": sym,
                            "stat": self.stat(node), "tc": self.tc})
-        self._mem(node, flash, n * self.tc)
+        self._mem(node, flash, self.spike_bytes(node.outputs[0]))
 
     # -- TSA layers
     def _param(self, values, frame, name: str, node: Node, what: str):
@@ -501,7 +513,7 @@ class _Planner:
         self.steps.append(st)
         work = 4 * tc * st.get("MB", 1) + 2 * msize + 4
         self.work_bytes = max(self.work_bytes, work)
-        self._mem(node, flash, self.numel(out) * tc + work)
+        self._mem(node, flash, self.spike_bytes(out) + work)
 
     # -- other spike ops
     def _op_SpikeMaxPool(self, node: Node, idx: int) -> None:
@@ -527,7 +539,7 @@ class _Planner:
                            "DY": d[0], "DX": d[1], "pt": pt, "tc": self.tc, "beta": self.beta})
         work = k[0] * k[1] * (psize + 8) + 2 * psize
         self.work_bytes = max(self.work_bytes, work)
-        self._mem(node, 0, self.numel(node.outputs[0]) * self.tc + work)
+        self._mem(node, 0, self.spike_bytes(node.outputs[0]) + work)
 
     def _op_SpikeDelay(self, node: Node, idx: int) -> None:
         self.alias(node.outputs[0], node.inputs[0], idx)   # the runtime processes whole windows
@@ -555,7 +567,7 @@ class _Planner:
         dims = [{"n": outf[j], "stride": strides[fperm[j]]} for j in range(len(outf))]
         self.steps.append({"kind": "transpose", "fn": f"{self.prefix}_l{idx}_{ident}", "comment": c_comment(node.name),
                            "in": inp["buf"], "out": node.outputs[0], "dims": dims, "tc": self.tc})
-        self._mem(node, 0, self.numel(node.outputs[0]) * self.tc)
+        self._mem(node, 0, self.spike_bytes(node.outputs[0]))
 
     def _op_Concat(self, node: Node, idx: int) -> None:
         self._spike_only(node)
@@ -568,7 +580,7 @@ class _Planner:
             raise UnsupportedOpError([(node.name, node.op, "a concat along the batch axis")])
         fa = axis - 1
         outer = _prod(outf[:fa])
-        inner = _prod(outf[fa + 1:]) * self.tc
+        inner = _prod(outf[fa + 1:]) * 2
         ins, off = [], 0
         for name in node.inputs:
             mid = self.frame(name)[fa]
@@ -578,7 +590,7 @@ class _Planner:
         ident = self.ident(node)
         self.steps.append({"kind": "concat", "fn": f"{self.prefix}_l{idx}_{ident}", "comment": c_comment(node.name),
                            "ins": ins, "out": node.outputs[0], "outer": outer, "row": outf[fa] * inner})
-        self._mem(node, 0, self.numel(node.outputs[0]) * self.tc)
+        self._mem(node, 0, self.spike_bytes(node.outputs[0]))
 
     # -- decoder and float tail
     def _op_SwsDecode(self, node: Node, idx: int) -> None:
@@ -695,7 +707,8 @@ def emit_c(graph: Graph, out_dir, *, prefix: str = "sws", header_info: dict | No
     n_layers = len(pl.layers)
     stats_bytes = 8 * n_layers
     flash = sum(m.flash_bytes for m in pl.mem)
-    ram = pl.arena + pl.work_bytes + stats_bytes
+    arena_bytes = pl.arena * pl.mask_bytes
+    ram = arena_bytes + pl.work_bytes + stats_bytes
     model = header_info.pop("model", graph.name)
     info = [("swsc version", swsc.__version__), ("model", c_comment(model, 200)),
             ("options", _options_text(graph, header_info))]
@@ -711,7 +724,8 @@ def emit_c(graph: Graph, out_dir, *, prefix: str = "sws", header_info: dict | No
         "input": pl.input, "outputs": pl.outputs, "output_size": pl.output_size, "arena": pl.arena,
         "arrays": pl.arrays.items, "tc": pl.tc, "beta": pl.beta, "t_inf": int(graph.meta.get("t_inf", 0)),
         "flash": flash, "ram": ram, "mem": pl.mem, "work": pl.work_bytes, "stats_bytes": stats_bytes,
-        "unshared": pl.unshared, "has_tail": any(o["softmax"] for o in pl.outputs), "exe": exe,
+        "mask_t": pl.mask_t, "bit1": pl.bit1, "arena_bytes": arena_bytes,
+        "unshared": pl.unshared * pl.mask_bytes, "has_tail": any(o["softmax"] for o in pl.outputs), "exe": exe,
     }
     env = _env()
     files = {
@@ -738,8 +752,9 @@ def emit_c(graph: Graph, out_dir, *, prefix: str = "sws", header_info: dict | No
     mpath = out_dir / "manifest.json"
     mpath.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="ascii")
     written.append(mpath)
-    return CReport(written, flash, ram, list(pl.mem), prefix=prefix, arena_bytes=pl.arena, work_bytes=pl.work_bytes,
-                   stats_bytes=stats_bytes, buffers_unshared=pl.unshared, executable=exe)
+    return CReport(written, flash, ram, list(pl.mem), prefix=prefix, arena_bytes=arena_bytes,
+                   work_bytes=pl.work_bytes, stats_bytes=stats_bytes, buffers_unshared=pl.unshared * pl.mask_bytes,
+                   executable=exe)
 
 
 # ---------------------------------------------------------------- build and run

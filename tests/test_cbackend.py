@@ -88,6 +88,7 @@ VARIANTS = {
     "beta3-tsa-enc": CompileOptions(tc=6, ts=[1, 3], beta=3.0, encoder="tsa", encoder_ts=1),
     "long-window": CompileOptions(tc=12, ts=0, vth_factor=1.0),
     "big-ts": CompileOptions(tc=4, ts=9),
+    "tc20": CompileOptions(tc=20, ts=3),      # 32-bit spike masks
 }
 
 
@@ -455,8 +456,10 @@ def test_memory_plan(tmp_path):
         for b in bufs[i + 1:]:
             if not (a["end"] < b["start"] or b["end"] < a["start"]):
                 assert a["offset"] + a["size"] <= b["offset"] or b["offset"] + b["size"] <= a["offset"]
-    # the shortcut c0 stays alive until the add: three 600-byte buffers at once, not two
-    assert pl.arena == 3 * 3 * 25 * 8 and pl.unshared == 4 * 3 * 25 * 8
+    # a train of Tc = 8 frames is two uint8 masks; the shortcut c0 stays alive until the add:
+    # three 150-byte buffers at once, not two, and not all four
+    assert pl.mask_t == "uint8_t"
+    assert pl.arena == 3 * 3 * 25 * 2 and pl.unshared == 4 * 3 * 25 * 2
     rep = cb.emit_c(g, tmp_path)
     assert rep.ram_bytes == rep.arena_bytes + rep.work_bytes + rep.stats_bytes
     assert rep.flash_bytes == sum(lay.flash_bytes for lay in rep.layers)
