@@ -30,12 +30,15 @@ def test_paper_setting(model):
     assert report["accuracy_snn"] >= report["accuracy_ref"] - 0.01
 
 
-@pytest.mark.parametrize("fname", ["ic_quantized_int8.onnx", "ks_quantized_int8.onnx"])
-def test_mlperf_models_exact_with_full_silent_period(fname, tmp_path):
-    """Two real third-party int8 models (MLPerf Tiny), synthetic inputs: SNN == onnxruntime."""
-    path = SHARED / "models" / fname
+@pytest.mark.parametrize("path", [SHARED / "models" / "ic_quantized_int8.onnx",
+                                  SHARED / "models" / "ks_quantized_int8.onnx",
+                                  ROOT / "tests" / "models" / "qat_lenet.onnx",
+                                  ROOT / "tests" / "models" / "qat_resnet.onnx"], ids=lambda p: p.stem)
+def test_real_models_exact_with_full_silent_period(path, tmp_path):
+    """Real third-party int8 models (MLPerf Tiny) and torch QAT exports, synthetic inputs:
+    with Ts = Tc - 1 the SNN agrees with onnxruntime."""
     if not path.exists():
-        pytest.skip("../shared/models not present")
+        pytest.skip(f"{path} not present (../shared is optional)")
     from swsc.compiler import import_onnx
     g = import_onnx(path)
     x = np.random.default_rng(0).uniform(-1, 1, (32,) + g.tensors[g.inputs[0]].shape[1:]).astype(np.float32)
