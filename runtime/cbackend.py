@@ -376,9 +376,10 @@ class _Planner:
         self._mem(node, flash, self.spike_bytes(node.outputs[0]))
 
     # -- TSA layers
-    def _param(self, values, frame, name: str, node: Node, what: str):
+    def _param(self, values, frame, name: str, node: Node, what: str, spatial: bool = False):
         """A per-neuron integer constant as a C expression in the loop variables m (channel)
-        and p (position inside the channel): a literal, a per-channel array or a full map."""
+        and p (position inside the channel; oy, ox where ``spatial``): a literal, a per-channel array,
+        a table per border class (``spatial``), or a full map."""
         a = np.asarray(values).astype(np.int64)
         while a.ndim > len(frame) and a.shape[0] == 1:
             a = a[0]
@@ -394,9 +395,30 @@ class _Planner:
         if np.all(chan == chan[:, :1]):
             sym, flash = self.arrays.add(name, chan[:, 0], f"{what} per channel, {node.name}")
             return f"{sym}[m]", flash, max(abs(lo), abs(hi))
+        big = max(abs(lo), abs(hi))
+        if spatial and len(frame) == 3:
+            # a padded layer's map differs only near the borders: rows (and columns) with equal
+            # values form classes; store one value per (channel, row class, column class)
+            _, ry, cy = np.unique(full.transpose(1, 0, 2).reshape(frame[1], -1), axis=0, return_index=True,
+                                  return_inverse=True)[:3]
+            reduced = full[:, np.sort(ry), :]
+            cy = np.searchsorted(np.sort(ry), ry[np.asarray(cy).reshape(-1)])
+            _, rx, cx = np.unique(reduced.transpose(2, 0, 1).reshape(frame[2], -1), axis=0, return_index=True,
+                                  return_inverse=True)[:3]
+            cx = np.searchsorted(np.sort(rx), rx[np.asarray(cx).reshape(-1)])
+            table = reduced[:, :, np.sort(rx)]
+            ny, nx = table.shape[1], table.shape[2]
+            if np.array_equal(table[:, cy][:, :, cx], full):
+                size = int_ctype(lo, hi)[1]
+                if table.size * size + frame[1] + frame[2] < full.size * size:
+                    tsym, f1 = self.arrays.add(name, table, f"{what} per (channel, row class, column class), "
+                                               f"{node.name}")
+                    ysym, f2 = self.arrays.add(name + "_rows", cy, f"row class per output row, {node.name}")
+                    xsym, f3 = self.arrays.add(name + "_cols", cx, f"column class per output column, {node.name}")
+                    return f"{tsym}[(m * {ny}L + {ysym}[oy]) * {nx} + {xsym}[ox]]", f1 + f2 + f3, big
         sym, flash = self.arrays.add(name, full, f"{what} per neuron, {node.name}")
         npos = chan.shape[1]
-        return f"{sym}[m * {npos}L + p]", flash, max(abs(lo), abs(hi))
+        return f"{sym}[m * {npos}L + p]", flash, big
 
     def _op_TsaLayer(self, node: Node, idx: int) -> None:
         a = node.attrs
@@ -488,9 +510,10 @@ class _Planner:
         if kind != "add":
             st["in"] = st["inp"]["buf"]
         # ---- per-neuron constants and widths
-        st["bq"], fb, bq_max = self._param(bq, frame, f"bq_{ident}", node, "bias bq")
+        spatial = kind in ("conv", "avgpool")
+        st["bq"], fb, bq_max = self._param(bq, frame, f"bq_{ident}", node, "bias bq", spatial)
         flash += fb
-        st["rq"], fr_, rq_max = self._param(rq, frame, f"rq_{ident}", node, "reset rq")
+        st["rq"], fr_, rq_max = self._param(rq, frame, f"rq_{ident}", node, "reset rq", spatial)
         flash += fr_
         if int(rq.min()) < 0:
             raise SwscError("negative reset rq", node=node.name, op=node.op)

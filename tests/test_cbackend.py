@@ -107,6 +107,57 @@ def test_hand_built_bit_exact(model, variant, tmp_path, cflags):
     assert_matches_numpy(g, x, tmp_path / "c", cflags)
 
 
+def _structural_graph(seed: int = 0) -> Graph:
+    """Transpose, Concat along a spatial axis, global average pooling, a 1x1 conv with
+    groups, max pooling with padding, and a dense layer after a transpose + reshape."""
+    rng = np.random.default_rng(seed)
+    g = Graph("structural")
+    q8 = lambda s, z=0: Quant(s, z, None, 0, 255)  # noqa: E731
+    g.add_tensor(Tensor("x", "float32", (1, 4, 5, 6)))
+    g.inputs = ["x"]
+    g.add_tensor(Tensor("q", "uint8", (1, 4, 5, 6), quant=q8(1 / 127.5, 128)))
+    g.add_node("Quantize", "quant", ["x"], ["q"])
+    g.add_const("w", rng.integers(-60, 61, (6, 2, 1, 1)).astype(np.int8), Quant(0.01, 0, None, -128, 127))
+    g.add_tensor(Tensor("c", "uint8", (1, 6, 5, 6), quant=q8(0.02)))
+    g.add_node("QConv", "conv", ["q", "w"], ["c"], {"kernel": [1, 1], "group": 2})
+    g.add_tensor(Tensor("m", "uint8", (1, 6, 3, 3), quant=q8(0.02)))
+    g.add_node("MaxPool", "pool", ["c"], ["m"], {"kernel": [3, 2], "strides": [2, 2], "pads": [1, 0, 1, 0]})
+    g.add_tensor(Tensor("t", "uint8", (1, 3, 3, 6), quant=q8(0.02)))
+    g.add_node("Transpose", "tr", ["m"], ["t"], {"perm": [0, 2, 3, 1]})
+    g.add_tensor(Tensor("k", "uint8", (1, 3, 6, 6), quant=q8(0.02)))
+    g.add_node("Concat", "cat", ["t", "t"], ["k"], {"axis": 2})
+    g.add_tensor(Tensor("a", "uint8", (1, 3, 1, 1), quant=q8(0.01, 5)))
+    g.add_node("QAvgPool", "gap", ["k"], ["a"], {"kernel": [6, 6]})
+    g.add_tensor(Tensor("f", "uint8", (1, 108), quant=q8(0.02)))
+    g.add_node("Reshape", "flat", ["k"], ["f"], {"shape": [1, 108]})
+    g.add_const("w2", rng.integers(-60, 61, (4, 108)).astype(np.int8), Quant(0.004, 0, None, -128, 127))
+    g.add_tensor(Tensor("d", "uint8", (1, 4), quant=q8(0.05, 90)))
+    g.add_node("QDense", "fc", ["f", "w2"], ["d"])
+    g.add_tensor(Tensor("y", "float32", (1, 4)))
+    g.add_node("Dequantize", "dq", ["d"], ["y"])
+    g.add_tensor(Tensor("y2", "float32", (1, 3, 1, 1)))
+    g.add_node("Dequantize", "dq2", ["a"], ["y2"])
+    g.outputs = ["y", "y2"]
+    g.verify()
+    return g
+
+
+def test_structural_ops_and_two_outputs(tmp_path, cflags):
+    g = compile_graph(_structural_graph(), CompileOptions(), integer=True)
+    x = np.random.default_rng(3).uniform(-1, 1, (6, 4, 5, 6)).astype(np.float32)
+    out, counts = c_run(g, tmp_path / "c", cb.quantize_input(g, x), cflags)
+    assert out.shape == (6, 4 + 3)                     # two outputs, concatenated
+    it = Interpreter(g, "int")
+    res = it.run(x)
+    env = it._run_batch({g.inputs[0]: x}, {}, True)
+    for k, (name, lo, hi) in enumerate([("d", 0, 4), ("a", 4, 7)]):
+        A = np.rint(decode(env[name], it._beta())).astype(np.int64)
+        np.testing.assert_array_equal(out[:, lo:hi], A.reshape(len(x), -1) + g.tensors[name].quant.lo)
+        np.testing.assert_array_equal(cb.dequantize_output(g, out[:, lo:hi], k).reshape(res.outputs[g.outputs[k]].shape),
+                                      res.outputs[g.outputs[k]])
+    assert counts == {s.name: (s.spikes_pos, s.spikes_neg) for s in res.layers}
+
+
 # ------------------------------------------------------------------ corpus and sample models
 def _frontend():
     try:
