@@ -394,6 +394,31 @@ def test_core_has_no_float_malloc_stdio(tmp_path):
             assert not re.search(rf"\b{word}\b", text), (name, word)
 
 
+@pytest.mark.skipif(shutil.which("ld") is None or shutil.which("nm") is None, reason="needs binutils")
+def test_core_links_alone_with_prefixed_symbols(tmp_path):
+    """The core and its weights need no library (freestanding; gcc may still call mem* for
+    loops), export only prefixed symbols, and also build for a 32-bit target where gcc can."""
+    g = compile_graph(_structural_graph(), CompileOptions(), integer=True)
+    cb.emit_c(g, tmp_path, prefix="tnet")
+    objs = []
+    for src in ("tnet.c", "tnet_weights.c"):
+        obj = tmp_path / src.replace(".c", ".o")
+        subprocess.run(["gcc", *STRICT.replace("-O1", "-O2").split(), "-ffreestanding", "-c", "-o", str(obj),
+                        str(tmp_path / src)], check=True)
+        objs.append(str(obj))
+    subprocess.run(["ld", "-r", "-o", str(tmp_path / "core.o"), *objs], check=True)
+    undefined = subprocess.run(["nm", "-u", str(tmp_path / "core.o")], capture_output=True, text=True,
+                               check=True).stdout.split()
+    assert [u for u in undefined if u not in ("U", "memset", "memcpy", "memmove")] == []
+    exported = subprocess.run(["nm", "-g", "--defined-only", str(tmp_path / "core.o")], capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+    assert exported and all(line.split()[-1].startswith("tnet_") for line in exported)
+    m32 = subprocess.run(["gcc", "-m32", *STRICT.split(), "-ffreestanding", "-c", "-o", str(tmp_path / "m32.o"),
+                          str(tmp_path / "tnet.c")], capture_output=True, text=True)
+    missing_target = any(w in m32.stderr for w in ("-m32", "unrecognized", "No such file", "not supported"))
+    assert m32.returncode == 0 or missing_target, m32.stderr
+
+
 def test_deterministic(tmp_path):
     g1 = compile_graph(residual(), CompileOptions(), integer=True)
     g2 = compile_graph(residual(), CompileOptions(), integer=True)
