@@ -18,6 +18,7 @@ import io
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -238,7 +239,11 @@ def table_json(rows: list[dict], *, data=None, limit=None) -> str:
            "data": Path(data).name if data else None, "limit": limit,
            "residual_bins": [round(float(b), 6) for b in RESIDUAL_BINS],
            "rows": [_round(r) for r in sorted(rows, key=sort_key)]}
-    return json.dumps(doc, sort_keys=True, indent=1) + "\n"
+    text = json.dumps(doc, sort_keys=True, indent=1)
+    # lists of numbers (histograms, bins) on one line each: shorter files, readable diffs
+    text = re.sub(r"\[\s*(-?[0-9.e+-]+(?:,\s*-?[0-9.e+-]+)*)\s*\]",
+                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+    return text + "\n"
 
 
 def _cell(k, v) -> str:
