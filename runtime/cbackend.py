@@ -551,6 +551,8 @@ class _Planner:
         for ox in range(OW):
             if not any(0 <= ox * s[1] - p[1] + kx * d[1] < W for kx in range(k[1])):
                 raise UnsupportedOpError([(node.name, node.op, "a pooling window entirely in the padding")])
+        full = all(0 <= oy * s[0] - p[0] + ky * d[0] < H for oy in range(OH) for ky in range(k[0])) and \
+            all(0 <= ox * s[1] - p[1] + kx * d[1] < W for ox in range(OW) for kx in range(k[1]))
         S = _code_sum(self.tc, self.beta)
         pt, psize = _wide(self.beta * S + 1, "a max-pool partial value", node)
         inp = self.spike_in(node.inputs[0], idx)
@@ -559,7 +561,8 @@ class _Planner:
         self.steps.append({"kind": "maxpool", "fn": f"{self.prefix}_l{idx}_{ident}", "comment": c_comment(node.name),
                            "in": inp["buf"], "out": node.outputs[0], "C": C, "H": H, "W": W, "OH": OH, "OW": OW,
                            "KH": k[0], "KW": k[1], "SY": s[0], "SX": s[1], "PT": p[0], "PL": p[1],
-                           "DY": d[0], "DX": d[1], "pt": pt, "tc": self.tc, "beta": self.beta})
+                           "DY": d[0], "DX": d[1], "pt": pt, "tc": self.tc, "beta": self.beta,
+                           "nv": k[0] * k[1] if full else None})
         work = k[0] * k[1] * (psize + 8) + 2 * psize
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, 0, self.spike_bytes(node.outputs[0]) + work)
