@@ -75,7 +75,7 @@ def assert_matches_numpy(g: Graph, x: np.ndarray, d: Path, flags: str, prefix: s
     q, ref_counts, y = int_reference(g, x)
     assert out.shape == q.shape
     np.testing.assert_array_equal(out, q)
-    assert counts == ref_counts
+    assert counts == ref_counts and list(counts) == list(ref_counts)    # same layers, same order
     if g.producer(g.outputs[0]).op != "Softmax":
         np.testing.assert_array_equal(cb.dequantize_output(g, out), y)
     assert sum(p + n for p, n in counts.values()) > 0
