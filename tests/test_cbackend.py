@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -425,11 +426,18 @@ def test_deterministic(tmp_path):
     r1 = cb.emit_c(g1, tmp_path / "a", prefix="m", header_info={"source": "x"})
     cb.emit_c(g2, tmp_path / "b", prefix="m", header_info={"source": "x"})
     cb.emit_c(g1, tmp_path / "c", prefix="m", header_info={"source": "x"})
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from graphs import residual\nfrom swsc.compiler import compile_graph\n"
+              "from swsc.options import CompileOptions\nfrom swsc.runtime import cbackend as cb\n"
+              "cb.emit_c(compile_graph(residual(), CompileOptions(), integer=True), %r, prefix='m',"
+              " header_info={'source': 'x'})\n" % (str(Path(__file__).parent), str(tmp_path / "d")))
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "PYTHONHASHSEED": "12345"})
     names = sorted(p.name for p in r1.files)
     assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
     for n in names:
         assert filecmp.cmp(tmp_path / "a" / n, tmp_path / "b" / n, shallow=False), n
         assert filecmp.cmp(tmp_path / "a" / n, tmp_path / "c" / n, shallow=False), n
+        assert filecmp.cmp(tmp_path / "a" / n, tmp_path / "d" / n, shallow=False), n
 
 
 # ------------------------------------------------------------------ linking, harness, memory
