@@ -189,6 +189,7 @@ class _Arrays:
         self.prefix = prefix
         self.items: list[dict] = []
         self._by_content: dict[tuple, str] = {}
+        self._syms: set[str] = set()
 
     def add(self, name: str, values, comment: str, *, ctype: str | None = None,
             share: bool = False) -> tuple[str, int]:
@@ -203,7 +204,12 @@ class _Arrays:
         key = (ctype, tuple(arr.tolist())) if share else None
         if key is not None and key in self._by_content:
             return self._by_content[key], 0
-        sym = f"{self.prefix}_{name}"
+        sym = base = f"{self.prefix}_{name}"
+        i = 1
+        while sym in self._syms:          # names built from two model names may meet
+            sym = f"{base}_{i}"
+            i += 1
+        self._syms.add(sym)
         self.items.append({"sym": sym, "ctype": ctype, "n": int(arr.size), "comment": c_comment(comment),
                            "body": _format_array(arr)})
         if key is not None:
