@@ -745,6 +745,8 @@ def emit_c(graph: Graph, out_dir, *, prefix: str = "sws", header_info: dict | No
     info = [("swsc version", swsc.__version__), ("model", c_comment(model, 200)),
             ("options", _options_text(graph, header_info))]
     header_info.pop("options", None)
+    if "source" in graph.meta and "source" not in header_info:
+        header_info["source"] = graph.meta["source"]
     for k in sorted(header_info):
         info.append((c_comment(k, 40), c_comment(header_info[k], 200)))
     for k in ("t_inf", "l_tsa"):
