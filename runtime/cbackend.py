@@ -236,7 +236,6 @@ class _Planner:
         self.buffers: dict[str, dict] = {}  # root spike tensor -> {size, start, end}
         self.root: dict[str, str] = {}      # spike tensor -> root tensor (aliases)
         self.outputs: list[dict] = []
-        self.tails: list[dict] = []
         self.work_bytes = 0
         self.tc = None
         self.beta = None
@@ -296,7 +295,10 @@ class _Planner:
             if not any(out["tensor"] == o for out in self.outputs):
                 raise UnsupportedOpError([(o, "output", "a graph output that is not a decoded spike tensor "
                                            "(SwsDecode, optionally followed by Softmax)")])
-        self.outputs.sort(key=lambda out: self.g.outputs.index(out["tensor"]))
+        live = {o["decode_tensor"] for o in self.outputs if o["tensor"] in self.g.outputs}
+        self.outputs = sorted((o for o in self.outputs if o["decode_tensor"] in live),
+                              key=lambda out: self.g.outputs.index(out["tensor"]))
+        self.steps = [st for st in self.steps if st["kind"] != "decode" or st["tensor"] in live]
         base = 0
         for i, out in enumerate(self.outputs):
             out["index"], out["base"] = i, base
