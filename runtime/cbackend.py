@@ -22,19 +22,18 @@ overflow).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import swsc
 from swsc.errors import SwscError, UnsupportedOpError
-from swsc.ir import Graph, Node
+from swsc.ir import Graph, Node, scalar
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -152,9 +151,6 @@ class CReport:
 
 
 # ---------------------------------------------------------------- helpers
-def _scalar(a) -> float:
-    return float(np.asarray(a).reshape(-1)[0])
-
 
 def _prod(shape) -> int:
     p = 1
@@ -376,7 +372,7 @@ class _Planner:
         n = self.numel(node.outputs[0])
         self.input = {"n": n, "dims": list(self.frame(node.outputs[0])), "ctype": in_t,
                       "dtype": in_t.replace("_t", ""), "lo": q.lo, "hi": q.hi,
-                      "scale": c_float(_scalar(q.scale)), "zp": c_float(_scalar(q.zero_point)),
+                      "scale": c_float(scalar(q.scale)), "zp": c_float(scalar(q.zero_point)),
                       "tensor": node.inputs[0]}
         self.steps.append({"kind": "encode", "fn": f"{self.prefix}_l{idx}_{ident}", "comment": c_comment(node.name),
                            "out": node.outputs[0], "n": n, "lo": q.lo, "hi": q.hi, "lut": sym,
@@ -645,8 +641,8 @@ class _Planner:
                            "n": n, "lo": q.lo, "t16": None if t16 is None else c_int(int(t16)), "at": at,
                            "tc": self.tc, "beta": self.beta, "tensor": node.outputs[0]})
         self.outputs.append({"tensor": node.outputs[0], "decode_tensor": node.outputs[0], "n": n,
-                             "dims": list(self.frame(src)), "scale": c_double(_scalar(q.scale)),
-                             "zp": c_double(_scalar(q.zero_point)), "softmax": None,
+                             "dims": list(self.frame(src)), "scale": c_double(scalar(q.scale)),
+                             "zp": c_double(scalar(q.zero_point)), "softmax": None,
                              "name": c_comment(node.outputs[0], 60)})
 
     def _op_Softmax(self, node: Node, idx: int) -> None:
@@ -804,7 +800,7 @@ def input_quant(graph: Graph) -> dict:
         dtype = "int8" if q.lo >= -128 and q.hi <= 127 else "int16"
     else:
         dtype = "uint8" if q.hi <= 255 else "uint16"
-    return {"scale": _scalar(q.scale), "zero_point": _scalar(q.zero_point), "lo": q.lo, "hi": q.hi, "dtype": dtype}
+    return {"scale": scalar(q.scale), "zero_point": scalar(q.zero_point), "lo": q.lo, "hi": q.hi, "dtype": dtype}
 
 
 def quantize_input(graph: Graph, x) -> np.ndarray:
@@ -821,7 +817,7 @@ def dequantize_output(graph: Graph, q: np.ndarray, index: int = 0) -> np.ndarray
     if node is not None and node.op == "Softmax":
         node = graph.producer(node.inputs[0])
     qt = graph.tensors[node.inputs[0]].quant
-    return (_scalar(qt.scale) * (np.asarray(q, dtype=np.float64) - _scalar(qt.zero_point))).astype(np.float32)
+    return (scalar(qt.scale) * (np.asarray(q, dtype=np.float64) - scalar(qt.zero_point))).astype(np.float32)
 
 
 def build(out_dir, cc: str = "gcc", cflags: str | None = None, *, exe: str | None = None,

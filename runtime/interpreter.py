@@ -316,7 +316,9 @@ class Interpreter:
             t = self.g.tensors.get(name)
             if t is None or t.quant is None or t.is_const:
                 continue
-            if t.dtype == "spike":
+            if t.dtype == "spike" and self.mode == "int":
+                code = self._int_code(decode(v, self._beta()), t.quant.theta or 1.0)
+            elif t.dtype == "spike":
                 code = decode(v, self._beta()) * (t.quant.theta or 1.0)
             elif t.dtype in ("uint8", "int8"):
                 code = v
@@ -324,6 +326,12 @@ class Interpreter:
                 continue
             out[name] = code + t.quant.lo
         return out
+
+    @staticmethod
+    def _int_code(A: np.ndarray, theta: float) -> np.ndarray:
+        """The integer decoder (docs/integer.md): A, or round(theta A) with theta in Q16."""
+        A = np.rint(A).astype(np.int64)
+        return A if theta == 1.0 else (A * int(round(theta * 65536)) + 2**15) >> 16
 
     def _beta(self) -> float:
         for n in self.g.nodes:
@@ -484,9 +492,7 @@ class Interpreter:
     def _op_SwsDecode(self, node, env, stats):
         q = self._t(node.inputs[0]).quant
         if self.mode == "int":
-            A = np.rint(decode(env[node.inputs[0]], self._beta())).astype(np.int64)
-            t16 = node.attrs.get("int_theta_q16")
-            code = A if t16 is None else (A * t16 + 2**15) >> 16
+            code = self._int_code(decode(env[node.inputs[0]], self._beta()), q.theta or 1.0)
         else:
             code = decode(env[node.inputs[0]], self._beta()) * (q.theta or 1.0)
         return (scalar(q.scale) * (code + q.lo - scalar(q.zero_point))).astype(np.float32)
