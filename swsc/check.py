@@ -99,8 +99,11 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
         return report
 
     options = (options or CompileOptions()).validate()
-    sg = compile_graph(graph, options)
-    bar = Progress(len(x), "swsc " + ("numpy" if backend == "numpy" else backend), enabled=progress)
+    if mode not in ("float", "int") or backend not in ("numpy", "c"):
+        raise UsageError(f"unknown mode/backend {mode}/{backend} (float|int, numpy|c)")
+    sg = compile_graph(graph, options, integer=mode == "int" or backend == "c")
+    sg.meta["source"] = Path(model).name
+    bar = Progress(len(x), f"swsc {backend} {mode}", enabled=progress)
     res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report)
     bar.close()
     q_snn = res.intermediates[qnames[0]]
@@ -169,6 +172,30 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
 
 def _run_backend(sg: Graph, x, *, mode, backend, progress, report):
     from swsc.runtime.interpreter import run
-    if backend == "numpy" and mode == "float":
-        return run(sg, x, intermediate=True, progress=progress)
-    raise UsageError(f"--backend {backend} --mode {mode} is not available in this build")
+    res = run(sg, x, intermediate=True, progress=progress, mode="int" if backend == "c" else mode)
+    if backend == "numpy":
+        return res
+    c_out, counts, creport = run_c(sg, x)
+    qname = output_quant_tensors(sg)[0]
+    numpy_q = res.intermediates[qname].astype(np.int64)
+    same_out = c_out.shape == numpy_q.shape and bool(np.array_equal(c_out, numpy_q))
+    same_spikes = all(counts.get(s.name) == (s.spikes_pos, s.spikes_neg) for s in res.layers)
+    report.update(backend_identical=same_out and same_spikes and len(counts) == len(res.layers),
+                  flash_bytes=creport.flash_bytes, ram_bytes=creport.ram_bytes)
+    res.intermediates[qname] = c_out          # onnxruntime is compared with what the C computed
+    return res
+
+
+def run_c(sg: Graph, x) -> tuple[np.ndarray, dict, object]:
+    """Generate C for an integer-lowered graph, build it with the system compiler, run it on x.
+
+    Returns (quantized outputs [N, ...], {layer: (spikes_pos, spikes_neg)}, the CReport).
+    """
+    import tempfile
+
+    from swsc.runtime import cbackend
+    with tempfile.TemporaryDirectory(prefix="swsc-c-") as d:
+        creport = cbackend.emit_c(sg, d, prefix="sws", header_info={"model": sg.meta.get("source", sg.name)})
+        exe = cbackend.build(d)
+        out, counts = cbackend.run_binary(exe, cbackend.quantize_input(sg, x))
+    return out.astype(np.int64), counts, creport

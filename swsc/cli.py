@@ -7,6 +7,7 @@ failed command leaves no half-written files.
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import os
 import shutil
@@ -89,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model", help="quantized .onnx model")
     c.add_argument("-o", "--output", default="out", help="output directory (default ./out)")
     c.add_argument("--name", help="output base name (default: the model file's stem)")
+    c.add_argument("--target", choices=("numpy", "c"), default="numpy",
+                   help="numpy: write <name>.sws.onnx for swsc run/dump (default); c: write integer-only "
+                        "C99 for firmware (<prefix>.h/.c, weights, float helpers, main.c, Makefile) "
+                        "and print its flash/RAM report")
+    c.add_argument("--prefix", help="C symbol prefix, so several models link into one firmware "
+                                    "(default: from --name or the model file name)")
     _add_compile_options(c)
     c.add_argument("--data", help="optional .npz (x[, y]) to report spikes and OPF per frame")
     c.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
@@ -163,20 +170,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _write_atomically(out_dir: Path, files: dict[str, callable]) -> list[Path]:
-    """Write every file into a temp dir first, then move them in: all or nothing."""
+def _produce_atomically(out_dir: Path, produce) -> tuple[list[Path], object]:
+    """Let ``produce(tmp_dir)`` write its files into a temp dir, then move them all in.
+
+    All or nothing: on any failure no file reaches ``out_dir`` (and a directory this call
+    created is removed again).
+    """
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".swsc-", dir=out_dir))
+    ok = False
     try:
-        for name, write in files.items():
-            write(tmp / name)
+        result = produce(tmp)
         done = []
-        for name in files:
-            os.replace(tmp / name, out_dir / name)
-            done.append(out_dir / name)
-        return done
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out_dir / f.name)
+            done.append(out_dir / f.name)
+        ok = True
+        return done, result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not ok and created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _write_atomically(out_dir: Path, files: dict[str, callable]) -> list[Path]:
+    """Write the named files (name -> writer(path)) all or nothing."""
+    def produce(tmp):
+        for name, write in files.items():
+            write(tmp / name)
+    return _produce_atomically(out_dir, produce)[0]
 
 
 def cmd_compile(a) -> int:
@@ -185,20 +208,28 @@ def cmd_compile(a) -> int:
     from .serialize import SUFFIX, save
     model = _need_file(a.model)
     opts = _options(a)
+    prefix = _c_prefix(a.prefix or a.name or model.name.removesuffix(".onnx"))
     popts = IRPrintOptions(after_all=a.print_ir_after_all, after=set(a.print_ir_after),
                            before=set(a.print_ir_before), dump_dir=a.dump_ir)
     graph = import_onnx(model, _input_shape(a))
     records = []
-    sg = compile_graph(graph, opts, print_options=popts, records=records)
+    sg = compile_graph(graph, opts, print_options=popts, records=records, integer=a.target == "c")
     sg.meta["source"] = model.name
     name = a.name or model.name.removesuffix(".onnx")
-    written = _write_atomically(Path(a.output), {name + SUFFIX: lambda p: save(sg, p)})
+    if a.target == "c":
+        from .runtime.cbackend import emit_c
+        written, creport = _produce_atomically(Path(a.output), lambda tmp: emit_c(
+            sg, tmp, prefix=prefix, header_info={"model": model.name, "options": opts.to_json()}))
+    else:
+        written = _write_atomically(Path(a.output), {name + SUFFIX: lambda p: save(sg, p)})
     layers = [n for n in sg.nodes if n.op == "TsaLayer"]
     params = sum(int(sg.tensors[i].data.size) for n in layers
                  for i in n.inputs[n.attrs["n_inputs"]:n.attrs["n_inputs"] + 2])   # W and b
     print(f"compiled {model.name}: {len(sg.nodes)} nodes, {len(layers)} TSA layers, "
           f"T_inf = {sg.meta['t_inf']} steps (Tc={opts.tc}), {params} parameters")
     print("passes: " + ", ".join(f"{r.name} {r.seconds * 1000:.0f} ms" for r in records))
+    if a.target == "c":
+        print(creport.format())
     if a.data:
         from .check import load_data
         from .runtime.interpreter import run
@@ -209,6 +240,12 @@ def cmd_compile(a) -> int:
     for p in written:
         print(f"wrote {p}")
     return 0
+
+
+def _c_prefix(text: str) -> str:
+    """A C symbol prefix from a user option or a file name: [a-z0-9_], not starting with a digit."""
+    p = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_").lower() or "sws"
+    return ("m_" + p if p[0].isdigit() else p)[:24]
 
 
 def cmd_dump(a) -> int:

@@ -92,3 +92,22 @@ def test_print_ir_after_all_names_every_pass(tmp_path):
 def test_dump_of_a_quantized_model_shows_the_canonical_graph():
     rc, out, err = swsc("dump", SAMPLE)
     assert rc == 0 and "QConv" in out and "after import" in out.splitlines()[0]
+
+
+def test_compile_target_c_and_check_backend_c(tmp_path):
+    rc, out, err = swsc("compile", SAMPLE, "--target", "c", "--prefix", "lenet", "-o", tmp_path)
+    assert rc == 0, err
+    assert {"lenet.h", "lenet.c", "lenet_weights.c", "main.c", "Makefile"} <= {p.name for p in tmp_path.iterdir()}
+    assert "flash" in out and "ram" in out
+    rc, out, err = swsc("check", SAMPLE, "--data", DATA, "--limit", "32", "--backend", "c", "--json")
+    report = json.loads(out)
+    assert rc == 0 and report["backend_identical"] is True
+    assert report["flash_bytes"] > 0 and report["ram_bytes"] > 0 and report["top1_agreement"] >= 0.96
+    rc, out, err = swsc("check", SAMPLE, "--data", DATA, "--limit", "32", "--mode", "int", "--json")
+    assert rc == 0 and json.loads(out)["top1_agreement"] >= 0.96
+
+
+def test_c_target_rejects_real_beta(tmp_path):
+    rc, out, err = swsc("compile", SAMPLE, "--target", "c", "--beta", "2.5", "-o", tmp_path / "c")
+    assert rc != 0 and "integer --beta" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()
