@@ -127,9 +127,12 @@ class LowerToInteger(Pass):
         r_over_m = float(beta ** ts / np.min(M)) * S
 
         def bound(F):
-            """|den * H| + num * rq, over-estimated (docs/integer.md), in float to avoid overflow."""
-            h = (beta ** ts * S * (fan_in * S + b_over_m) + S * r_over_m * beta) * 2.0 ** F + S * beta
-            return vth.denominator * (h + 1) + vth.numerator * (r_over_m * 2.0 ** F + 1)
+            """The largest integer the neuron computes (docs/integer.md), over-estimated in float:
+            den * (beta * (|H| + rq) + one step's input) + num * rq, with |H| bounded by the whole
+            window's input plus the emitted resets."""
+            r, step = r_over_m * 2.0 ** F + 1, (fan_in * S + b_over_m) * 2.0 ** F + 1
+            h = beta ** ts * S * step + S * r * beta
+            return vth.denominator * (beta * (h + r) + step) + vth.numerator * r
 
         def widest(limit):
             if bound(0) > limit:
@@ -153,6 +156,9 @@ class LowerToInteger(Pass):
         bq = np.rint(b * unit / M).astype(np.int64)
         rq = np.rint(float(beta ** ts) * unit / M).astype(np.int64)
         rq = np.broadcast_to(rq, np.broadcast_shapes(rq.shape, (1,))).copy()
+        if rq.min() < 1:
+            raise UnsupportedOpError([(node.name, "TsaLayer", "its multiplier is too large for an integer "
+                                       "reset (rq < 1) within int64")])
         extra = []
         if wq is not None:
             extra.append(graph.add_const(f"{node.name}.wq", wq.astype(np.int32)).name)
