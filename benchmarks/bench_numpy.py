@@ -2,7 +2,9 @@
 
 Both run in this process on the same inputs; onnxruntime gets one thread and its best
 batching (the model's fixed batch, or 64 samples at a time), the SNN simulation runs
-batches of 64 frames. Prints one row per model and the ratio SNN / onnxruntime.
+batches of 128 samples (its default), with its spike and OPF counts but without the residual histograms
+(a diagnostic `swsc check` adds; column "+resid" includes them). Prints one row per
+model and the ratio SNN / onnxruntime.
 
     python benchmarks/bench_numpy.py [MODEL.onnx ...] [--tc 8 --ts 2] [--samples 256]
 """
@@ -23,7 +25,7 @@ from swsc.runtime.interpreter import run
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def best_of(fn, repeats=3):
+def best_of(fn, repeats=5):
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -42,8 +44,9 @@ def bench(model: Path, opts: CompileOptions, samples: int, data: Path | None):
     oracle = Oracle(model, threads=1)
     t_ort = best_of(lambda: oracle.run(x, chunk=64)) / len(x)
     sg = compile_graph(graph, opts)
-    t_snn = best_of(lambda: run(sg, x, batch=64)) / len(x)
-    return t_ort, t_snn, int(sg.meta["t_inf"])
+    t_snn = best_of(lambda: run(sg, x, residuals=False)) / len(x)
+    t_full = best_of(lambda: run(sg, x)) / len(x)
+    return t_ort, t_snn, t_full, int(sg.meta["t_inf"])
 
 
 def main(argv=None):
@@ -51,16 +54,17 @@ def main(argv=None):
     p.add_argument("models", nargs="*", type=Path)
     p.add_argument("--tc", type=int, default=8)
     p.add_argument("--ts", type=int, default=2)
-    p.add_argument("--samples", type=int, default=256)
+    p.add_argument("--samples", type=int, default=512)
     a = p.parse_args(argv)
     models = a.models or sorted((ROOT / "samples").glob("*.onnx"))
     opts = CompileOptions(tc=a.tc, ts=a.ts)
-    print(f"{'model':32s} {'ort us/frame':>13s} {'snn us/frame':>13s} {'ratio':>7s} {'per step':>9s}  T_inf")
+    print(f"{'model':26s} {'ort us/frame':>12s} {'snn us/frame':>12s} {'ratio':>6s} {'per step':>8s} "
+          f"{'+resid':>7s}  T_inf")
     for m in models:
         data = m.with_name(m.stem + "_test.npz")
-        t_ort, t_snn, t_inf = bench(m, opts, a.samples, data)
-        print(f"{m.name:32s} {t_ort * 1e6:13.1f} {t_snn * 1e6:13.1f} {t_snn / t_ort:7.1f} "
-              f"{t_snn / t_ort / a.tc:9.2f}  {t_inf}")
+        t_ort, t_snn, t_full, t_inf = bench(m, opts, a.samples, data)
+        print(f"{m.stem:26s} {t_ort * 1e6:12.1f} {t_snn * 1e6:12.1f} {t_snn / t_ort:6.1f} "
+              f"{t_snn / t_ort / a.tc:8.2f} {t_full / t_ort:7.1f}  {t_inf}")
         sys.stdout.flush()
 
 

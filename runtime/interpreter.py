@@ -143,49 +143,58 @@ def encode_exact(code: np.ndarray, tc: int, beta: float, theta: float) -> np.nda
 
 def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float,
              u0: np.ndarray | None = None, start: int = 0):
-    """Run TSA neurons (semantics section 3) on synaptic input ``z[Tc, ...]``.
+    """Run TSA neurons (semantics section 3) on synaptic input ``z[Tc, ...]`` and bias.
 
-    Returns (frames int8 [Tc, ...], emitted value E, final membrane u). In-place
-    arithmetic: this loop is most of the simulation's time. ``u0``/``start``: the
-    membrane after the first ``start`` silent steps, when the caller integrated them
+    Returns (frames int8 [Tc, ...], emitted value E, final membrane u). ``u0``/``start``:
+    the membrane after the first ``start`` silent steps, when the caller integrated them
     in one go (``z[t]`` is then the input of step ``start + t``).
     """
+    R = float(beta) ** ts
+    frames, E, v = tsa_scan_units(z / R, np.asarray(bias) / R, ts=ts, tc=tc, beta=beta, vth=vth,
+                                  hi_norm=hi_norm, v0=None if u0 is None else u0 / R, start=start)
+    return frames, E, v * R
+
+
+def tsa_scan_units(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float,
+                   v0: np.ndarray | None = None, start: int = 0):
+    """tsa_scan with the membrane counted in units of the reset R = beta^Ts (inputs already
+    divided by R): the threshold is ``vth`` and a spike subtracts exactly 1. In-place
+    arithmetic throughout: this loop is most of the simulation's time."""
     shape = z.shape[1:]
     beta = float(beta)
-    R = beta ** ts
-    v_th = vth * R
-    tol = TIE_TOLERANCE * R
+    S = sum(beta ** (tc - k) for k in range(1, tc + 1))
     # the upper-clamp rule can only block when hi' is below the codable maximum
-    clamp_hi = hi_norm < sum(beta ** (tc - k) for k in range(1, tc + 1))
-    u = np.zeros(shape) if u0 is None else u0
+    clamp_hi = hi_norm < S
+    v = np.zeros(shape) if v0 is None else v0
     H = np.empty(shape)
-    E = np.zeros(shape)
-    step = np.empty(shape)
+    # E: the value emitted so far, an integer for integer beta
+    e_type = (np.int16 if S * beta < 2**15 else np.int32 if S * beta < 2**31 else np.int64) \
+        if beta == int(beta) else np.float64
+    E = np.zeros(shape, dtype=e_type)
     frames = np.zeros((tc,) + shape, dtype=np.int8)
     for t in range(start, tc + ts):
-        np.multiply(u, beta, out=H)
+        np.multiply(v, beta, out=H)
         if t < tc:
             H += z[t - start]
             H += bias
         if t < ts:
-            u, H = H, u
+            v, H = H, v
             continue
         k = t - ts
         # a tie (H on the threshold, up to float noise) fires, except at the last step:
         # there it stays, so a value n + 1/2 rounds half to even as onnxruntime's rint does
-        edge = -tol if k < tc - 1 else tol
-        pos = H >= v_th + edge
+        edge = -TIE_TOLERANCE if k < tc - 1 else TIE_TOLERANCE
+        pos = H >= vth + edge
         if clamp_hi:
             pos &= (beta * E + 1) * beta ** (tc - 1 - k) <= hi_norm
-        neg = H <= -v_th - edge
+        neg = H <= -vth - edge
         neg &= E > 0
         f = frames[k]
         np.subtract(pos.view(np.int8), neg.view(np.int8), out=f)
-        np.multiply(f, R, out=step)
-        np.subtract(H, step, out=u)
-        E *= beta
+        np.subtract(H, f, out=v)
+        E *= e_type(beta) if e_type is not np.float64 else beta
         E += f
-    return frames, E, u
+    return frames, E, v
 
 
 def tsa_scan_int(acc, bq, rq, *, acc_mul, ts, tc, beta, vth, hi, limit):
@@ -227,15 +236,18 @@ def decode(frames: np.ndarray, beta: float) -> np.ndarray:
 def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
     """Exact running max: P(k) = beta P(k-1) + s(k), M(k) = max P(k), o(k) = M(k) - beta M(k-1)."""
     tc, n = frames.shape[:2]
-    P = np.zeros(frames.shape[1:], dtype=np.float32)   # |P| < 2^24: exact
-    partial = np.empty(frames.shape, dtype=np.float32)
-    for k in range(tc):
-        P = beta * P + frames[k]
-        partial[k] = P
+    beta = float(beta)
+    exact32 = beta == int(beta) and beta ** tc < 2**24     # then every P is exact in float32
+    partial = np.empty(frames.shape, dtype=np.float32 if exact32 else np.float64)
+    partial[0] = frames[0]
+    for k in range(1, tc):
+        np.multiply(partial[k - 1], beta, out=partial[k])
+        partial[k] += frames[k]
     M = kernels.max_pool(partial.reshape((tc * n,) + frames.shape[2:]), attrs)
     M = M.reshape((tc, n) + M.shape[1:])
-    prev = np.concatenate([np.zeros((1,) + M.shape[1:]), M[:-1]])
-    return np.rint(M - beta * prev).astype(np.int8)
+    diff = M.copy()
+    diff[1:] -= beta * M[:-1]
+    return (diff if exact32 else np.rint(diff)).astype(np.int8)
 
 
 def round_half_even(v: np.ndarray) -> np.ndarray:
@@ -277,13 +289,14 @@ class Interpreter:
     """Runs a graph. ``mode="int"`` executes the integer constants of lower-to-integer
     (docs/integer.md) exactly as the generated C does."""
 
-    def __init__(self, graph: Graph, mode: str = "float"):
+    def __init__(self, graph: Graph, mode: str = "float", residuals: bool = True):
         if mode not in ("float", "int"):
             raise SwscError(f"unknown runtime mode '{mode}' (float or int)")
         if mode == "int" and graph.meta.get("integer") != "1":
             raise SwscError("integer mode needs a graph compiled with lower-to-integer",
                             hint="compile with integer=True or --target c")
         self.mode = mode
+        self.residuals = residuals
         self.g = graph
         self._split = {n.name: split_weights(graph, n) for n in graph.nodes if n.op == "TsaLayer"}
         self.order = graph.topo_order()
@@ -441,10 +454,15 @@ class Interpreter:
             beta = float(a["beta"])
             wq, mult = self._split[node.name]
 
+            R = beta ** a["ts"]    # the scan counts the membrane in units of the reset
+
             def synaptic(frames_list):
                 if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier after
-                    return np.multiply(linear_map(node, [f.astype(np.float32) for f in frames_list], wq), mult)
-                return linear_map(node, [f.astype(np.float64) for f in frames_list], w)
+                    return np.multiply(linear_map(node, [f.astype(np.float32) for f in frames_list], wq), mult / R)
+                # small integer window sums are exact in float32 too
+                exact32 = node.attrs["kind"] == "avgpool" and beta == int(beta)
+                return linear_map(node, [f.astype(np.float32 if exact32 else np.float64) for f in frames_list],
+                                  w / R)
 
             # Silent steps only integrate: by linearity one map of their beta-weighted frames
             # gives the same membrane as one map per step (exact for integer beta).
@@ -454,20 +472,22 @@ class Interpreter:
                 weights = [beta ** (j - 1 - t) for t in range(j)]
                 fold = [sum(wt * f[t * nb:(t + 1) * nb].astype(np.float32) for t, wt in enumerate(weights))
                         for f in flat]
-                u0 = np.broadcast_to(synaptic(fold) + b * sum(weights), (nb,) + out_frame).copy()
+                u0 = np.broadcast_to(synaptic(fold) + b / R * sum(weights), (nb,) + out_frame).copy()
                 flat = [f[j * nb:] for f in flat]
             else:
                 j = 0
             z = synaptic(flat).reshape((tc - j, nb) + out_frame) if tc > j else np.zeros((0, nb) + out_frame)
-            frames, E, u = tsa_scan(z, b, ts=a["ts"], tc=tc, beta=beta, vth=a["vth"], hi_norm=a["hi_norm"],
-                                    u0=u0, start=j)
+            frames, E, v = tsa_scan_units(z, b / R, ts=a["ts"], tc=tc, beta=beta, vth=a["vth"],
+                                          hi_norm=a["hi_norm"], v0=u0, start=j)
+            u = v * R
         out = self._t(node.outputs[0])
         s = self._stat(stats, node, neurons=int(np.prod(out.shape[1:])), ts=a["ts"], steps=a["tc"] + a["ts"],
                        macs=dense_macs(node, self.g, w))
         _count_spikes(s, frames)
         counts = [np.count_nonzero(f, axis=(0, 1)) for f in ins]
         s.synaptic_ops += synaptic_ops(node, counts, w)
-        _residuals(s, E, u / (a["beta"] ** a["ts"]), a["hi_norm"])
+        if self.residuals:
+            _residuals(s, E, u / (a["beta"] ** a["ts"]), a["hi_norm"])
         return frames
 
     def _tsa_int(self, node, flat, tc, nb):
@@ -499,9 +519,10 @@ class Interpreter:
 
 
 def run(graph: Graph, x, *, intermediate: bool = False, batch: int = 128, progress=None,
-        mode: str = "float") -> RunResult:
+        mode: str = "float", residuals: bool = True) -> RunResult:
     """Run ``graph`` on inputs ``x`` (array for the single input, or {name: array}).
 
     Samples go through in chunks of ``batch``; ``progress(done)`` is called after each.
+    ``residuals=False`` skips the per-layer residual histograms (a diagnostic).
     """
-    return Interpreter(graph, mode).run(x, intermediate=intermediate, batch=batch, progress=progress)
+    return Interpreter(graph, mode, residuals).run(x, intermediate=intermediate, batch=batch, progress=progress)
