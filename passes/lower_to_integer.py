@@ -36,7 +36,7 @@ from swsc.runtime.interpreter import encode_exact, tsa_scan
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
-ADD_WEIGHT_BITS = 20     # |round(W_k 2^G)| < 2^20
+ADD_WEIGHT_BITS = 30     # |round(W_k 2^G)| < 2^30: exact enough that only true ties are ties
 PRECISION_LSB = 2.0 ** -14   # worst-case constant rounding error per neuron and window
 
 

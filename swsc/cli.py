@@ -60,13 +60,8 @@ def _options(a) -> CompileOptions:
 def _input_shape(a):
     if not getattr(a, "input_shape", None):
         return None
-    try:
-        dims = tuple(int(d) for d in a.input_shape.replace("x", ",").split(","))
-    except ValueError:
-        raise UsageError(f"--input-shape must be integers like 1,3,32,32; got {a.input_shape!r}") from None
-    if any(d < 1 for d in dims):
-        raise UsageError(f"--input-shape dimensions must be >= 1; got {a.input_shape!r}")
-    return dims
+    from .frontend import parse_input_shape
+    return parse_input_shape(a.input_shape)
 
 
 def _need_file(path: str, what: str = "model") -> Path:

@@ -188,7 +188,6 @@ def test_corpus_bit_exact(name, corpus_dir, tmp_path, cflags):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("SWSC_SLOW"), reason="the full corpus sweep (~3 min): set SWSC_SLOW=1")
 def test_corpus_all_bit_exact(corpus_dir, tmp_path, cflags):
     import corpus
     for name in corpus.model_names():
