@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +27,11 @@ from swsc.options import CompileOptions
 from swsc.oracle import Oracle
 from swsc.runtime import cbackend as cb
 
+from common import best_of  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parents[1]
 _BYTES = {"uint8": 1, "int8": 1, "int16": 2, "int32": 4, "float32": 4}
 
-
-def best_of(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def model_sizes(graph) -> tuple[int, int]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +21,10 @@ from swsc.options import CompileOptions
 from swsc.oracle import Oracle
 from swsc.runtime.interpreter import run
 
+from common import best_of  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def best_of(fn, repeats=5):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def bench(model: Path, opts: CompileOptions, samples: int, data: Path | None):

@@ -144,6 +144,18 @@ class Graph:
         for name in [t for t in self.tensors if t not in used]:
             del self.tensors[name]
 
+    def prune(self) -> None:
+        """Drop nodes no graph output depends on, then tensors nothing uses."""
+        prod = {o: n for n in self.nodes for o in n.outputs}
+        live, stack = set(), [prod[o] for o in self.outputs if o in prod]
+        while stack:
+            n = stack.pop()
+            if id(n) not in live:
+                live.add(id(n))
+                stack.extend(prod[i] for i in n.inputs if i in prod)
+        self.nodes = [n for n in self.nodes if id(n) in live]
+        self.remove_unused_tensors()
+
     def replace_uses(self, old: str, new: str) -> None:
         for n in self.nodes:
             n.inputs = [new if i == old else i for i in n.inputs]

@@ -215,17 +215,7 @@ class Matcher(Emitter):
                 n.inputs = [new if i == old else i for i in n.inputs]
                 n.outputs = [new if i == old else i for i in n.outputs]
             g.outputs = [new if i == old else i for i in g.outputs]
-        # dead code: keep what the outputs need
-        prod = {o: n for n in g.nodes for o in n.outputs}
-        live, stack = set(), [prod[o] for o in g.outputs if o in prod]
-        while stack:
-            n = stack.pop()
-            if id(n) in live:
-                continue
-            live.add(id(n))
-            stack.extend(prod[i] for i in n.inputs if i in prod)
-        g.nodes = [n for n in g.nodes if id(n) in live]
-        g.remove_unused_tensors()
+        g.prune()
         g.sort()
 
     # -- dispatch --------------------------------------------------------------------------
