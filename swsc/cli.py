@@ -293,6 +293,8 @@ def cmd_check(a) -> int:
     from .check import check
     model = _need_file(a.model)
     _need_file(a.data, "data")
+    if a.limit is not None and a.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {a.limit}")
     report = check(model, a.data, _options(a), ann=a.ann, mode=a.mode, backend=a.backend,
                    input_shape=_input_shape(a), limit=a.limit)
     if a.json:

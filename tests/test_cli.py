@@ -39,6 +39,7 @@ def test_version_and_help():
     (["compile", SAMPLE, "--ts", "1,2"], 1, "TSA layers"),
     (["compile", SAMPLE, "--print-ir-after", "nope"], 2, "unknown pass"),
     (["check", SAMPLE, "--data", "missing.npz"], 2, "does not exist"),
+    (["check", SAMPLE, "--data", DATA, "--limit", "0"], 2, "--limit"),
 ])
 def test_errors_are_one_line_without_traceback(args, code, words, tmp_path):
     rc, out, err = swsc(*args, "-o", tmp_path) if args[0] == "compile" else swsc(*args)
