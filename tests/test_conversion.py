@@ -9,7 +9,9 @@ on a quarter of a 2x2 pool's outputs) runs in float32 there and rounds about 7% 
 ties to the odd neighbour (measured on the VGG corpus models). Later layers can turn one
 such 1-LSB difference into a few. So three checks:
 
-* the SNN equals the exact quantized ANN (the fold-zero-points graph) on every element;
+* the SNN, in float and in integer mode (which the generated C matches bit for bit,
+  tests/test_cbackend.py), equals the exact quantized ANN (the fold-zero-points graph)
+  on every element;
 * each spiking layer alone, fed with the reference evaluator's input (the reference is
   bit-exact with onnxruntime, tests/test_frontend.py), matches onnxruntime's output on
   >= 99.9% of elements, within 1 LSB (the float32 pools' ties: >= 98%);
@@ -37,11 +39,13 @@ def test_snn_equals_the_exact_quantized_ann(name, corpus_dir):
     g = import_onnx(corpus.get_model(name, corpus_dir))
     x = corpus.make_inputs(name, SAMPLES, seed=11)
     ann = run(PassManager([FoldZeroPoints()]).run(g), x, intermediate=True).intermediates
-    snn = run(compile_graph(g, EXACT), x, intermediate=True).intermediates
-    shared = [k for k in snn if k in ann]
-    assert output_quant_tensors(g)[0] in shared
-    for k in shared:
-        assert np.array_equal(np.rint(snn[k]), np.rint(ann[k])), k
+    sg = compile_graph(g, EXACT, integer=True)
+    for mode in ("float", "int"):       # the integer mode is what the generated C computes, bit for bit
+        snn = run(sg, x, intermediate=True, mode=mode).intermediates
+        shared = [k for k in snn if k in ann]
+        assert output_quant_tensors(g)[0] in shared
+        for k in shared:
+            assert np.array_equal(np.rint(snn[k]), np.rint(ann[k])), (mode, k)
 
 
 @pytest.mark.parametrize("name", corpus.model_names())
