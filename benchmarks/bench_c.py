@@ -15,7 +15,6 @@ against the model's int8 weight bytes and its largest activation tensor (one sam
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ from swsc.options import CompileOptions
 from swsc.oracle import Oracle
 from swsc.runtime import cbackend as cb
 
-from common import best_of  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from common import best_of, inputs, parser  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 _BYTES = {"uint8": 1, "int8": 1, "int16": 2, "int32": 4, "float32": 4}
@@ -46,12 +45,7 @@ def model_sizes(graph) -> tuple[int, int]:
 
 def bench(model: Path, opts: CompileOptions, samples: int, cc: str, work: Path):
     graph = import_onnx(model)
-    frame = graph.tensors[graph.inputs[0]].shape[1:]
-    data = model.with_name(model.stem + "_test.npz")
-    if data.exists():
-        x = np.load(data)["x"][:samples].astype(np.float32)
-    else:
-        x = np.random.default_rng(0).uniform(0, 1, (samples,) + frame).astype(np.float32)
+    x = inputs(model, graph, samples)
     w_bytes, act_bytes = model_sizes(graph)
     sg = compile_graph(graph, opts, integer=True)
     out_dir = work / model.stem
@@ -67,11 +61,7 @@ def bench(model: Path, opts: CompileOptions, samples: int, cc: str, work: Path):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("models", nargs="*", type=Path)
-    p.add_argument("--tc", type=int, default=8)
-    p.add_argument("--ts", type=int, default=2)
-    p.add_argument("--samples", type=int, default=512)
+    p = parser(__doc__)
     p.add_argument("--cc", default="gcc")
     a = p.parse_args(argv)
     models = a.models or sorted((ROOT / "samples").glob("*.onnx"))

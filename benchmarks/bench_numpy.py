@@ -10,30 +10,24 @@ model and the ratio SNN / onnxruntime.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from swsc.compiler import compile_graph, import_onnx
 from swsc.options import CompileOptions
 from swsc.oracle import Oracle
 from swsc.runtime.interpreter import run
 
-from common import best_of  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from common import best_of, inputs, parser  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 
-def bench(model: Path, opts: CompileOptions, samples: int, data: Path | None):
+def bench(model: Path, opts: CompileOptions, samples: int):
     graph = import_onnx(model)
-    frame = graph.tensors[graph.inputs[0]].shape[1:]
-    if data is not None and data.exists():
-        x = np.load(data)["x"][:samples].astype(np.float32)
-    else:
-        x = np.random.default_rng(0).uniform(0, 1, (samples,) + frame).astype(np.float32)
+    x = inputs(model, graph, samples)
     oracle = Oracle(model, threads=1)
     t_ort = best_of(lambda: oracle.run(x, chunk=64)) / len(x)
     sg = compile_graph(graph, opts)
@@ -43,19 +37,14 @@ def bench(model: Path, opts: CompileOptions, samples: int, data: Path | None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("models", nargs="*", type=Path)
-    p.add_argument("--tc", type=int, default=8)
-    p.add_argument("--ts", type=int, default=2)
-    p.add_argument("--samples", type=int, default=512)
+    p = parser(__doc__)
     a = p.parse_args(argv)
     models = a.models or sorted((ROOT / "samples").glob("*.onnx"))
     opts = CompileOptions(tc=a.tc, ts=a.ts)
     print(f"{'model':26s} {'ort us/frame':>12s} {'snn us/frame':>12s} {'ratio':>6s} {'per step':>8s} "
           f"{'+resid':>7s}  T_inf")
     for m in models:
-        data = m.with_name(m.stem + "_test.npz")
-        t_ort, t_snn, t_full, t_inf = bench(m, opts, a.samples, data)
+        t_ort, t_snn, t_full, t_inf = bench(m, opts, a.samples)
         print(f"{m.stem:26s} {t_ort * 1e6:12.1f} {t_snn * 1e6:12.1f} {t_snn / t_ort:6.1f} "
               f"{t_snn / t_ort / a.tc:8.2f} {t_full / t_ort:7.1f}  {t_inf}")
         sys.stdout.flush()
