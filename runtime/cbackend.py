@@ -601,14 +601,8 @@ class _Planner:
 
     def _op_Concat(self, node: Node, idx: int) -> None:
         self._spike_only(node)
-        axis = int(node.attrs["axis"])
         outf = self.frame(node.outputs[0])
-        rank = len(outf) + 1
-        if axis < 0:
-            axis += rank
-        if axis == 0:
-            raise UnsupportedOpError([(node.name, node.op, "a concat along the batch axis")])
-        fa = axis - 1
+        fa = _frame_axis(node, len(outf) + 1, "a concat along the batch axis")
         outer = _prod(outf[:fa])
         inner = _prod(outf[fa + 1:]) * 2
         ins, off = [], 0
@@ -653,19 +647,23 @@ class _Planner:
         if len(self.g.consumers(src)) > 1 or src in self.g.outputs:
             raise UnsupportedOpError([(node.name, node.op, "a decoded output used by more than the Softmax")])
         dims = out["dims"]
-        axis = int(node.attrs["axis"])
-        rank = len(dims) + 1
-        if axis < 0:
-            axis += rank
-        if axis == 0:
-            raise UnsupportedOpError([(node.name, node.op, "softmax over the batch axis")])
-        fa = axis - 1
+        fa = _frame_axis(node, len(dims) + 1, "softmax over the batch axis")
         out["softmax"] = {"outer": _prod(dims[:fa]), "len": dims[fa], "inner": _prod(dims[fa + 1:])}
         out["tensor"] = node.outputs[0]
 
 
 #: the accumulators of a block of output channels (Tc x block int32) stay under this many bytes
 ACC_BLOCK_BYTES = 4096
+
+
+def _frame_axis(node: Node, rank: int, batch_error: str) -> int:
+    """The node's ``axis`` attribute as an axis of one frame (the batch axis is not allowed)."""
+    axis = int(node.attrs["axis"])
+    if axis < 0:
+        axis += rank
+    if axis == 0:
+        raise UnsupportedOpError([(node.name, node.op, batch_error)])
+    return axis - 1
 
 
 def _blocking(channels: int, tc: int) -> dict:
