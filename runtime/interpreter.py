@@ -20,6 +20,9 @@ from swsc.errors import SwscError
 from swsc.ir import Graph, Node, scalar
 
 from . import kernels
+# tsa_scan and max_pool_spikes are re-exported: tests and passes use them from here
+from .loops import (TIE_TOLERANCE, max_pool_spikes, nonzero_counts, spike_counts, tsa_scan,  # noqa: F401
+                    tsa_scan_int, tsa_scan_units)
 
 
 @dataclass
@@ -41,8 +44,6 @@ class LayerStats:
 
 
 RESIDUAL_BINS = np.linspace(-1.5, 1.5, 61)
-#: float-mode membranes closer than this (in units of R) to a threshold count as exact ties
-TIE_TOLERANCE = 1e-9
 
 
 @dataclass
@@ -104,16 +105,16 @@ def split_weights(graph: Graph, node: Node):
     return wq.astype(np.float32), mult.reshape(shape)
 
 
-def synaptic_ops(node: Node, counts: list[np.ndarray], w: np.ndarray) -> int:
-    """Spike-synapse events: each input spike times the synapses it really reaches."""
+def fanout(node: Node, in_shapes, w: np.ndarray) -> list[np.ndarray]:
+    """The synapses each input position reaches, one map per input (shaped like one input
+    frame): a spike there costs that many synaptic operations."""
     kind = node.attrs["kind"]
-    if kind == "conv":
-        return int(kernels.conv2d(counts[0][None], np.ones(w.shape), node.attrs).sum())
+    if kind in ("conv", "avgpool"):
+        per = w.shape[0] // int(node.attrs.get("group", 1)) if kind == "conv" else 1
+        return [np.broadcast_to(kernels.window_hits(in_shapes[0][1:], node.attrs) * per, in_shapes[0])]
     if kind == "dense":
-        return int(counts[0].sum() * w.shape[0])
-    if kind == "avgpool":
-        return int(kernels.sum_pool(counts[0][None], node.attrs).sum())
-    return int(sum(c.sum() for c in counts))
+        return [np.full(in_shapes[0], w.shape[0], dtype=np.int64)]
+    return [np.ones(s, dtype=np.int64) for s in in_shapes]
 
 
 def dense_macs(node: Node, graph: Graph, w: np.ndarray) -> int:
@@ -141,113 +142,10 @@ def encode_exact(code: np.ndarray, tc: int, beta: float, theta: float) -> np.nda
     return frames
 
 
-def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float,
-             u0: np.ndarray | None = None, start: int = 0):
-    """Run TSA neurons (semantics section 3) on synaptic input ``z[Tc, ...]`` and bias.
-
-    Returns (frames int8 [Tc, ...], emitted value E, final membrane u). ``u0``/``start``:
-    the membrane after the first ``start`` silent steps, when the caller integrated them
-    in one go (``z[t]`` is then the input of step ``start + t``).
-    """
-    R = float(beta) ** ts
-    frames, E, v = tsa_scan_units(z / R, np.asarray(bias) / R, ts=ts, tc=tc, beta=beta, vth=vth,
-                                  hi_norm=hi_norm, v0=None if u0 is None else u0 / R, start=start)
-    return frames, E, v * R
-
-
-def tsa_scan_units(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float,
-                   v0: np.ndarray | None = None, start: int = 0):
-    """tsa_scan with the membrane counted in units of the reset R = beta^Ts (inputs already
-    divided by R): the threshold is ``vth`` and a spike subtracts exactly 1. In-place
-    arithmetic throughout: this loop is most of the simulation's time."""
-    shape = z.shape[1:]
-    beta = float(beta)
-    S = sum(beta ** (tc - k) for k in range(1, tc + 1))
-    # the upper-clamp rule can only block when hi' is below the codable maximum
-    clamp_hi = hi_norm < S
-    v = np.zeros(shape) if v0 is None else v0
-    H = np.empty(shape)
-    # E: the value emitted so far, an integer for integer beta
-    e_type = (np.int16 if S * beta < 2**15 else np.int32 if S * beta < 2**31 else np.int64) \
-        if beta == int(beta) else np.float64
-    E = np.zeros(shape, dtype=e_type)
-    frames = np.zeros((tc,) + shape, dtype=np.int8)
-    for t in range(start, tc + ts):
-        np.multiply(v, beta, out=H)
-        if t < tc:
-            H += z[t - start]
-            H += bias
-        if t < ts:
-            v, H = H, v
-            continue
-        k = t - ts
-        # a tie (H on the threshold, up to float noise) fires, except at the last step:
-        # there it stays, so a value n + 1/2 rounds half to even as onnxruntime's rint does
-        edge = -TIE_TOLERANCE if k < tc - 1 else TIE_TOLERANCE
-        pos = H >= vth + edge
-        if clamp_hi:
-            pos &= (beta * E + 1) * beta ** (tc - 1 - k) <= hi_norm
-        neg = H <= -vth - edge
-        neg &= E > 0
-        f = frames[k]
-        np.subtract(pos.view(np.int8), neg.view(np.int8), out=f)
-        np.subtract(H, f, out=v)
-        E *= e_type(beta) if e_type is not np.float64 else beta
-        E += f
-    return frames, E, v
-
-
-def tsa_scan_int(acc, bq, rq, *, acc_mul, ts, tc, beta, vth, hi, limit):
-    """The integer TSA neuron of docs/integer.md on exact synaptic sums ``acc[Tc, ...]``."""
-    num, den = vth
-    shape = acc.shape[1:]
-    U = np.zeros(shape, dtype=np.int64)
-    E = np.zeros(shape, dtype=np.int64)
-    frames = np.zeros((tc,) + shape, dtype=np.int8)
-    peak = 0
-    for t in range(tc + ts):
-        H = beta * U
-        if t < tc:
-            H = H + acc[t] * acc_mul + bq
-        peak = max(peak, int(np.abs(H).max()) * den if H.size else 0)
-        if t < ts:
-            U = H
-            continue
-        wk = beta ** (tc - 1 - t + ts)
-        last = t - ts == tc - 1      # strict at the last step: ties round half to even
-        pos = ((den * H > num * rq) if last else (den * H >= num * rq)) & ((beta * E + 1) * wk <= hi)
-        neg = ((den * H < -num * rq) if last else (den * H <= -num * rq)) & (E > 0)
-        f = pos.astype(np.int64) - neg.astype(np.int64)
-        U = H - f * rq
-        E = beta * E + f
-        frames[t - ts] = f
-    if peak + num * int(np.max(rq)) > limit:
-        raise SwscError(f"integer membrane reached {peak}, beyond the proven bound {limit}",
-                        hint="this is a swsc bug in lower-to-integer; please report it")
-    return frames, E, U
-
-
 def decode(frames: np.ndarray, beta: float) -> np.ndarray:
     tc = frames.shape[0]
     weights = np.array([beta ** (tc - 1 - k) for k in range(tc)])
     return np.tensordot(weights, frames.astype(np.float64), axes=1)
-
-
-def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
-    """Exact running max: P(k) = beta P(k-1) + s(k), M(k) = max P(k), o(k) = M(k) - beta M(k-1)."""
-    tc, n = frames.shape[:2]
-    beta = float(beta)
-    exact32 = beta == int(beta) and beta ** tc < 2**24     # then every P is exact in float32
-    partial = np.empty(frames.shape, dtype=np.float32 if exact32 else np.float64)
-    partial[0] = frames[0]
-    for k in range(1, tc):
-        np.multiply(partial[k - 1], beta, out=partial[k])
-        partial[k] += frames[k]
-    M = kernels.max_pool(partial.reshape((tc * n,) + frames.shape[2:]), attrs)
-    M = M.reshape((tc, n) + M.shape[1:])
-    diff = M.copy()
-    diff[1:] -= beta * M[:-1]
-    return (diff if exact32 else np.rint(diff)).astype(np.int8)
 
 
 def round_half_even(v: np.ndarray) -> np.ndarray:
@@ -260,10 +158,9 @@ def round_half_even(v: np.ndarray) -> np.ndarray:
 
 
 def _count_spikes(s: LayerStats, frames: np.ndarray) -> None:
-    nonzero = np.count_nonzero(frames)
-    pos = int(frames.sum(dtype=np.int64) + nonzero) // 2
+    pos, neg = spike_counts(frames)
     s.spikes_pos += pos
-    s.spikes_neg += nonzero - pos
+    s.spikes_neg += neg
 
 
 def _residuals(s: LayerStats, E: np.ndarray, r: np.ndarray, hi_norm: float) -> None:
@@ -299,6 +196,7 @@ class Interpreter:
         self.residuals = residuals
         self.g = graph
         self._split = {n.name: split_weights(graph, n) for n in graph.nodes if n.op == "TsaLayer"}
+        self._fanout: dict[str, list[np.ndarray]] = {}
         self.order = graph.topo_order()
         self.t_inf = int(graph.meta["t_inf"]) if "t_inf" in graph.meta else None
 
@@ -449,49 +347,54 @@ class Interpreter:
         out_frame = self._t(node.outputs[0]).shape[1:]
         flat = [f.reshape((tc * nb,) + f.shape[2:]) for f in ins]
         if self.mode == "int":
-            frames, E, u = self._tsa_int(node, flat, tc, nb)
+            frames, E, v = self._tsa_int(node, flat, tc, nb)
         else:
             beta = float(a["beta"])
             wq, mult = self._split[node.name]
 
             R = beta ** a["ts"]    # the scan counts the membrane in units of the reset
 
-            def synaptic(frames_list):
-                if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier after
-                    return np.multiply(linear_map(node, [f.astype(np.float32) for f in frames_list], wq), mult / R)
-                # small integer window sums are exact in float32 too
-                exact32 = node.attrs["kind"] == "avgpool" and beta == int(beta)
-                return linear_map(node, [f.astype(np.float32 if exact32 else np.float64) for f in frames_list],
-                                  w / R)
-
             # Silent steps only integrate: by linearity one map of their beta-weighted frames
-            # gives the same membrane as one map per step (exact for integer beta).
+            # gives the same membrane as one map per step (exact for integer beta). The fold
+            # goes through the same GEMM call as the other steps, as its first block.
             j = min(a["ts"], tc) if beta == int(beta) else 0
-            u0 = None
-            if j > 1:
-                weights = [beta ** (j - 1 - t) for t in range(j)]
-                fold = [sum(wt * f[t * nb:(t + 1) * nb].astype(np.float32) for t, wt in enumerate(weights))
-                        for f in flat]
-                u0 = np.broadcast_to(synaptic(fold) + b / R * sum(weights), (nb,) + out_frame).copy()
-                flat = [f[j * nb:] for f in flat]
+            j = j if j > 1 else 0
+            steps = tc - j + (1 if j else 0)
+            fold_weights = [beta ** (j - 1 - t) for t in range(j)]
+            # integer window sums are exact in float32 (GEMMs against integer weights, avgpool sums)
+            exact32 = wq is not None or (node.attrs["kind"] == "avgpool" and beta == int(beta))
+            xs = []
+            for f in flat:
+                x = np.empty((steps * nb,) + f.shape[1:], dtype=np.float32 if exact32 else np.float64)
+                if j:
+                    np.multiply(f[:nb], fold_weights[0], out=x[:nb])
+                    for t, wt in enumerate(fold_weights[1:], 1):
+                        x[:nb] += wt * f[t * nb:(t + 1) * nb]
+                x[nb if j else 0:] = f[j * nb:]
+                xs.append(x)
+            if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier in the scan
+                z, mul = linear_map(node, xs, wq), mult / R
+            elif node.attrs["kind"] == "avgpool":
+                z, mul = kernels.sum_pool(xs[0], node.attrs), w / R
             else:
-                j = 0
-            z = synaptic(flat).reshape((tc - j, nb) + out_frame) if tc > j else np.zeros((0, nb) + out_frame)
-            frames, E, v = tsa_scan_units(z, b / R, ts=a["ts"], tc=tc, beta=beta, vth=a["vth"],
-                                          hi_norm=a["hi_norm"], v0=u0, start=j)
-            u = v * R
+                z, mul = linear_map(node, xs, w / R), None
+            frames, E, v = tsa_scan_units(z.reshape((steps, nb) + out_frame), b / R, ts=a["ts"], tc=tc, beta=beta,
+                                          vth=a["vth"], hi_norm=a["hi_norm"], zmul=mul, start=j,
+                                          fold_bias=b / R * sum(fold_weights))
         out = self._t(node.outputs[0])
         s = self._stat(stats, node, neurons=int(np.prod(out.shape[1:])), ts=a["ts"], steps=a["tc"] + a["ts"],
                        macs=dense_macs(node, self.g, w))
         _count_spikes(s, frames)
-        counts = [np.count_nonzero(f, axis=(0, 1)) for f in ins]
-        s.synaptic_ops += synaptic_ops(node, counts, w)
+        if node.name not in self._fanout:
+            self._fanout[node.name] = fanout(node, [f.shape[2:] for f in ins], w)
+        s.synaptic_ops += sum(int(np.dot(nonzero_counts(f).ravel(), fo.ravel()))
+                              for f, fo in zip(ins, self._fanout[node.name]))
         if self.residuals:
-            _residuals(s, E, u / (a["beta"] ** a["ts"]), a["hi_norm"])
+            _residuals(s, E, v, a["hi_norm"])
         return frames
 
     def _tsa_int(self, node, flat, tc, nb):
-        """docs/integer.md, step for step; returns frames, E, and u in float-mode units."""
+        """docs/integer.md, step for step; returns frames, E, and the membrane in units of R."""
         a = node.attrs
         n = a["n_inputs"]
         wq_name, bq, rq = node.inputs[n + 2], self.g.const(node.inputs[n + 3]), self.g.const(node.inputs[n + 4])
@@ -501,7 +404,7 @@ class Interpreter:
         frames, E, U = tsa_scan_int(acc, bq, rq, acc_mul=a["int_acc_mul"], ts=a["ts"], tc=tc, beta=int(a["beta"]),
                                     vth=tuple(a["int_vth"]), hi=a["int_hi"],
                                     limit=2**31 - 1 if a["int_membrane"] == "int32" else 2**63 - 1)
-        return frames, E, U * (a["beta"] ** a["ts"]) / rq
+        return frames, E, U / rq
 
     def _op_SpikeMaxPool(self, node, env, stats):
         return max_pool_spikes(env[node.inputs[0]], node.attrs, self._beta())

@@ -39,7 +39,6 @@ def _ort_conv(x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
     Used for frames of spikes times integer weights: every partial sum is an integer
     below 2^24, so float32 is exact in any summation order (the tests check it).
     """
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -98,16 +97,35 @@ def conv2d(x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
     return out.transpose(0, 3, 1, 2)
 
 
-def _tap_views(x: np.ndarray, attrs: dict, pad_value):
-    """One strided view per kernel tap, each shaped like the output: pooling without window copies."""
+def _tap_slices(padded_hw, attrs: dict):
+    """For each kernel tap, the (rows, cols) slices of a padded [.., H, W] array that line up
+    with the output positions."""
     k, s, p, d = geometry(attrs)
-    if any(p):
-        x = np.pad(x, [(0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])], constant_values=pad_value)
-    ho = (x.shape[2] - d[0] * (k[0] - 1) - 1) // s[0] + 1
-    wo = (x.shape[3] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    ho = (padded_hw[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    wo = (padded_hw[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
     for i in range(k[0]):
         for j in range(k[1]):
-            yield x[:, :, i * d[0]:i * d[0] + s[0] * (ho - 1) + 1:s[0], j * d[1]:j * d[1] + s[1] * (wo - 1) + 1:s[1]]
+            yield (slice(i * d[0], i * d[0] + s[0] * (ho - 1) + 1, s[0]),
+                   slice(j * d[1], j * d[1] + s[1] * (wo - 1) + 1, s[1]))
+
+
+def _tap_views(x: np.ndarray, attrs: dict, pad_value):
+    """One strided view per kernel tap, each shaped like the output: pooling without window copies."""
+    _, _, p, _ = geometry(attrs)
+    if any(p):
+        x = np.pad(x, [(0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])], constant_values=pad_value)
+    for rows, cols in _tap_slices(x.shape[2:], attrs):
+        yield x[:, :, rows, cols]
+
+
+def window_hits(in_hw, attrs: dict) -> np.ndarray:
+    """How many kernel windows cover each input position, shape [H, W]: the fan-out of a
+    conv/pool input to the output positions."""
+    _, _, p, _ = geometry(attrs)
+    hits = np.zeros((in_hw[0] + p[0] + p[2], in_hw[1] + p[1] + p[3]), dtype=np.int64)
+    for rows, cols in _tap_slices(hits.shape, attrs):
+        hits[rows, cols] += 1
+    return hits[p[0]:p[0] + in_hw[0], p[1]:p[1] + in_hw[1]]
 
 
 def sum_pool(x: np.ndarray, attrs: dict) -> np.ndarray:

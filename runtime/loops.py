@@ -1,0 +1,236 @@
+"""The spiking runtime's sequential inner loops, compiled with numba: the TSA neuron scan
+(semantics note section 3) and the running-max spike pooling (section 5).
+
+Both are sequential over time steps with a few operations per step; in numpy each
+operation is a full pass over the layer's arrays, which made them cost more than the
+layer's convolution. numba fuses a neuron's steps into one loop, with the same IEEE
+float64 operations in the same order as the numpy expressions they replaced (no
+fast-math, so no reassociation or fused multiply-add): the results are bit-identical.
+
+Neurons are laid out ``[N, F]`` (sample, neuron within a frame); constants that do not
+vary over samples (bias, multiplier) are passed with a leading axis of 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from swsc.errors import SwscError
+
+#: float-mode membranes closer than this (in units of R) to a threshold count as exact ties
+TIE_TOLERANCE = 1e-9
+
+
+@njit(inline="always")
+def _fire(H, e, up, down, wk, beta, hi_norm, clamp_hi):
+    """One firing decision; the upper-clamp rule blocks a spike that would take the output past hi'."""
+    pos = (H >= up) & ((not clamp_hi) | ((beta * e + 1.0) * wk <= hi_norm))
+    neg = (H <= down) & (e > 0)
+    return np.int8(pos) - np.int8(neg)
+
+
+@njit(cache=True, nogil=True)
+def _scan_float(z, zmul, bias, fold_bias, start, ts, tc, beta, vth, hi_norm, clamp_hi, frames, E, v):
+    n_samples, size = v.shape
+    first = 1 if start > 0 else 0       # z[0] is the folded input of the first `start` steps
+    for n in range(n_samples):
+        vn, en = v[n], E[n]
+        b = bias[n if bias.shape[0] > 1 else 0]
+        m = zmul[n if zmul.shape[0] > 1 else 0]
+        en[:] = 0.0
+        if start > 0:
+            z0, b0 = z[0, n], fold_bias[n if fold_bias.shape[0] > 1 else 0]
+            for j in range(size):
+                vn[j] = z0[j] * m[j] + b0[j]
+        else:
+            vn[:] = 0.0
+        # the phases (silent, firing with input, firing after the input) are separate loops
+        # so the per-neuron loop has no step-dependent branches
+        for t in range(start, tc + ts):
+            k = t - ts
+            if t < ts:
+                if t < tc:
+                    zt = z[t - start + first, n]
+                    for j in range(size):
+                        vn[j] = vn[j] * beta + zt[j] * m[j] + b[j]
+                else:
+                    for j in range(size):
+                        vn[j] = vn[j] * beta
+                continue
+            # a tie (H on the threshold, up to float noise) fires, except at the last step:
+            # there it stays, so a value n + 1/2 rounds half to even as onnxruntime's rint does
+            edge = -TIE_TOLERANCE if k < tc - 1 else TIE_TOLERANCE
+            up, down = vth + edge, -vth - edge
+            wk = beta ** (tc - 1 - k)
+            fk = frames[k, n]
+            if t < tc:
+                zt = z[t - start + first, n]
+                for j in range(size):
+                    H = vn[j] * beta + zt[j] * m[j] + b[j]
+                    f = _fire(H, en[j], up, down, wk, beta, hi_norm, clamp_hi)
+                    fk[j] = f
+                    vn[j] = H - f
+                    en[j] = en[j] * beta + f
+            else:
+                for j in range(size):
+                    H = vn[j] * beta
+                    f = _fire(H, en[j], up, down, wk, beta, hi_norm, clamp_hi)
+                    fk[j] = f
+                    vn[j] = H - f
+                    en[j] = en[j] * beta + f
+
+
+def _per_neuron(a, shape, dtype=np.float64) -> np.ndarray:
+    """``a`` broadcast to ``shape`` = (N, ...) as a 2-D [1 or N, F] array, without copying
+    N times what does not vary over samples."""
+    b = np.broadcast_to(np.asarray(a, dtype=dtype), shape)
+    if b.ndim and b.strides[0] == 0:
+        b = b[:1]
+    # contiguous and writable, so numba compiles one specialization, not one per layout
+    return np.require(b, requirements=["C", "W"]).reshape(b.shape[0], -1)
+
+
+def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float):
+    """Run TSA neurons (semantics section 3) on synaptic input ``z[Tc, ...]`` and bias.
+
+    Returns (frames int8 [Tc, ...], emitted value E, final membrane u).
+    """
+    R = float(beta) ** ts
+    frames, E, v = tsa_scan_units(z / R, np.asarray(bias) / R, ts=ts, tc=tc, beta=beta, vth=vth, hi_norm=hi_norm)
+    return frames, E, v * R
+
+
+def tsa_scan_units(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float,
+                   zmul=None, start: int = 0, fold_bias=None):
+    """tsa_scan with the membrane counted in units of the reset R = beta^Ts (inputs already
+    divided by R): the threshold is ``vth`` and a spike subtracts exactly 1.
+
+    The synaptic input of a step is ``z[i] * zmul`` (``zmul`` broadcasts against one step,
+    default 1), so a float32 GEMM result and its real per-channel multiplier need no
+    float64 product array. With ``start > 0`` the caller has folded the first ``start``
+    (silent) steps into one by linearity: ``z[0]`` is their beta-weighted input and
+    ``fold_bias`` their bias, the membrane starts at ``z[0] * zmul + fold_bias``, and
+    ``z[1 + t - start]`` is the input of step t.
+
+    Returns (frames int8 [Tc, ...], E float64, v float64).
+    """
+    z = np.asarray(z)
+    if z.ndim < 2:
+        raise SwscError("the TSA scan needs inputs shaped [steps, neurons, ...]")
+    shape = tuple(z.shape[1:])
+    beta = float(beta)
+    S = sum(beta ** (tc - k) for k in range(1, tc + 1))
+    n = shape[0]
+    size = int(np.prod(shape[1:], dtype=np.int64))
+    frames = np.zeros((tc, n, size), dtype=np.int8)
+    E, v = np.empty((n, size)), np.empty((n, size))
+    if z.dtype not in (np.float32, np.float64):
+        z = z.astype(np.float64)
+    _scan_float(np.ascontiguousarray(z).reshape(z.shape[0], n, size),
+                _per_neuron(1.0 if zmul is None else zmul, shape), _per_neuron(bias, shape),
+                _per_neuron(0.0 if fold_bias is None else fold_bias, shape), int(start), int(ts), int(tc), beta,
+                float(vth), float(hi_norm), bool(hi_norm < S), frames, E, v)
+    return frames.reshape((tc,) + shape), E.reshape(shape), v.reshape(shape)
+
+
+@njit(cache=True, nogil=True)
+def _nonzero_counts(frames):
+    counts = np.zeros(frames.shape[1], dtype=np.int64)
+    for i in range(frames.shape[0]):
+        for j in range(frames.shape[1]):
+            counts[j] += frames[i, j] != 0
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def _spike_counts(flat):
+    pos = neg = 0
+    for i in range(flat.size):
+        pos += flat[i] > 0
+        neg += flat[i] < 0
+    return pos, neg
+
+
+def spike_counts(frames: np.ndarray) -> tuple[int, int]:
+    """(+1 spikes, -1 spikes) in a spike tensor."""
+    pos, neg = _spike_counts(np.ascontiguousarray(frames).reshape(-1))
+    return int(pos), int(neg)
+
+
+def nonzero_counts(frames: np.ndarray) -> np.ndarray:
+    """Spikes per position of a ``[Tc, N, ...]`` spike tensor, summed over steps and samples."""
+    counts = _nonzero_counts(np.ascontiguousarray(frames).reshape(frames.shape[0] * frames.shape[1], -1))
+    return counts.reshape(frames.shape[2:])
+
+
+@njit(cache=True, nogil=True)
+def _spike_max_pool(frames, kh, kw, sh, sw, pt, pl, dh, dw, beta, out):
+    tc, n_samples, channels, height, width = frames.shape
+    ho, wo = out.shape[3], out.shape[4]
+    # P with a border of -inf where the window reaches into padding: padding never wins
+    P = np.empty((pt + height + kh * dh, pl + width + kw * dw))
+    M_prev = np.empty((ho, wo))
+    for n in range(n_samples):
+        for c in range(channels):
+            P[:, :] = -np.inf
+            P[pt:pt + height, pl:pl + width] = 0.0
+            M_prev[:, :] = 0.0
+            for k in range(tc):
+                for y in range(height):
+                    for x in range(width):
+                        P[pt + y, pl + x] = beta * P[pt + y, pl + x] + frames[k, n, c, y, x]
+                for oy in range(ho):
+                    for ox in range(wo):
+                        M = P[oy * sh, ox * sw]
+                        for i in range(kh):
+                            for j in range(kw):
+                                M = max(M, P[oy * sh + i * dh, ox * sw + j * dw])
+                        # round() is half-even like rint, and much faster than np.rint here
+                        out[k, n, c, oy, ox] = np.int8(round(M - beta * M_prev[oy, ox]))
+                        M_prev[oy, ox] = M
+
+
+def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
+    """Exact running max (semantics section 5) of spike frames ``[Tc, N, C, H, W]``:
+    P(k) = beta P(k-1) + s(k) per input, M(k) = max of P(k) over the window,
+    o(k) = M(k) - beta M(k-1)."""
+    from .kernels import geometry
+
+    (kh, kw), (sh, sw), pads, (dh, dw) = geometry(attrs)
+    tc, n, c, h, w = frames.shape
+    ho = (h + pads[0] + pads[2] - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + pads[1] + pads[3] - dw * (kw - 1) - 1) // sw + 1
+    out = np.empty((tc, n, c, ho, wo), dtype=np.int8)
+    _spike_max_pool(np.ascontiguousarray(frames, dtype=np.int8), kh, kw, sh, sw, pads[0], pads[1], dh, dw,
+                    float(beta), out)
+    return out
+
+
+def tsa_scan_int(acc, bq, rq, *, acc_mul, ts, tc, beta, vth, hi, limit):
+    """The integer TSA neuron of docs/integer.md on exact synaptic sums ``acc[Tc, ...]``."""
+    num, den = vth
+    shape = acc.shape[1:]
+    U = np.zeros(shape, dtype=np.int64)
+    E = np.zeros(shape, dtype=np.int64)
+    frames = np.zeros((tc,) + shape, dtype=np.int8)
+    peak = 0
+    for t in range(tc + ts):
+        H = beta * U
+        if t < tc:
+            H = H + acc[t] * acc_mul + bq
+        peak = max(peak, int(np.abs(H).max()) * den if H.size else 0)
+        if t < ts:
+            U = H
+            continue
+        wk = beta ** (tc - 1 - t + ts)
+        last = t - ts == tc - 1      # strict at the last step: ties round half to even
+        pos = ((den * H > num * rq) if last else (den * H >= num * rq)) & ((beta * E + 1) * wk <= hi)
+        neg = ((den * H < -num * rq) if last else (den * H <= -num * rq)) & (E > 0)
+        f = pos.astype(np.int64) - neg.astype(np.int64)
+        U = H - f * rq
+        E = beta * E + f
+        frames[t - ts] = f
+    if peak + num * int(np.max(rq)) > limit:
+        raise SwscError(f"integer membrane reached {peak}, beyond the proven bound {limit}",
+                        hint="this is a swsc bug in lower-to-integer; please report it")
+    return frames, E, U
