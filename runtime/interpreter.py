@@ -341,46 +341,12 @@ class Interpreter:
     def _op_TsaLayer(self, node, env, stats):
         a = node.attrs
         n = a["n_inputs"]
-        w, b = self.g.const(node.inputs[n]), self.g.const(node.inputs[n + 1])
+        w = self.g.const(node.inputs[n])
         ins = [env[i] for i in node.inputs[:n]]
         tc, nb = ins[0].shape[:2]
-        out_frame = self._t(node.outputs[0]).shape[1:]
         flat = [f.reshape((tc * nb,) + f.shape[2:]) for f in ins]
-        if self.mode == "int":
-            frames, E, v = self._tsa_int(node, flat, tc, nb)
-        else:
-            beta = float(a["beta"])
-            wq, mult = self._split[node.name]
-
-            R = beta ** a["ts"]    # the scan counts the membrane in units of the reset
-
-            # Silent steps only integrate: by linearity one map of their beta-weighted frames
-            # gives the same membrane as one map per step (exact for integer beta). The fold
-            # goes through the same GEMM call as the other steps, as its first block.
-            j = min(a["ts"], tc) if beta == int(beta) else 0
-            j = j if j > 1 else 0
-            steps = tc - j + (1 if j else 0)
-            fold_weights = [beta ** (j - 1 - t) for t in range(j)]
-            # integer window sums are exact in float32 (GEMMs against integer weights, avgpool sums)
-            exact32 = wq is not None or (node.attrs["kind"] == "avgpool" and beta == int(beta))
-            xs = []
-            for f in flat:
-                x = np.empty((steps * nb,) + f.shape[1:], dtype=np.float32 if exact32 else np.float64)
-                if j:
-                    np.multiply(f[:nb], fold_weights[0], out=x[:nb])
-                    for t, wt in enumerate(fold_weights[1:], 1):
-                        x[:nb] += wt * f[t * nb:(t + 1) * nb]
-                x[nb if j else 0:] = f[j * nb:]
-                xs.append(x)
-            if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier in the scan
-                z, mul = linear_map(node, xs, wq), mult / R
-            elif node.attrs["kind"] == "avgpool":
-                z, mul = kernels.sum_pool(xs[0], node.attrs), w / R
-            else:
-                z, mul = linear_map(node, xs, w / R), None
-            frames, E, v = tsa_scan_units(z.reshape((steps, nb) + out_frame), b / R, ts=a["ts"], tc=tc, beta=beta,
-                                          vth=a["vth"], hi_norm=a["hi_norm"], zmul=mul, start=j,
-                                          fold_bias=b / R * sum(fold_weights))
+        tsa = self._tsa_int if self.mode == "int" else self._tsa_float
+        frames, E, v = tsa(node, flat, tc, nb)
         out = self._t(node.outputs[0])
         s = self._stat(stats, node, neurons=int(np.prod(out.shape[1:])), ts=a["ts"], steps=a["tc"] + a["ts"],
                        macs=dense_macs(node, self.g, w))
@@ -392,6 +358,42 @@ class Interpreter:
         if self.residuals:
             _residuals(s, E, v, a["hi_norm"])
         return frames
+
+    def _tsa_float(self, node, flat, tc, nb):
+        """Semantics section 3 in float64; returns frames, E, and the membrane in units of R."""
+        a = node.attrs
+        n = a["n_inputs"]
+        w, b = self.g.const(node.inputs[n]), self.g.const(node.inputs[n + 1])
+        beta = float(a["beta"])
+        wq, mult = self._split[node.name]
+        R = beta ** a["ts"]    # the scan counts the membrane in units of the reset
+        # Silent steps only integrate: by linearity one map of their beta-weighted frames
+        # gives the same membrane as one map per step (exact for integer beta). The fold
+        # goes through the same GEMM call as the other steps, as its first block.
+        j = min(a["ts"], tc) if beta == int(beta) else 0
+        j = j if j > 1 else 0
+        steps = tc - j + (1 if j else 0)
+        fold_weights = [beta ** (j - 1 - t) for t in range(j)]
+        # integer window sums are exact in float32 (GEMMs against integer weights, avgpool sums)
+        exact32 = wq is not None or (a["kind"] == "avgpool" and beta == int(beta))
+        xs = []
+        for f in flat:
+            x = np.empty((steps * nb,) + f.shape[1:], dtype=np.float32 if exact32 else np.float64)
+            if j:
+                np.multiply(f[:nb], fold_weights[0], out=x[:nb])
+                for t, wt in enumerate(fold_weights[1:], 1):
+                    x[:nb] += wt * f[t * nb:(t + 1) * nb]
+            x[nb if j else 0:] = f[j * nb:]
+            xs.append(x)
+        if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier in the scan
+            z, mul = linear_map(node, xs, wq), mult / R
+        elif a["kind"] == "avgpool":
+            z, mul = kernels.sum_pool(xs[0], a), w / R
+        else:
+            z, mul = linear_map(node, xs, w / R), None
+        out_frame = self._t(node.outputs[0]).shape[1:]
+        return tsa_scan_units(z.reshape((steps, nb) + out_frame), b / R, ts=a["ts"], tc=tc, beta=beta,
+                              vth=a["vth"], hi_norm=a["hi_norm"], zmul=mul, start=j, fold_bias=b / R * sum(fold_weights))
 
     def _tsa_int(self, node, flat, tc, nb):
         """docs/integer.md, step for step; returns frames, E, and the membrane in units of R."""
