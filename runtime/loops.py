@@ -206,31 +206,56 @@ def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
     return out
 
 
-def tsa_scan_int(acc, bq, rq, *, acc_mul, ts, tc, beta, vth, hi, limit):
-    """The integer TSA neuron of docs/integer.md on exact synaptic sums ``acc[Tc, ...]``."""
-    num, den = vth
-    shape = acc.shape[1:]
-    U = np.zeros(shape, dtype=np.int64)
-    E = np.zeros(shape, dtype=np.int64)
-    frames = np.zeros((tc,) + shape, dtype=np.int8)
+@njit(cache=True, nogil=True)
+def _scan_int(acc, acc_mul, bq, rq, ts, tc, beta, num, den, hi, frames, E, U):
+    n_samples, size = U.shape
     peak = 0
-    for t in range(tc + ts):
-        H = beta * U
-        if t < tc:
-            H = H + acc[t] * acc_mul + bq
-        peak = max(peak, int(np.abs(H).max()) * den if H.size else 0)
-        if t < ts:
-            U = H
-            continue
-        wk = beta ** (tc - 1 - t + ts)
-        last = t - ts == tc - 1      # strict at the last step: ties round half to even
-        pos = ((den * H > num * rq) if last else (den * H >= num * rq)) & ((beta * E + 1) * wk <= hi)
-        neg = ((den * H < -num * rq) if last else (den * H <= -num * rq)) & (E > 0)
-        f = pos.astype(np.int64) - neg.astype(np.int64)
-        U = H - f * rq
-        E = beta * E + f
-        frames[t - ts] = f
-    if peak + num * int(np.max(rq)) > limit:
-        raise SwscError(f"integer membrane reached {peak}, beyond the proven bound {limit}",
+    for n in range(n_samples):
+        un, en = U[n], E[n]
+        b = bq[n if bq.shape[0] > 1 else 0]
+        r = rq[0]
+        un[:] = 0
+        en[:] = 0
+        for t in range(tc + ts):
+            k = t - ts
+            last = k == tc - 1      # strict at the last step: ties round half to even
+            wk = beta ** (tc - 1 - k) if k >= 0 else 0
+            for j in range(size):
+                H = beta * un[j]
+                if t < tc:
+                    H += acc[t, n, j] * acc_mul + b[j]
+                peak = max(peak, abs(H))
+                if t < ts:
+                    un[j] = H
+                    continue
+                e = en[j]
+                x, y = den * H, num * r[j]
+                pos = ((x > y) if last else (x >= y)) and (beta * e + 1) * wk <= hi
+                neg = ((x < -y) if last else (x <= -y)) and e > 0
+                f = int(pos) - int(neg)
+                frames[k, n, j] = f
+                un[j] = H - f * r[j]
+                en[j] = beta * e + f
+    return peak
+
+
+def tsa_scan_int(acc, bq, rq, *, acc_mul, ts, tc, beta, vth, hi, limit):
+    """The integer TSA neuron of docs/integer.md on exact synaptic sums ``acc[Tc, N, ...]``;
+    ``bq`` and ``rq`` broadcast against one step. Raises if a membrane passes ``limit``
+    (the bound lower-to-integer proved), which would be a swsc bug."""
+    num, den = vth
+    shape = tuple(acc.shape[1:])
+    n = shape[0]
+    size = int(np.prod(shape[1:], dtype=np.int64))
+    frames = np.zeros((tc, n, size), dtype=np.int8)
+    E, U = np.empty((n, size), dtype=np.int64), np.empty((n, size), dtype=np.int64)
+    rq2 = _per_neuron(rq, shape, np.int64)
+    if rq2.shape[0] > 1:
+        raise SwscError("the integer reset must not vary over samples")
+    peak = _scan_int(np.ascontiguousarray(acc, dtype=np.int64).reshape(tc, n, size), int(acc_mul),
+                     _per_neuron(bq, shape, np.int64), rq2, int(ts), int(tc), int(beta), int(num), int(den),
+                     int(hi), frames, E, U)
+    if int(peak) * den + num * int(np.max(rq)) > limit:
+        raise SwscError(f"integer membrane reached {int(peak) * den}, beyond the proven bound {limit}",
                         hint="this is a swsc bug in lower-to-integer; please report it")
-    return frames, E, U
+    return frames.reshape((tc,) + shape), E.reshape(shape), U.reshape(shape)
