@@ -1,0 +1,214 @@
+"""Linear op handlers of the matcher (Conv, Gemm, MatMul, AveragePool,
+GlobalAveragePool, ReduceMean).
+
+Each builds a ``Lin`` over dequantized inputs rather than emitting IR at once: the
+canonical op can only be emitted when a later QuantizeLinear fixes its output
+quantization, and the post-ops in between still fold into its weight scale and bias.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .onnxgraph import ONode
+from .values import Lin, Unsupported, View, WConst
+
+
+class LinearOps:
+    """Mixin of Matcher: needs val/cval/og/vals/qof/materialize and the structural
+    mixin's _pool_geom/_ceil_pads."""
+
+    # -- linear ops ----------------------------------------------------------------------------------
+    def _xview(self, name: str) -> View:
+        v = self.val(name)
+        if isinstance(v, View):
+            return v
+        if isinstance(v, str) and v == "input":
+            raise Unsupported(f"input '{name}' is used in float (no QuantizeLinear/DequantizeLinear before it)")
+        if isinstance(v, np.ndarray):
+            raise Unsupported(f"input '{name}' is a constant")
+        raise Unsupported(f"input '{name}' is not a dequantized tensor")
+
+    def _weight(self, name: str) -> WConst:
+        if not name:
+            raise Unsupported("weight input is missing")
+        if name in self.og.consts:
+            raise Unsupported(f"weight '{name}' is a float constant, not quantized (DequantizeLinear of an "
+                              "int8/uint8 constant expected)")
+        v = self.vals.get(name)
+        if not isinstance(v, WConst):
+            raise Unsupported(f"weight '{name}' is not a constant (DequantizeLinear of an integer initializer "
+                              "expected)")
+        if v.data.dtype not in (np.int8, np.uint8):
+            raise Unsupported(f"weight '{name}' has type {v.data.dtype} (int8/uint8 expected)")
+        return v
+
+    def _sx(self, xv: View, ws):
+        """Input scale of the IR tensor, and the weight scale absorbing a differing DQ scale."""
+        ir = self.materialize(xv)
+        q = self.qof(ir)
+        if int(q.zero_point) != xv.zp:
+            raise Unsupported("DequantizeLinear zero point differs from its QuantizeLinear's")
+        sx = float(q.scale)
+        if np.float32(sx) != np.float32(xv.scale):
+            ws = ws * (xv.scale / sx)
+        return sx, ws
+
+    def _bias_acc(self, name: str, lin: Lin, M: int):
+        if not name:
+            return None
+        bv = self.val(name)
+        if isinstance(bv, WConst):
+            real = bv.real().reshape(-1)
+            exact = bv.data.dtype == np.int32 and not np.any(bv.zp) and np.allclose(
+                np.broadcast_to(bv.scale.astype(np.float64), (M,)),
+                np.broadcast_to(lin.sx * lin.ws, (M,)), rtol=1e-6, atol=0)
+            if exact:
+                return np.broadcast_to(bv.data.astype(np.float64).reshape(-1), (M,)).copy()
+            lin.float_path = True
+        elif isinstance(bv, np.ndarray) and bv.dtype.kind == "f":
+            real = bv.astype(np.float64).reshape(-1)
+            xv = lin.x[0]
+            if bv.ndim == 1 and bv.size == M and xv.direct:
+                # onnxruntime's WeightBiasQuantization turns a float bias of a Conv/Gemm on a
+                # DequantizeLinear input into int32: Round(fp32(b) / fp32(s_x * s_w)).
+                sxw = (np.float32(xv.scale) * np.broadcast_to(lin.ws, (M,)).astype(np.float32)).astype(np.float32)
+                return np.rint(bv.astype(np.float32) / sxw).astype(np.float64)
+            lin.float_path = True
+        else:
+            raise Unsupported(f"bias '{name}' is not a constant")
+        real = np.broadcast_to(real, (M,))
+        return real / (lin.sx * np.broadcast_to(lin.ws, (M,)))
+
+    def op_Conv(self, n: ONode) -> None:
+        xv = self._xview(n.inputs[0])
+        w = self._weight(n.inp(1))
+        if w.data.ndim != 4:
+            raise Unsupported("only 2-D convolution is supported")
+        M = w.data.shape[0]
+        if w.axis not in (None, 0):
+            raise Unsupported(f"weight is quantized along axis {w.axis} (per-output-channel axis 0 expected)")
+        k = list(n.attrs.get("kernel_shape", w.data.shape[2:]))
+        k, s, p, d = self._pool_geom(n, xv.shape, k)
+        attrs = {"kernel": k, "strides": s, "pads": p, "dilations": d, "group": int(n.attrs.get("group", 1))}
+        ws = w.scale.astype(np.float64)
+        sx, ws = self._sx(xv, ws)
+        lin = Lin("conv", n.name, self.og.shape(n.outputs[0]), [xv], attrs, w.data, w.name, ws,
+                  w.zp.astype(np.int64), None, sx)
+        lin.float_path = not xv.direct
+        lin.bias = self._bias_acc(n.inp(2), lin, M)
+        if lin.shape is None:
+            raise Unsupported("output shape is not static")
+        self.vals[n.outputs[0]] = lin
+
+    def _dense(self, n: ONode, xname, wname, trans_b: bool, alpha=1.0, cname="", beta=1.0) -> None:
+        xv = self.val(xname)
+        if isinstance(xv, Lin) and xv.kind in ("pool", "mean") and not xv.clamped and len(xv.shape) == 2:
+            return self._pool_dense(n, xv, wname, trans_b, alpha, cname, beta)
+        xv = self._xview(xname)
+        if len(xv.shape) != 2:
+            raise Unsupported(f"input has shape {list(xv.shape)}; only [1, K] inputs are supported")
+        w = self._weight(wname)
+        if w.data.ndim != 2:
+            raise Unsupported("weight must be 2-D")
+        data, axis = w.data, w.axis
+        if not trans_b:          # [K, M] -> [M, K]
+            data = data.T
+            axis = None if axis is None else 1 - axis
+        if axis not in (None, 0):
+            raise Unsupported("weight is quantized per input channel (per output channel expected)")
+        M = data.shape[0]
+        if data.shape[1] != xv.shape[1] or self.og.shape(n.outputs[0]) is None:
+            raise Unsupported(f"input {list(xv.shape)} does not fit weight {list(w.data.shape)}")
+        ws = w.scale.astype(np.float64) * alpha
+        sx, ws = self._sx(xv, ws)
+        lin = Lin("dense", n.name, self.og.shape(n.outputs[0]), [xv], {}, np.ascontiguousarray(data),
+                  w.name, ws, w.zp.astype(np.int64), None, sx)
+        lin.float_path = not xv.direct
+        if cname:
+            b = self._bias_acc(cname, lin, M)
+            lin.bias = None if b is None else b * beta
+        self.vals[n.outputs[0]] = lin
+
+    def _pool_dense(self, n, pl: Lin, wname, trans_b, alpha, cname, beta):
+        """GlobalAveragePool -> Flatten -> Gemm in float (no Q between): one dense layer with
+        the weight repeated over the pooled plane and its scale divided by the plane size."""
+        xv = pl.x[0]
+        if pl.kind == "mean" and set(pl.reduced) != {2, 3} or pl.kind == "pool" and not pl.attrs.get("global"):
+            raise Unsupported("a pooled value feeds a dense layer without QuantizeLinear")
+        w = self._weight(wname)
+        data, axis = (w.data, w.axis) if trans_b else (w.data.T, None if w.axis is None else 1 - w.axis)
+        if axis not in (None, 0):
+            raise Unsupported("weight is quantized per input channel")
+        C, H, W = xv.shape[1:]
+        hw = H * W
+        data = np.repeat(data, hw, axis=1)
+        flat = View(xv.scale, xv.zp, (1, C * hw), pl.node + "_flat", parents=[xv], op="Reshape",
+                    attrs={"shape": [1, C * hw]}, node=pl.node + "_flatten")
+        ws = w.scale.astype(np.float64) * alpha / hw
+        sx, ws = self._sx(flat, ws)
+        lin = Lin("dense", n.name, self.og.shape(n.outputs[0]), [flat], {}, data, w.name, ws,
+                  w.zp.astype(np.int64), None, sx)
+        lin.float_path = True
+        if cname:
+            b = self._bias_acc(cname, lin, data.shape[0])
+            lin.bias = None if b is None else b * beta
+        self.vals[n.outputs[0]] = lin
+
+    def op_Gemm(self, n: ONode) -> None:
+        if n.attrs.get("transA", 0):
+            raise Unsupported("transA=1 is not supported")
+        self._dense(n, n.inputs[0], n.inp(1), bool(n.attrs.get("transB", 0)), float(n.attrs.get("alpha", 1.0)),
+                    n.inp(2), float(n.attrs.get("beta", 1.0)))
+
+    def op_MatMul(self, n: ONode) -> None:
+        self._dense(n, n.inputs[0], n.inp(1), False)
+
+    def op_AveragePool(self, n: ONode) -> None:
+        xv = self._xview(n.inputs[0])
+        k, s, p, d = self._pool_geom(n, xv.shape)
+        if d != [1, 1]:
+            raise Unsupported("dilated average pooling is not supported")
+        p = self._ceil_pads(n, k, s, p, d, allow=False)
+        attrs = {"kernel": k, "strides": s, "pads": p, "count_include_pad": int(n.attrs.get("count_include_pad", 0))}
+        self.vals[n.outputs[0]] = Lin("pool", n.name, self.og.shape(n.outputs[0]), [xv], attrs)
+
+    def op_GlobalAveragePool(self, n: ONode) -> None:
+        xv = self._xview(n.inputs[0])
+        if len(xv.shape) != 4:
+            raise Unsupported("needs a 4-D input")
+        attrs = {"kernel": list(xv.shape[2:]), "global": True}
+        lin = Lin("pool", n.name, self.og.shape(n.outputs[0]), [xv], attrs)
+        lin.float_path = n.name not in self.og.lifted      # no QDQ fusion for GlobalAveragePool
+        self.vals[n.outputs[0]] = lin
+
+    def op_ReduceMean(self, n: ONode) -> None:
+        v = self.val(n.inputs[0])
+        axes = n.attrs.get("axes")
+        if axes is None and n.inp(1):
+            c = self.cval(n.inp(1))
+            if c is None:
+                raise Unsupported("axes must be constant")
+            axes = [int(a) for a in np.asarray(c).reshape(-1)]
+        keep = int(n.attrs.get("keepdims", 1))
+        if isinstance(v, View):
+            if len(v.shape) != 4:
+                raise Unsupported("needs a 4-D input")
+            lin = Lin("mean", n.name, v.shape, [v], {}, reduced=(), dims=(0, 1, 2, 3), float_path=True)
+        elif isinstance(v, Lin) and v.kind == "mean" and not v.clamped:
+            lin = copy.copy(v)
+        else:
+            raise Unsupported("input is not a dequantized tensor")
+        rank = len(lin.dims)
+        if axes is None:
+            axes = list(range(rank))
+        axes = [a + rank if a < 0 else a for a in axes]
+        orig = tuple(lin.dims[a] for a in axes)
+        lin.reduced = tuple(sorted(set(lin.reduced) | set(orig)))
+        if not keep:
+            lin.dims = tuple(dd for i, dd in enumerate(lin.dims) if i not in axes)
+        lin.shape = self.og.shape(n.outputs[0])
+        if lin.shape is None or not set(lin.reduced) <= {2, 3}:
+            raise Unsupported(f"only the mean over H,W of a 4-D tensor is supported (axes {axes})")
+        self.vals[n.outputs[0]] = lin

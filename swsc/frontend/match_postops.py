@@ -1,0 +1,194 @@
+"""Post-op handlers of the matcher: Relu/Clip, the affine constants (Add, Sub, Mul, Div,
+BatchNormalization) and the Softmax float tail.
+
+Between a linear op and its QuantizeLinear these fold into the pending ``Lin`` (a
+clamp range, weight scale, bias), so they cost no IR op; a Clip directly on a
+quantized tensor narrows its range, and Softmax ends the quantized part of the graph.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..ir import Quant
+from .onnxgraph import ONode
+from .values import Lin, QRef, Tail, Unsupported, View, WConst, _scalar
+
+
+class PostOps:
+    """Mixin of Matcher: needs val/cval/og/g/vals/consumers/renames/emit/check_view."""
+
+    # -- activations ------------------------------------------------------------------------------
+    def _clip_bounds(self, n: ONode):
+        if n.op == "Relu":
+            return 0.0, None
+        if self.og.opset < 11:
+            return n.attrs.get("min"), n.attrs.get("max")
+        lo, hi = None, None
+        for idx in (1, 2):
+            nm = n.inp(idx)
+            if nm:
+                c = self.cval(nm)
+                if c is None:
+                    raise Unsupported("Clip bounds must be constants")
+                if idx == 1:
+                    lo = _scalar(c)
+                else:
+                    hi = _scalar(c)
+        return lo, hi
+
+    def op_Relu(self, n: ONode) -> None:
+        self._clamp(n)
+
+    def op_Clip(self, n: ONode) -> None:
+        v = self.val(n.inputs[0])
+        if isinstance(v, QRef):
+            lo, hi = self._clip_bounds(n)
+            t = self.g.tensors[v.ir]
+            q = t.quant
+            nlo = q.lo if lo is None else max(q.lo, int(np.ceil(lo)))
+            nhi = q.hi if hi is None else min(q.hi, int(np.floor(hi)))
+            if nlo > nhi:
+                raise Unsupported("Clip leaves an empty range")
+            users = self.consumers.get(n.inputs[0], [])
+            if len(users) == 1 and n.inputs[0] not in self.og.outputs:
+                q.lo, q.hi = nlo, nhi
+                self.renames[v.ir] = n.outputs[0]
+                self.vals[n.outputs[0]] = v
+            else:
+                qn = Quant(q.scale, q.zero_point, None, nlo, nhi)
+                ir = self.emit("QAdd", n.name, [v.ir], n.outputs[0], t.dtype, t.shape, qn)
+                self.vals[n.outputs[0]] = QRef(ir)
+            return
+        self._clamp(n)
+
+    def _clamp(self, n: ONode) -> None:
+        v = self.val(n.inputs[0])
+        lo, hi = self._clip_bounds(n)
+        if isinstance(v, View):
+            v = Lin("add", n.name, v.shape, [v])
+        if not isinstance(v, Lin):
+            raise Unsupported("input is not a quantized linear result")
+        lin = copy.copy(v)
+        if lo is not None:
+            lin.lo = max(lin.lo, float(lo))
+        if hi is not None:
+            lin.hi = min(lin.hi, float(hi))
+        lin.clamped = True
+        self.vals[n.outputs[0]] = lin
+
+    # -- affine post-ops -------------------------------------------------------------------------
+    def _per_channel(self, c, lin: Lin):
+        c = np.asarray(c, np.float64)
+        if c.size == 1:
+            return float(c.reshape(-1)[0])
+        shape = lin.shape
+        try:
+            b = np.broadcast_to(c, shape)
+        except ValueError:
+            raise Unsupported(f"constant of shape {list(c.shape)} does not broadcast to {list(shape)}") from None
+        if tuple(np.broadcast_shapes(c.shape, shape)) != tuple(shape):
+            raise Unsupported("constant changes the output shape")
+        m = np.moveaxis(b, 1, 0).reshape(shape[1], -1)
+        if not np.all(m == m[:, :1]):
+            raise Unsupported("constant is not per-channel")
+        return m[:, 0].copy()
+
+    def _affine_lin(self, v, what) -> Lin:
+        if not isinstance(v, Lin) or v.kind not in ("conv", "dense"):
+            raise Unsupported(f"{what} must follow a Conv/Gemm/MatMul (before its QuantizeLinear)")
+        if v.clamped:
+            raise Unsupported(f"{what} after Relu/Clip is not supported")
+        v = copy.copy(v)
+        v.float_path = True
+        return v
+
+    def _const_real(self, name):
+        c = self.val(name)
+        if isinstance(c, WConst):
+            return c.real()
+        if isinstance(c, np.ndarray) and c.dtype.kind in "fiu":
+            return c.astype(np.float64)
+        return None
+
+    def _add_bias(self, lin: Lin, c, sign=1.0) -> Lin:
+        cc = self._per_channel(c, lin) * sign
+        M = lin.w.shape[0]
+        add = np.broadcast_to(np.asarray(cc, np.float64), (M,)) / (lin.sx * np.broadcast_to(lin.ws, (M,)))
+        lin.bias = add if lin.bias is None else lin.bias + add
+        return lin
+
+    def _scale(self, lin: Lin, c) -> Lin:
+        cc = self._per_channel(c, lin)
+        lin.ws = lin.ws * cc if np.ndim(cc) == 0 else np.broadcast_to(lin.ws, np.shape(cc)) * cc
+        return lin
+
+    def op_Add(self, n: ONode) -> None:
+        a, b = n.inputs[0], n.inputs[1]
+        va, vb = self.val(a), self.val(b)
+        out = n.outputs[0]
+        if isinstance(va, View) and isinstance(vb, View):
+            self.vals[out] = Lin("add", n.name, self.og.shape(out), [va, vb])
+        elif isinstance(va, View) and isinstance(vb, WConst) or isinstance(va, WConst) and isinstance(vb, View):
+            shape = self.og.shape(out)
+            v = va if isinstance(va, View) else vb
+            if shape is None or tuple(shape) != tuple(v.shape):
+                raise Unsupported("the constant operand changes the shape")
+            self.vals[out] = Lin("add", n.name, shape, [va, vb])
+        elif isinstance(va, Lin) or isinstance(vb, Lin):
+            lv, cn = (va, b) if isinstance(va, Lin) else (vb, a)
+            c = self._const_real(cn)
+            if c is None:
+                raise Unsupported("adds two float values that are not quantized")
+            self.vals[out] = self._add_bias(self._affine_lin(lv, "Add"), c)
+        else:
+            raise Unsupported("operands are not quantized tensors")
+
+    def op_Sub(self, n: ONode) -> None:
+        va = self.val(n.inputs[0])
+        c = self._const_real(n.inputs[1])
+        if not isinstance(va, Lin) or c is None:
+            raise Unsupported("only a linear result minus a constant is supported")
+        self.vals[n.outputs[0]] = self._add_bias(self._affine_lin(va, "Sub"), c, -1.0)
+
+    def op_Mul(self, n: ONode) -> None:
+        va, vb = self.val(n.inputs[0]), self.val(n.inputs[1])
+        lv, cn = (va, n.inputs[1]) if isinstance(va, Lin) else (vb, n.inputs[0])
+        c = self._const_real(cn)
+        if c is None:
+            raise Unsupported("only a linear result times a constant is supported")
+        self.vals[n.outputs[0]] = self._scale(self._affine_lin(lv, "Mul"), c)
+
+    def op_Div(self, n: ONode) -> None:
+        va = self.val(n.inputs[0])
+        c = self._const_real(n.inputs[1])
+        if c is None or np.any(c == 0):
+            raise Unsupported("only a linear result divided by a nonzero constant is supported")
+        self.vals[n.outputs[0]] = self._scale(self._affine_lin(va, "Div"), 1.0 / c)
+
+    def op_BatchNormalization(self, n: ONode) -> None:
+        lin = self._affine_lin(self.val(n.inputs[0]), "BatchNormalization")
+        ps = [self._const_real(n.inp(i)) for i in range(1, 5)]
+        if any(p is None for p in ps) or (len(n.outputs) > 1 and any(n.outputs[1:])):
+            raise Unsupported("BatchNormalization needs constant parameters (inference mode)")
+        gamma, beta, mean, var = (p.reshape(-1) for p in ps)
+        k = gamma / np.sqrt(var + float(n.attrs.get("epsilon", 1e-5)))
+        shp = (1, -1) + (1,) * (len(lin.shape) - 2)
+        lin = self._scale(lin, k.reshape(shp))
+        self.vals[n.outputs[0]] = self._add_bias(lin, (beta - mean * k).reshape(shp))
+
+    # -- float tail -------------------------------------------------------------------------------
+    def op_Softmax(self, n: ONode) -> None:
+        v = self.val(n.inputs[0])
+        if not isinstance(v, View):
+            raise Unsupported("Softmax must take a dequantized tensor")
+        ir = self.check_view(v)
+        rank = len(v.shape)
+        axis = int(n.attrs.get("axis", -1 if self.og.opset >= 13 else 1))
+        axis = axis + rank if axis < 0 else axis
+        if self.og.opset < 13 and axis != rank - 1:
+            raise Unsupported("Softmax (opset < 13) over more than the last axis")
+        f = self.emit("Dequantize", f"{n.name}_Dequantize", [ir], n.inputs[0], "float32", v.shape)
+        out = self.emit("Softmax", n.name, [f], n.outputs[0], "float32", v.shape, attrs={"axis": axis})
+        self.vals[n.outputs[0]] = Tail(out)

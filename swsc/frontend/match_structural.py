@@ -1,0 +1,130 @@
+"""Structural op handlers of the matcher: ops that only move or select quantized values
+(Reshape/Flatten/Squeeze/Unsqueeze, Transpose, Concat, MaxPool, Identity, Cast).
+
+They commute with DequantizeLinear, so a value stays a ``View``/``QRef`` and needs no
+IR op until it is used (only a Concat of differently quantized inputs becomes a ``Lin``,
+to requantize them). The pooling geometry helpers live here with MaxPool; the linear
+handlers (Conv, AveragePool) reach them through ``Matcher``.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .onnxgraph import ONode
+from .values import Lin, QRef, Unsupported, View, _pads2d
+
+
+class StructuralOps:
+    """Mixin of Matcher: needs val/og/g/vals/qof/view_of_q/materialize."""
+
+    # -- structural -------------------------------------------------------------------------
+    def _struct(self, n: ONode, irop: str, attrs: dict, parents_names=None) -> None:
+        names = parents_names or [n.inputs[0]]
+        vs = [self.val(i) for i in names]
+        out = n.outputs[0]
+        shape = self.og.shape(out)
+        if shape is None:
+            raise Unsupported(f"shape of '{out}' is not static")
+        if all(isinstance(v, QRef) for v in vs):
+            quants = [self.qof(v.ir) for v in vs]
+            if any(not (np.float32(q.scale) == np.float32(quants[0].scale) and
+                        int(q.zero_point) == int(quants[0].zero_point)) for q in quants):
+                raise Unsupported("inputs have different quantization")
+            pv = [self.view_of_q(v.ir, v.ir) for v in vs]
+            view = View(pv[0].scale, pv[0].zp, shape, out, parents=pv, op=irop, attrs=attrs, node=n.name)
+            self.vals[out] = QRef(self.materialize(view, name=out))
+        elif all(isinstance(v, View) for v in vs):
+            if any(np.float32(v.scale) != np.float32(vs[0].scale) or v.zp != vs[0].zp for v in vs):
+                if irop == "Concat":
+                    self.vals[out] = Lin("concat", n.name, shape, vs, {"axis": attrs["axis"]})
+                    return
+                raise Unsupported("inputs have different quantization")
+            # onnxruntime's QDQ propagation moves a DequantizeLinear past these ops (not Flatten),
+            # so the consumer still sees a DQ input and can be fused
+            direct = all(v.direct for v in vs) and n.op in ("MaxPool", "Reshape", "Transpose", "Squeeze",
+                                                            "Unsqueeze")
+            self.vals[out] = View(vs[0].scale, vs[0].zp, shape, out, parents=vs, op=irop, attrs=attrs,
+                                  node=n.name, direct=direct)
+        elif len(vs) == 1 and isinstance(vs[0], Lin) and irop == "Reshape":
+            lin = copy.copy(vs[0])
+            lin.shape = shape
+            self.vals[out] = lin
+        else:
+            raise Unsupported(f"input is not a quantized tensor ({type(vs[0]).__name__})")
+
+    def _reshape(self, n: ONode) -> None:
+        shape = self.og.shape(n.outputs[0])
+        if shape is None:
+            raise Unsupported("output shape is not static")
+        if shape[0] != 1:
+            raise Unsupported(f"reshape to {list(shape)} mixes the batch axis")
+        self._struct(n, "Reshape", {"shape": list(shape)})
+
+    op_Reshape = op_Flatten = op_Squeeze = op_Unsqueeze = _reshape
+
+    def op_Transpose(self, n: ONode) -> None:
+        perm = list(n.attrs.get("perm", []))
+        shp = self.og.shape(n.inputs[0])
+        if not perm and shp is not None:
+            perm = list(range(len(shp)))[::-1]
+        if not perm or perm[0] != 0:
+            raise Unsupported(f"perm {perm} moves the batch axis")
+        self._struct(n, "Transpose", {"perm": perm})
+
+    def op_Concat(self, n: ONode) -> None:
+        shp = self.og.shape(n.outputs[0])
+        axis = int(n.attrs.get("axis", 1))
+        if shp is not None and axis < 0:
+            axis += len(shp)
+        if axis == 0:
+            raise Unsupported("concat along the batch axis")
+        self._struct(n, "Concat", {"axis": axis}, [i for i in n.inputs if i])
+
+    def _pool_geom(self, n: ONode, in_shape, kernel=None):
+        if in_shape is None or len(in_shape) != 4:
+            raise Unsupported(f"needs a 4-D input, has shape {in_shape}")
+        k = list(kernel or n.attrs.get("kernel_shape", []))
+        if len(k) != 2:
+            raise Unsupported("only 2-D pooling/convolution is supported")
+        s = list(n.attrs.get("strides", [1, 1]))
+        d = list(n.attrs.get("dilations", [1, 1]))
+        pads = _pads2d(n.attrs, in_shape[2:], k, s, d)
+        return k, s, pads, d
+
+    def op_MaxPool(self, n: ONode) -> None:
+        if len(n.outputs) > 1 and n.outputs[1]:
+            raise Unsupported("MaxPool indices output is not supported")
+        k, s, p, d = self._pool_geom(n, self.og.shape(n.inputs[0]))
+        p = self._ceil_pads(n, k, s, p, d, allow=True)
+        self._struct(n, "MaxPool", {"kernel": k, "strides": s, "pads": p, "dilations": d})
+
+    def _ceil_pads(self, n, k, s, p, d, allow):
+        out = self.og.shape(n.outputs[0])
+        ins = self.og.shape(n.inputs[0])
+        p = list(p)
+        if out is None:
+            raise Unsupported("output shape is not static")
+        for i in range(2):
+            floor = (ins[2 + i] + p[i] + p[i + 2] - d[i] * (k[i] - 1) - 1) // s[i] + 1
+            if floor != out[2 + i]:
+                if not allow:
+                    raise Unsupported("ceil_mode=1 changes the output size (not supported for average pooling)")
+                p[i + 2] += (out[2 + i] - floor) * s[i]
+        return p
+
+    def op_Identity(self, n: ONode) -> None:
+        self.vals[n.outputs[0]] = self.val(n.inputs[0])
+
+    def op_Cast(self, n: ONode) -> None:
+        from onnx import TensorProto
+        v = self.val(n.inputs[0])
+        to = n.attrs.get("to")
+        if isinstance(v, QRef):
+            want = {TensorProto.UINT8: "uint8", TensorProto.INT8: "int8"}.get(to)
+            if want != self.g.tensors[v.ir].dtype:
+                raise Unsupported("Cast changes the integer type of a quantized tensor")
+        elif to != TensorProto.FLOAT:
+            raise Unsupported("Cast of a float value to another type")
+        self.vals[n.outputs[0]] = v
