@@ -9,6 +9,7 @@ from swsc.compiler import compile_graph
 from swsc.ir import Graph, Quant, Tensor
 from swsc.options import CompileOptions
 from swsc.runtime.interpreter import decode, encode_exact, max_pool_spikes, run, tsa_scan
+from swsc.runtime.loops import tsa_scan_units
 
 from graphs import residual, tiny_cnn
 
@@ -104,6 +105,58 @@ def test_tsa_with_full_silent_period_is_exact(seed, tc, extra):
     frames, _, _ = tsa_scan(z, b, ts=tc - 1 + extra, tc=tc, beta=beta, vth=0.5, hi_norm=hi)
     exact = np.tensordot([beta ** (tc - 1 - t) for t in range(tc)], z + b, axes=1)
     assert np.array_equal(decode(frames, beta), np.clip(_round_half_even(exact), 0, hi))
+
+
+def _tsa_reference(z, b, *, ts, tc, beta, vth, hi):
+    """Section 3 of the note, one neuron and one step at a time, in exact rational arithmetic."""
+    from fractions import Fraction as Fr
+
+    R = Fr(beta) ** ts
+    trains = []
+    for i in range(z.shape[1]):
+        u, E, train = Fr(0), 0, []
+        for t in range(tc + ts):
+            H = beta * u + (Fr(z[t, i]) + Fr(b[i]) if t < tc else 0)
+            f = 0
+            k = t - ts                      # output step, 0-based
+            if k >= 0:
+                last = k == tc - 1
+                up = H > vth * R if last else H >= vth * R
+                down = H < -vth * R if last else H <= -vth * R
+                if up and (beta * E + 1) * beta ** (tc - 1 - k) <= hi:
+                    f = 1
+                elif down and E > 0:
+                    f = -1
+                E = beta * E + f
+                train.append(f)
+            u = H - f * R
+        trains.append(train)
+    return np.array(trains, dtype=np.int8).T
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tc=st.integers(1, 8), ts=st.integers(0, 9), beta=st.sampled_from([2, 3]),
+       vth=st.sampled_from([0.5, 1.0]), clamp=st.booleans())
+def test_tsa_neuron_matches_the_note_step_by_step(seed, tc, ts, beta, vth, clamp):
+    """The runtime's neuron (numba loop) against the note's rule in exact arithmetic, for any
+    silent period (inputs still arriving while it fires), both threshold factors and the upper
+    clamp; also with the first silent steps folded into one input, as the interpreter does."""
+    rng = np.random.default_rng(seed)
+    R = float(beta) ** ts
+    hi = code_sum(tc, beta) // 2 if clamp else code_sum(tc, beta)
+    # dyadic inputs: float64 holds them exactly, so exact threshold ties really occur
+    z = rng.integers(-24, 40, (tc, 300)) * R / 8
+    b = rng.integers(-8, 8, 300) * R / 16
+    want = _tsa_reference(z, b, ts=ts, tc=tc, beta=beta, vth=vth, hi=hi)
+    frames, _, _ = tsa_scan(z, b, ts=ts, tc=tc, beta=beta, vth=vth, hi_norm=hi)
+    assert np.array_equal(frames, want)
+    j = min(ts, tc)
+    if j > 1:
+        weights = [beta ** (j - 1 - t) for t in range(j)]
+        folded = np.concatenate([np.tensordot(weights, z[:j], axes=1)[None], z[j:]])
+        frames, _, _ = tsa_scan_units(folded / R, b / R, ts=ts, tc=tc, beta=beta, vth=vth, hi_norm=hi, start=j,
+                                      fold_bias=b / R * sum(weights))
+        assert np.array_equal(frames, want)
 
 
 def test_delay_shifts_train_by_its_steps():
