@@ -8,7 +8,9 @@ float64 operations in the same order as the numpy expressions they replaced (no
 fast-math, so no reassociation or fused multiply-add): the results are bit-identical.
 
 Neurons are laid out ``[N, F]`` (sample, neuron within a frame); constants that do not
-vary over samples (bias, multiplier) are passed with a leading axis of 1.
+vary over samples (bias, multiplier) are passed with a leading axis of 1. Compiled code
+is cached beside this file; a cold first call costs a few seconds. To step through the
+loops in a debugger, run with ``NUMBA_DISABLE_JIT=1`` (plain Python, very slow).
 """
 from __future__ import annotations
 
