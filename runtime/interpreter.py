@@ -44,6 +44,8 @@ class LayerStats:
 
 
 RESIDUAL_BINS = np.linspace(-1.5, 1.5, 61)
+#: float32 represents every integer up to 2^24 exactly
+FLOAT32_EXACT = 2.0 ** 24
 
 
 @dataclass
@@ -196,6 +198,9 @@ class Interpreter:
         self.residuals = residuals
         self.g = graph
         self._split = {n.name: split_weights(graph, n) for n in graph.nodes if n.op == "TsaLayer"}
+        # the largest L1 norm of a weight row: bounds every partial sum of a GEMM of frames
+        self._row_l1 = {k: float(np.abs(wq.reshape(len(wq), -1)).sum(axis=1).max())
+                        for k, (wq, _) in self._split.items() if wq is not None}
         self._fanout: dict[str, list[np.ndarray]] = {}
         self.order = graph.topo_order()
         self.t_inf = int(graph.meta["t_inf"]) if "t_inf" in graph.meta else None
@@ -374,8 +379,16 @@ class Interpreter:
         j = j if j > 1 else 0
         steps = tc - j + (1 if j else 0)
         fold_weights = [beta ** (j - 1 - t) for t in range(j)]
-        # integer window sums are exact in float32 (GEMMs against integer weights, avgpool sums)
-        exact32 = wq is not None or (a["kind"] == "avgpool" and beta == int(beta))
+        # Integer frames times integer weights (or summed over a pooling window) are exact in a
+        # float32 GEMM, in any summation order, while every partial sum stays below 2^24: a
+        # frame's entries are at most the fold's weight sum (1 without a fold). Wider layers
+        # take the (slower) float64 path.
+        largest = sum(fold_weights) if j else 1.0
+        if wq is not None:
+            exact32 = self._row_l1[node.name] * largest < FLOAT32_EXACT
+        else:
+            exact32 = a["kind"] == "avgpool" and beta == int(beta) and \
+                float(np.prod(a["kernel"])) * largest < FLOAT32_EXACT
         xs = []
         for f in flat:
             x = np.empty((steps * nb,) + f.shape[1:], dtype=np.float32 if exact32 else np.float64)

@@ -60,3 +60,25 @@ def residual(seed: int = 0) -> Graph:
     g.outputs = ["y"]
     g.verify()
     return g
+
+
+def wide_dense(fan_in: int = 16384) -> Graph:
+    """Quantize -> QDense -> Dequantize with full-scale weights, +127 over the first half of a
+    wide input and -127 over the second (and the negation): on inputs that repeat their
+    first half the exact sum is 0, while its running sums pass 2^24, beyond float32's exact
+    integers."""
+    g = Graph("wide")
+    g.add_tensor(Tensor("x", "float32", (1, fan_in)))
+    g.inputs = ["x"]
+    s_x, s_w = 1 / 255, 0.01
+    g.add_tensor(Tensor("q", "uint8", (1, fan_in), quant=Quant(s_x, 0, None, 0, 255)))
+    g.add_node("Quantize", "quant", ["x"], ["q"])
+    half = np.repeat(np.array([127, -127], dtype=np.int8), fan_in // 2)
+    g.add_const("w", np.stack([half, -half]), Quant(s_w, 0, None, -128, 127))
+    g.add_tensor(Tensor("d", "uint8", (1, 2), quant=Quant(s_x * s_w * 16, 128, None, 0, 255)))  # 16 units per LSB
+    g.add_node("QDense", "fc", ["q", "w"], ["d"])
+    g.add_tensor(Tensor("y", "float32", (1, 2)))
+    g.add_node("Dequantize", "dq", ["d"], ["y"])
+    g.outputs = ["y"]
+    g.verify()
+    return g

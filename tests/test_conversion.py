@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import corpus
+from graphs import wide_dense
 from swsc.check import check, output_quant_tensors
 from swsc.compiler import compile_graph, import_onnx
 from swsc.options import CompileOptions
@@ -46,6 +47,19 @@ def test_snn_equals_the_exact_quantized_ann(name, corpus_dir):
         assert output_quant_tensors(g)[0] in shared
         for k in shared:
             assert np.array_equal(np.rint(snn[k]), np.rint(ann[k])), (mode, k)
+
+
+def test_a_layer_too_wide_for_float32_stays_exact():
+    """The runtime's float32 GEMMs are exact only while every partial sum stays below 2^24;
+    a 16384-wide layer with full-scale weights on inputs whose exact sum is 0 passes that
+    (in float32 it came out 1-3 LSB off on 44 of 64 outputs) and must take the exact path."""
+    g = wide_dense(16384)
+    first = np.random.default_rng(1).integers(200, 256, (32, 8192))
+    x = (np.concatenate([first, first], axis=1) / 255).astype(np.float32)
+    ann = run(PassManager([FoldZeroPoints()]).run(g), x, intermediate=True).intermediates["d"]
+    assert np.all(ann == 128)
+    snn = run(compile_graph(g, EXACT), x, intermediate=True).intermediates["d"]
+    assert np.array_equal(np.rint(snn), ann)
 
 
 @pytest.mark.parametrize("name", corpus.model_names())
