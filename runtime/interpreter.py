@@ -2,8 +2,12 @@
 ``Affine`` graphs of the middle of the pipeline (so each pass can be checked alone).
 
 Float64 semantics, exactly as ``../shared/design/semantics.md`` defines them, vectorized
-layer by layer: a layer's ``Tc`` input frames go through its linear map in one batched
-conv/matmul, then the TSA neuron scan runs elementwise over its ``Tc + Ts`` steps.
+layer by layer: a layer's input frames go through its linear map in one batched
+conv/matmul (the silent steps folded into one frame by linearity, so ``Tc - Ts + 1``
+frames per sample), then the TSA neuron scan (``loops.py``) runs over its ``Tc + Ts``
+steps. The GEMMs run in float32, exact for integer frames times integer weights while
+every partial sum stays below 2^24 (checked per layer; float64 where it does not hold),
+and the real per-channel multiplier is applied in float64 inside the scan.
 
 Values while running:
 * integer (code-domain) tensors: float64 ``[N, ...]`` holding codes ``q - lo``;
