@@ -61,11 +61,11 @@ class UnsupportedOpError(SwscError):
     ``nodes`` lists every offending (name, op, why) so the user sees them all at once.
     """
 
-    def __init__(self, nodes: list[tuple[str, str, str]], *, file: str | None = None):
+    def __init__(self, nodes: list[tuple[str, str, str]], *, file: str | None = None,
+                 hint: str = "see docs/frontend.md for the supported operators"):
         self.nodes = list(nodes)
         listing = "; ".join(f"'{n}' ({op}){': ' + why if why else ''}" for n, op, why in self.nodes)
-        super().__init__(f"{len(self.nodes)} unsupported node(s): {listing}", file=file,
-                         hint="see docs/frontend.md for the supported operators")
+        super().__init__(f"{len(self.nodes)} unsupported node(s): {listing}", file=file, hint=hint)
 
 
 class IRVerifyError(SwscError):

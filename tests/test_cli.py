@@ -37,6 +37,7 @@ def test_version_and_help():
     (["compile", SAMPLE, "--ts", "-1"], 2, "silent period"),
     (["compile", SAMPLE, "--vth-factor", "3"], 2, "--vth-factor"),
     (["compile", SAMPLE, "--ts", "1,2"], 1, "TSA layers"),
+    (["compile", SAMPLE, "--target", "c", "--tc", "32"], 1, "a shorter window may fit"),
     (["compile", SAMPLE, "--print-ir-after", "nope"], 2, "unknown pass"),
     (["check", SAMPLE, "--data", "missing.npz"], 2, "does not exist"),
     (["check", SAMPLE, "--data", DATA, "--limit", "0"], 2, "--limit"),
