@@ -39,6 +39,13 @@ def load_data(path: str | Path, frame_shape: tuple[int, ...]) -> tuple[np.ndarra
             raise InvalidModelError(f"'x' has samples of shape {list(x.shape[1:])}, the model takes "
                                     f"{list(frame_shape)}", file=str(path),
                                     hint="x is [samples, *input shape without batch]")
+    if len(x) == 0:
+        raise InvalidModelError("'x' has no samples", file=str(path))
+    bad = ~np.isfinite(x)
+    if bad.any():
+        first = int(np.argmax(bad.reshape(len(x), -1).any(axis=1)))
+        raise InvalidModelError(f"'x' has {int(bad.sum())} NaN or infinite values (the first in sample {first})",
+                                file=str(path), hint="inputs must be finite numbers")
     if y is not None and len(y) != len(x):
         raise InvalidModelError(f"'y' has {len(y)} labels for {len(x)} samples", file=str(path))
     return x, y

@@ -211,6 +211,12 @@ def cmd_compile(a) -> int:
     sg = compile_graph(graph, opts, print_options=popts, records=records, integer=a.target == "c")
     sg.meta["source"] = model.name
     name = a.name or model.name.removesuffix(".onnx")
+    totals = None
+    if a.data:   # before anything is written: bad data must leave no output behind
+        from .check import load_data
+        from .runtime.interpreter import run
+        x, _ = load_data(a.data, sg.tensors[sg.inputs[0]].shape[1:])
+        totals = (len(x), run(sg, x).totals())
     if a.target == "c":
         from .runtime.cbackend import emit_c
         written, creport = _produce_atomically(Path(a.output), lambda tmp: emit_c(
@@ -225,12 +231,9 @@ def cmd_compile(a) -> int:
     print("passes: " + ", ".join(f"{r.name} {r.seconds * 1000:.0f} ms" for r in records))
     if a.target == "c":
         print(creport.format())
-    if a.data:
-        from .check import load_data
-        from .runtime.interpreter import run
-        x, _ = load_data(a.data, sg.tensors[sg.inputs[0]].shape[1:])
-        t = run(sg, x).totals()
-        print(f"on {len(x)} samples: OPF {t['opf']:.0f} per frame (ANN MACs {t['ann_macs']}), "
+    if totals:
+        n, t = totals
+        print(f"on {n} samples: OPF {t['opf']:.0f} per frame (ANN MACs {t['ann_macs']}), "
               f"spikes +{t['spikes_pos']:.0f}/-{t['spikes_neg']:.0f} per frame")
     for p in written:
         print(f"wrote {p}")

@@ -50,6 +50,21 @@ def test_errors_are_one_line_without_traceback(args, code, words, tmp_path):
     assert not list(tmp_path.glob("*.onnx"))
 
 
+@pytest.mark.parametrize("x, words", [
+    (np.zeros((0, 1, 28, 28), np.float32), "no samples"),
+    (np.full((3, 1, 28, 28), np.nan, np.float32), "NaN or infinite"),
+    (np.zeros((3, 5), np.float32), "samples of shape [5]"),
+])
+def test_bad_data_files_are_refused(x, words, tmp_path):
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x)
+    for args in (["check", SAMPLE, "--data", data], ["compile", SAMPLE, "-o", tmp_path / "out", "--data", data]):
+        rc, _, err = swsc(*args)
+        assert rc == 1 and words in err and "d.npz" in err and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
 def test_float_model_is_refused_with_a_hint(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
