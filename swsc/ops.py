@@ -210,6 +210,15 @@ def check_node(graph, node) -> None:
             if tuple(got) != tuple(s):
                 raise IRVerifyError(f"output '{o}' declared {list(got)} but op gives {list(s)}",
                                     node=node.name, op=node.op)
+    a = node.attrs
+    if "ts" in a and not a["ts"] >= 0:
+        raise IRVerifyError(f"silent period ts = {a['ts']} is negative", node=node.name, op=node.op)
+    if "beta" in a and not a["beta"] > 1:
+        raise IRVerifyError(f"beta = {a['beta']} must be > 1", node=node.name, op=node.op)
+    window = graph.tensors[node.outputs[0]].window
+    if "tc" in a and window is not None and window[1] != a["tc"]:
+        raise IRVerifyError(f"tc = {a['tc']} but its output spike train has {window[1]} steps",
+                            node=node.name, op=node.op)
     spike_in = [graph.tensors[i].dtype == "spike" for i in node.inputs
                 if i and not graph.tensors[i].is_const]
     if node.op in ("TsaLayer", "SpikeMaxPool", "SpikeDelay", "SwsDecode") and not all(spike_in):

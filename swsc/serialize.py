@@ -17,7 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from . import __version__
-from .errors import InvalidModelError
+from .errors import InvalidModelError, IRVerifyError
 from .ir import Graph, Quant, Tensor
 from .ops import DOMAIN
 
@@ -161,6 +161,9 @@ def load(path: str | os.PathLike) -> Graph:
         raise InvalidModelError("not a swsc IR file (no ai.swsc opset)", file=str(path),
                                 hint="compile the model first with 'swsc compile'")
     try:
-        return from_model(model)
-    except (KeyError, ValueError, json.JSONDecodeError) as e:
-        raise InvalidModelError(f"corrupt swsc IR file: {e}", file=str(path)) from e
+        graph = from_model(model)
+        graph.verify()     # a hand-edited or damaged file fails here, not deep in a runtime
+    except (KeyError, ValueError, json.JSONDecodeError, IRVerifyError) as e:
+        raise InvalidModelError(f"corrupt swsc IR file: {e}", file=str(path),
+                                hint="recompile it from the quantized model with 'swsc compile'") from e
+    return graph

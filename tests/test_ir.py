@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 from swsc import serialize
-from swsc.errors import IRVerifyError, PassError
+from swsc.errors import InvalidModelError, IRVerifyError, PassError
 from swsc.ir import Tensor
 from swsc.passmanager import IRPrintOptions, Pass, PassManager
 from swsc.passes import FoldZeroPoints, pipeline
@@ -62,6 +62,26 @@ def test_verify_catches_bad_window():
     sg.tensors["c"].window = None
     with pytest.raises(IRVerifyError, match="window"):
         sg.verify()
+
+
+@pytest.mark.parametrize("attr, value, words", [("tc", 0, "output spike train has"), ("ts", -1, "negative"),
+                                                 ("beta", 1.0, "must be > 1")])
+def test_verify_catches_bad_neuron_attributes(attr, value, words):
+    sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    sg.node("conv").attrs[attr] = value
+    with pytest.raises(IRVerifyError, match=words):
+        sg.verify()
+
+
+def test_load_refuses_a_damaged_ir_file(tmp_path):
+    sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    path = tmp_path / "tiny.sws.onnx"
+    serialize.save(sg, path)
+    m = onnx.load(str(path))
+    del m.graph.initializer[0]
+    onnx.save(m, str(path))
+    with pytest.raises(InvalidModelError, match="corrupt swsc IR file.*dangling"):
+        serialize.load(path)
 
 
 def test_verify_catches_unaligned_windows():
