@@ -834,9 +834,13 @@ def build(out_dir, cc: str = "gcc", cflags: str | None = None, *, exe: str | Non
         srcs = ["main.c", f"{prefix}.c", f"{prefix}_weights.c", f"{prefix}_float.c"]
         cmd = [cc, *cflags.split(), "-o", str(out_dir / exe), *[str(out_dir / s) for s in srcs],
                *ldflags.split(), "-lm"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    except FileNotFoundError as e:
+        raise SwscError(f"cannot run the C compiler '{cc}': not found", hint="install gcc or set CC") from e
     if r.returncode != 0:
-        raise SwscError(f"C build failed ({' '.join(cmd)}):\n{r.stdout}{r.stderr}")
+        raise SwscError(f"C build failed ({' '.join(cmd)}):\n{r.stdout}{r.stderr}",
+                        hint="the compiler is CC (default gcc)")
     return out_dir / exe
 
 

@@ -7,6 +7,7 @@ onnxruntime layer by layer), so the first layer that diverges is obvious.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,6 @@ def run_c(sg: Graph, x) -> tuple[np.ndarray, dict, object]:
     from swsc.runtime import cbackend
     with tempfile.TemporaryDirectory(prefix="swsc-c-") as d:
         creport = cbackend.emit_c(sg, d, prefix="sws", header_info={"model": sg.meta.get("source", sg.name)})
-        exe = cbackend.build(d)
+        exe = cbackend.build(d, cc=os.environ.get("CC") or "gcc")
         out, counts = cbackend.run_binary(exe, cbackend.quantize_input(sg, x))
     return out.astype(np.int64), counts, creport

@@ -172,8 +172,12 @@ def _produce_atomically(out_dir: Path, produce) -> tuple[list[Path], object]:
     created is removed again).
     """
     created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".swsc-", dir=out_dir))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".swsc-", dir=out_dir))
+    except OSError as e:
+        raise UsageError(f"cannot write to output directory '{out_dir}': {e.strerror or e}",
+                         hint="-o names a directory, created if missing") from e
     ok = False
     try:
         result = produce(tmp)

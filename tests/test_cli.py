@@ -65,6 +65,15 @@ def test_bad_data_files_are_refused(x, words, tmp_path):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def test_output_that_is_not_a_directory_is_a_usage_error(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out in (afile, afile / "sub"):
+        rc, _, err = swsc("compile", SAMPLE, "-o", out)
+        assert rc == 2 and "cannot write to output directory" in err and "Traceback" not in err, err
+    assert afile.read_text() == "keep me"
+
+
 def test_float_model_is_refused_with_a_hint(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
