@@ -19,11 +19,17 @@ from .options import CompileOptions
 from .progress import Progress
 
 
-def load_data(path: str | Path, frame_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray | None]:
-    """The data-file contract: an .npz with ``x`` (float32 samples on axis 0) and optional ``y``."""
+def load_data(path: str | Path, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
+    """The data-file contract: an .npz with ``x`` (float32 samples on axis 0, each shaped like
+    the graph's one input without its batch axis) and optional integer labels ``y``."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"data file '{path}' does not exist")
+    if len(graph.inputs) != 1:
+        raise UsageError(f"the model has {len(graph.inputs)} inputs ({', '.join(graph.inputs)}); a data file "
+                         "feeds one array 'x'", file=graph.meta.get("source"), hint="run multi-input models "
+                         "from Python: swsc.runtime.interpreter.run(graph, {input name: array})")
+    frame_shape = tuple(graph.tensors[graph.inputs[0]].shape[1:])
     try:
         with np.load(path, allow_pickle=False) as f:
             if "x" not in f:
@@ -83,7 +89,7 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
     from swsc.runtime import reference
 
     graph = import_onnx(model, input_shape)
-    x, y = load_data(data, graph.tensors[graph.inputs[0]].shape[1:])
+    x, y = load_data(data, graph)
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
     qnames = output_quant_tensors(graph)
@@ -184,13 +190,20 @@ def _run_backend(sg: Graph, x, *, mode, backend, progress, report):
     if backend == "numpy":
         return res
     c_out, counts, creport = run_c(sg, x)
-    qname = output_quant_tensors(sg)[0]
-    numpy_q = res.intermediates[qname].astype(np.int64)
-    same_out = c_out.shape == numpy_q.shape and bool(np.array_equal(c_out, numpy_q))
+    qnames = output_quant_tensors(sg)          # the C writes every output, flat, in graph order
+    numpy_q = np.concatenate([res.intermediates[q].reshape(len(x), -1) for q in qnames], axis=1).astype(np.int64)
+    c_flat = c_out.reshape(len(x), -1)
+    same_out = c_flat.shape == numpy_q.shape and bool(np.array_equal(c_flat, numpy_q))
     same_spikes = all(counts.get(s.name) == (s.spikes_pos, s.spikes_neg) for s in res.layers)
     report.update(backend_identical=same_out and same_spikes and len(counts) == len(res.layers),
                   flash_bytes=creport.flash_bytes, ram_bytes=creport.ram_bytes)
-    res.intermediates[qname] = c_out          # onnxruntime is compared with what the C computed
+    if same_out or c_flat.shape == numpy_q.shape:   # onnxruntime is compared with what the C computed
+        start = 0
+        for q in qnames:
+            shape = res.intermediates[q].shape
+            size = int(np.prod(shape[1:], dtype=np.int64))
+            res.intermediates[q] = c_flat[:, start:start + size].reshape(shape)
+            start += size
     return res
 
 

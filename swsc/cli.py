@@ -219,7 +219,7 @@ def cmd_compile(a) -> int:
     if a.data:   # before anything is written: bad data must leave no output behind
         from .check import load_data
         from .runtime.interpreter import run
-        x, _ = load_data(a.data, sg.tensors[sg.inputs[0]].shape[1:])
+        x, _ = load_data(a.data, sg)
         totals = (len(x), run(sg, x).totals())
     if a.target == "c":
         from .runtime.cbackend import emit_c
@@ -277,7 +277,7 @@ def cmd_run(a) -> int:
     from .runtime.interpreter import run
     from .serialize import load
     g = load(_need_file(a.file, "IR"))
-    x, y = load_data(a.data, g.tensors[g.inputs[0]].shape[1:])
+    x, y = load_data(a.data, g)
     bar = Progress(len(x), "swsc run")
     res = run(g, x, progress=bar)
     bar.close()

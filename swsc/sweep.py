@@ -158,7 +158,7 @@ def sweep(model, data, grid=None, limit: int | None = None, progress=None, *,
         raise UsageError(f"--limit must be an integer >= 1, got {limit!r}")
     model = Path(model)
     graph = import_onnx(model, input_shape)
-    x, y = load_data(data, graph.tensors[graph.inputs[0]].shape[1:])
+    x, y = load_data(data, graph)
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
     qnames = output_quant_tensors(graph)

@@ -161,10 +161,6 @@ def test_structural_ops_and_two_outputs(tmp_path, cflags):
 
 # ------------------------------------------------------------------ corpus and sample models
 def _frontend():
-    try:
-        from swsc.frontend import import_model  # noqa: F401
-    except ImportError as e:  # pragma: no cover - depends on the front-end being present
-        pytest.skip(f"the ONNX front-end is not available: {e}")
     from swsc.compiler import import_onnx
     return import_onnx
 
@@ -557,3 +553,42 @@ def test_needs_integer_graph(tmp_path):
     g = compile_graph(tiny_cnn(), CompileOptions())
     with pytest.raises(SwscError, match="lower-to-integer"):
         cb.emit_c(g, tmp_path)
+
+
+def _two_output_model(path: Path) -> Path:
+    """A QDQ conv whose model also outputs its dequantized input: two graph outputs."""
+    import onnx
+    from onnx import TensorProto as T, helper as h, numpy_helper as nh
+
+    rng = np.random.default_rng(0)
+    inits = [nh.from_array(np.float32(1 / 255), "s"), nh.from_array(np.uint8(0), "z"),
+             nh.from_array(rng.integers(-60, 61, (3, 1, 3, 3)).astype(np.int8), "wq"),
+             nh.from_array(np.float32(0.01), "ws"), nh.from_array(np.int8(0), "wz"),
+             nh.from_array(np.float32(0.002), "so")]
+    nodes = [h.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             h.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             h.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
+             h.make_node("Conv", ["xd", "wd"], ["c"], pads=[1, 1, 1, 1]),
+             h.make_node("Relu", ["c"], ["r"]),
+             h.make_node("QuantizeLinear", ["r", "so", "z"], ["cq"]),
+             h.make_node("DequantizeLinear", ["cq", "so", "z"], ["y"])]
+    g = h.make_graph(nodes, "two_out", [h.make_tensor_value_info("x", T.FLOAT, [1, 1, 5, 5])],
+                     [h.make_tensor_value_info("y", T.FLOAT, [1, 3, 5, 5]),
+                      h.make_tensor_value_info("xd", T.FLOAT, [1, 1, 5, 5])], inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def test_check_compares_every_output_of_the_c_build(tmp_path):
+    from swsc.check import check
+
+    model = _two_output_model(tmp_path / "two_out.onnx")
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.random.default_rng(1).uniform(0, 1, (16, 1, 5, 5)).astype(np.float32))
+    report = check(model, data, CompileOptions(tc=8, ts=7), backend="c", progress=False)
+    assert report["backend_identical"] is True
+    assert report["exact_fraction"] == 1.0
+    by_tensor = {layer["tensor"]: layer for layer in report["layers"]}
+    assert by_tensor["cq"]["exact_fraction"] == 1.0

@@ -65,6 +65,22 @@ def test_bad_data_files_are_refused(x, words, tmp_path):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def test_a_two_input_model_is_refused_for_data_runs(tmp_path):
+    s, z = helper.make_tensor("s", TensorProto.FLOAT, [], [0.01]), helper.make_tensor("z", TensorProto.UINT8, [], [0])
+    nodes = [helper.make_node("QuantizeLinear", [x, "s", "z"], [x + "q"]) for x in ("a", "b")] + \
+            [helper.make_node("DequantizeLinear", [x + "q", "s", "z"], [x + "d"]) for x in ("a", "b")]
+    g = helper.make_graph(nodes, "two_in", [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 4])
+                                             for x in ("a", "b")],
+                          [helper.make_tensor_value_info(x + "d", TensorProto.FLOAT, [1, 4]) for x in ("a", "b")],
+                          [s, z])
+    model = tmp_path / "two_in.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(model))
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((2, 4), np.float32))
+    rc, _, err = swsc("check", model, "--data", data)
+    assert rc == 2 and "2 inputs" in err and "two_in.onnx" in err and "Traceback" not in err, err
+
+
 def test_output_that_is_not_a_directory_is_a_usage_error(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("keep me")
