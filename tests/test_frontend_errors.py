@@ -244,3 +244,23 @@ def test_mutated_models_never_crash(tmp_path, corpus_dir):
             import_model(p)
         except SwscError as e:
             assert p.name in str(e)
+
+
+def test_int4_weights_are_refused_by_type(tmp_path):
+    """Opset 21's 4-bit types are named as unsupported, not as a malformed zero point."""
+    inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.02]), helper.make_tensor("z", TensorProto.UINT8, [], [128]),
+             helper.make_tensor("w4", TensorProto.INT4, [2, 2, 1, 1], [1, -1, 2, 3]),
+             helper.make_tensor("ws", TensorProto.FLOAT, [], [0.1]), helper.make_tensor("wz", TensorProto.INT4, [], [0])]
+    nodes = _qin() + [helper.make_node("DequantizeLinear", ["w4", "ws", "wz"], ["wd"], name="dq_w4"),
+                      helper.make_node("Conv", ["xd", "wd"], ["c"], name="conv"),
+                      helper.make_node("QuantizeLinear", ["c", "s", "z"], ["cq"], name="q_c"),
+                      helper.make_node("DequantizeLinear", ["cq", "s", "z"], ["y"], name="dq_c")]
+    g = helper.make_graph(nodes, "int4", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    p = tmp_path / "int4.onnx"
+    onnx.save(m, str(p))
+    with pytest.raises(UnsupportedOpError) as e:
+        import_model(p)
+    assert "dq_w4" in str(e.value) and "int4 is not supported" in str(e.value) and "int4.onnx" in str(e.value)

@@ -252,7 +252,9 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         s, z = np.asarray(s), np.asarray(z)
         if s.dtype.kind != "f" or not np.all(np.isfinite(s)) or np.any(s <= 0):
             raise InvalidModelError("scale must be positive and finite", file=self.og.file, node=n.name, op=n.op)
-        if z.dtype.kind not in "iu" or (s.size != z.size and z.size != 1):
+        if z.dtype.kind not in "iu":    # e.g. int4 / float8 types (ml_dtypes) of newer opsets
+            raise Unsupported(f"quantized type {z.dtype} is not supported (need uint8 or int8, int32 for biases)")
+        if s.size != z.size and z.size != 1:
             raise InvalidModelError(f"zero point of type {z.dtype} / shape {list(z.shape)} does not fit scale "
                                     f"{list(s.shape)}", file=self.og.file, node=n.name, op=n.op)
         return s, z
