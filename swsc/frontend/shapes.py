@@ -22,8 +22,8 @@ def parse_input_shape(s) -> tuple[int, ...]:
         try:
             v = int(p)
         except (TypeError, ValueError):
-            raise UsageError(f"bad input shape {s!r}: '{p}' is not a positive integer",
-                             hint="write it like 1,3,32,32") from None
+            what = "an empty dimension" if p == "" else f"'{p}', not a positive integer"
+            raise UsageError(f"bad input shape {s!r}: {what}", hint="write it like 1,3,32,32 or 1x3x32x32") from None
         if v < 1:
             raise UsageError(f"bad input shape {s!r}: dimension {v} must be >= 1", hint="write it like 1,3,32,32")
         out.append(v)
