@@ -176,7 +176,7 @@ def test_parse_input_shape(text, want):
     assert parse_input_shape(text) == want
 
 
-@pytest.mark.parametrize("text, words", [("", ""), ("1,a,3", "'a'"), ("1,0,3", "0"), ("1,-2", "-2"),
+@pytest.mark.parametrize("text, words", [("", "empty"), ("1,a,3", "'a'"), ("1,0,3", "0"), ("1,-2", "-2"),
                                          ("1,,3", "empty dimension"), ("1,x,3", "empty dimension"),
                                          ("3.5,2", "'3.5'")])
 def test_parse_input_shape_rejects(text, words):
