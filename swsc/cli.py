@@ -278,6 +278,8 @@ def cmd_run(a) -> int:
     from .serialize import load
     g = load(_need_file(a.file, "IR"))
     x, y = load_data(a.data, g)
+    if a.output and Path(a.output).is_dir():
+        raise UsageError(f"-o '{a.output}' is a directory; give the .npz file to write, e.g. out.npz")
     bar = Progress(len(x), "swsc run")
     res = run(g, x, progress=bar)
     bar.close()
@@ -286,8 +288,10 @@ def cmd_run(a) -> int:
     if y is not None:
         summary["accuracy"] = float((np.argmax(out.reshape(len(out), -1), 1) == y).mean())
     if a.output:
-        _write_atomically(Path(a.output).parent or Path("."),
-                          {Path(a.output).name: lambda p: np.savez(open(p, "wb"), **res.outputs)})
+        def write(p):
+            with open(p, "wb") as f:    # a file object: np.savez would append .npz to a bare path
+                np.savez(f, **res.outputs)
+        _write_atomically(Path(a.output).parent or Path("."), {Path(a.output).name: write})
     if a.json:
         print(json.dumps(summary, sort_keys=True))
     else:

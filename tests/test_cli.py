@@ -88,6 +88,11 @@ def test_output_that_is_not_a_directory_is_a_usage_error(tmp_path):
         rc, _, err = swsc("compile", SAMPLE, "-o", out)
         assert rc == 2 and "cannot write to output directory" in err and "Traceback" not in err, err
     assert afile.read_text() == "keep me"
+    rc, _, _ = swsc("compile", SAMPLE, "-o", tmp_path / "ir")
+    assert rc == 0
+    ir = tmp_path / "ir" / (SAMPLE.stem + ".sws.onnx")
+    rc, _, err = swsc("run", ir, "--data", DATA, "-o", tmp_path / "ir")     # -o of run is a file
+    assert rc == 2 and "is a directory" in err and "Traceback" not in err, err
 
 
 def test_float_model_is_refused_with_a_hint(tmp_path):
