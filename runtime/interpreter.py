@@ -48,6 +48,8 @@ class LayerStats:
 
 
 RESIDUAL_BINS = np.linspace(-1.5, 1.5, 61)
+#: about the most memory one batch of the simulation may take
+BATCH_BYTES = 1 << 30
 #: float32 represents every integer up to 2^24 exactly
 FLOAT32_EXACT = 2.0 ** 24
 
@@ -209,9 +211,24 @@ class Interpreter:
         self.order = graph.topo_order()
         self.t_inf = int(graph.meta["t_inf"]) if "t_inf" in graph.meta else None
 
-    def run(self, x, *, intermediate: bool = False, batch: int = 128, progress=None) -> RunResult:
+    def default_batch(self) -> int:
+        """Samples per batch: up to 128, fewer where one sample's largest layer would make a
+        batch pass BATCH_BYTES (its float32 GEMM operands over Tc frames, int8 output frames,
+        float64 membranes)."""
+        per_sample = 1
+        for node in self.order:
+            if node.op != "TsaLayer":
+                continue
+            tc = int(node.attrs["tc"])
+            n_in = sum(int(np.prod(self.g.tensors[i].shape[1:])) for i in node.inputs[:node.attrs["n_inputs"]])
+            n_out = int(np.prod(self.g.tensors[node.outputs[0]].shape[1:]))
+            per_sample = max(per_sample, 4 * tc * (n_in + n_out) + tc * n_out + 16 * n_out)
+        return int(min(128, max(1, BATCH_BYTES // per_sample)))
+
+    def run(self, x, *, intermediate: bool = False, batch: int | None = None, progress=None) -> RunResult:
         feeds = x if isinstance(x, dict) else {self.g.inputs[0]: x}
         n = len(next(iter(feeds.values())))
+        batch = batch or self.default_batch()
         outs: dict[str, list] = {o: [] for o in self.g.outputs}
         inter: dict[str, list] = {}
         stats: dict[str, LayerStats] = {}
@@ -440,11 +457,12 @@ class Interpreter:
         return (scalar(q.scale) * (code + q.lo - scalar(q.zero_point))).astype(np.float32)
 
 
-def run(graph: Graph, x, *, intermediate: bool = False, batch: int = 128, progress=None,
+def run(graph: Graph, x, *, intermediate: bool = False, batch: int | None = None, progress=None,
         mode: str = "float", residuals: bool = True) -> RunResult:
     """Run ``graph`` on inputs ``x`` (array for the single input, or {name: array}).
 
-    Samples go through in chunks of ``batch``; ``progress(done)`` is called after each.
+    Samples go through in chunks of ``batch`` (default: up to 128, fewer for large layers, see
+    ``Interpreter.default_batch``); ``progress(done)`` is called after each.
     ``residuals=False`` skips the per-layer residual histograms (a diagnostic).
     """
     return Interpreter(graph, mode, residuals).run(x, intermediate=intermediate, batch=batch, progress=progress)

@@ -187,3 +187,19 @@ def test_t_inf_is_longest_path_on_branches(ts):
     assert int(sg.meta["t_inf"]) == 6 + longest
     add = sg.node("add")
     assert len({sg.tensors[i].window for i in add.inputs if sg.tensors[i].dtype == "spike"}) == 1
+
+
+def test_large_layers_get_smaller_batches_and_the_same_results(monkeypatch):
+    """The automatic batch shrinks with the memory one sample's largest layer takes, and
+    batching never changes a result (outputs, spike counts, OPF)."""
+    from swsc.runtime import interpreter
+
+    sg = compile_graph(tiny_cnn(), CompileOptions(ts=2))
+    x = np.random.default_rng(0).uniform(-1, 1, (37, 2, 6, 6)).astype(np.float32)
+    whole = run(sg, x)
+    assert interpreter.Interpreter(sg).default_batch() == 128
+    monkeypatch.setattr(interpreter, "BATCH_BYTES", 50_000)
+    assert 1 < interpreter.Interpreter(sg).default_batch() < 10
+    parts = run(sg, x)
+    assert all(np.array_equal(whole.outputs[k], parts.outputs[k]) for k in whole.outputs)
+    assert whole.totals() == parts.totals()
