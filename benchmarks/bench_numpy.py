@@ -2,7 +2,7 @@
 
 Both run in this process on the same inputs; onnxruntime gets one thread and its best
 batching (the model's fixed batch, or 64 samples at a time), the SNN simulation runs
-batches of 128 samples (its default), with its spike and OPF counts but without the residual histograms
+its default batches (128 samples for these models), with its spike and OPF counts but without the residual histograms
 (a diagnostic `swsc check` adds; column "+resid" includes them). Prints one row per
 model and the ratio SNN / onnxruntime.
 
