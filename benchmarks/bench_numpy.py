@@ -1,10 +1,10 @@
 """Benchmark: the numpy SWS runtime's time per frame against onnxruntime's on the quantized model.
 
-Both run in this process on the same inputs; onnxruntime gets one thread and its best
-batching (the model's fixed batch, or 64 samples at a time), the SNN simulation runs
-its default batches (128 samples for these models), with its spike and OPF counts but without the residual histograms
-(a diagnostic `swsc check` adds; column "+resid" includes them). Prints one row per
-model and the ratio SNN / onnxruntime.
+Both run in this process on the same inputs, timed in alternation; onnxruntime gets one
+thread and its best batching (the model's fixed batch, or 64 samples at a time), the SNN
+simulation its default batches (128 samples for these models), with its spike and OPF
+counts but without the residual histograms (a diagnostic `swsc check` adds; column
+"+resid" includes them). Prints one row per model and the ratio SNN / onnxruntime.
 
     python benchmarks/bench_numpy.py [MODEL.onnx ...] [--tc 8 --ts 2] [--samples 256]
 """
