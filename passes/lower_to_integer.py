@@ -67,10 +67,11 @@ class LowerToInteger(Pass):
             except UnsupportedOpError as e:
                 bad += e.nodes
         if bad:
+            bound = any("bound" in why or "rq < 1" in why for _, _, why in bad)
             raise UnsupportedOpError(bad, hint="integer mode (--target c, --mode int) cannot represent these "
-                                     "layers; the membrane bound grows with --tc, --ts and a layer's fan-in, "
-                                     "so a shorter window may fit; the float numpy runtime runs any of them "
-                                     "(docs/integer.md)")
+                                     "layers; " + ("the membrane bound grows with --tc, --ts and a layer's "
+                                                   "fan-in, so a shorter window may fit; " if bound else "")
+                                     + "the float numpy runtime runs them (docs/integer.md)")
         graph.remove_unused_tensors()
         graph.meta["integer"] = "1"
         return True
