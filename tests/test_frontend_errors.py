@@ -266,3 +266,25 @@ def test_int4_weights_are_refused_by_type(tmp_path):
     with pytest.raises(UnsupportedOpError) as e:
         import_model(p)
     assert "dq_w4" in str(e.value) and "int4 is not supported" in str(e.value) and "int4.onnx" in str(e.value)
+
+
+@pytest.mark.parametrize("what", ["negative variance", "nan mul"])
+def test_non_finite_folded_constants_are_refused(tmp_path, what):
+    """A BatchNormalization with a negative variance or a NaN scale constant would fold into
+    NaN weights and compile into garbage; the node is named instead."""
+    inits = {**QIN, "w": np.ones((2, 2, 1, 1), np.int8), "ws": f32(0.1), "wz": np.int8(0),
+             "g": np.ones(2, f32), "b": np.zeros(2, f32), "m": np.zeros(2, f32),
+             "v": np.array([1.0, -5.0 if what == "negative variance" else 1.0], f32),
+             "k": np.array([1.0, np.nan if what == "nan mul" else 1.0], f32).reshape(1, 2, 1, 1)}
+    nodes = _qin() + [helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], name="dq_w"),
+                      helper.make_node("Conv", ["xd", "wd"], ["c"], name="conv"),
+                      helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["bn"], name="bn"),
+                      helper.make_node("Mul", ["bn", "k"], ["mk"], name="scale"),
+                      helper.make_node("QuantizeLinear", ["mk", "s", "z"], ["q"], name="q_out"),
+                      helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="dq_out")]
+    p = _save(tmp_path, nodes, inits, "nonfinite")
+    with pytest.raises(SwscError) as e:
+        import_model(p)
+    msg = str(e.value)
+    assert "nonfinite.onnx" in msg and ("bn" in msg if what == "negative variance" else "scale" in msg), msg
+    assert ("variance" in msg) if what == "negative variance" else ("NaN" in msg)

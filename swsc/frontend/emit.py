@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 
+from ..errors import InvalidModelError
 from ..ir import INT_RANGES, Quant
 from .values import Lin, Unsupported, View, _scalar
 
@@ -36,6 +37,12 @@ class Emitter:
             M = lin.w.shape[0]
             ws = np.asarray(lin.ws, np.float64)
             wz = np.asarray(lin.wz, np.int64)
+            if not np.all(np.isfinite(ws)) or (lin.bias is not None and not np.all(np.isfinite(lin.bias))):
+                # NaN/inf constants, or a BatchNormalization whose variance is negative
+                raise InvalidModelError("its weight scale or bias, with the Mul/Add/BatchNormalization after it "
+                                        "folded in, is not finite", file=self.og.file, node=lin.node,
+                                        op="Conv" if k == "conv" else "Gemm/MatMul",
+                                        hint="check the model's constants for NaN, infinity or a negative variance")
             wlo, whi = INT_RANGES[str(lin.w.dtype)]
             if ws.size == 1 and wz.size == 1:
                 wq = Quant(float(ws.reshape(-1)[0]), int(wz.reshape(-1)[0]), None, wlo, whi)

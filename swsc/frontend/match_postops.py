@@ -11,6 +11,7 @@ import copy
 
 import numpy as np
 
+from ..errors import InvalidModelError
 from ..ir import Quant
 from .onnxgraph import ONode
 from .values import Lin, QRef, Tail, Unsupported, View, WConst, _scalar
@@ -81,6 +82,8 @@ class PostOps:
     # -- affine post-ops -------------------------------------------------------------------------
     def _per_channel(self, c, lin: Lin):
         c = np.asarray(c, np.float64)
+        if not np.all(np.isfinite(c)):
+            raise Unsupported("constant has NaN or infinite values")
         if c.size == 1:
             return float(c.reshape(-1)[0])
         shape = lin.shape
@@ -173,7 +176,12 @@ class PostOps:
         if any(p is None for p in ps) or (len(n.outputs) > 1 and any(n.outputs[1:])):
             raise Unsupported("BatchNormalization needs constant parameters (inference mode)")
         gamma, beta, mean, var = (p.reshape(-1) for p in ps)
-        k = gamma / np.sqrt(var + float(n.attrs.get("epsilon", 1e-5)))
+        var_eps = var + float(n.attrs.get("epsilon", 1e-5))
+        if not (np.all(np.isfinite(ps[0])) and np.all(np.isfinite(ps[1])) and np.all(np.isfinite(ps[2]))
+                and np.all(np.isfinite(var_eps)) and np.all(var_eps > 0)):
+            raise InvalidModelError("its parameters must be finite, with variance + epsilon > 0",
+                                    file=self.og.file, node=n.name, op=n.op)
+        k = gamma / np.sqrt(var_eps)
         shp = (1, -1) + (1,) * (len(lin.shape) - 2)
         lin = self._scale(lin, k.reshape(shp))
         self.vals[n.outputs[0]] = self._add_bias(lin, (beta - mean * k).reshape(shp))
