@@ -25,10 +25,16 @@ def tiny_cnn(seed: int = 0, *, in_dtype: str = "uint8") -> Graph:
     g.add_node("MaxPool", "pool", ["c"], ["m"], {"kernel": [2, 2], "strides": [2, 2]})
     g.add_tensor(Tensor("r", "uint8", (1, 36), quant=Quant(0.02, 0, None, 0, 255)))
     g.add_node("Reshape", "flat", ["m"], ["r"], {"shape": [1, 36]})
-    g.add_const("w2", rng.integers(-127, 128, (5, 36)).astype(np.int8), Quant(0.004, 0, None, -128, 127))
-    g.add_tensor(Tensor("d", "uint8", (1, 5), quant=Quant(0.1, 100, None, 0, 255)))
-    g.add_node("QDense", "fc", ["r", "w2"], ["d"])
-    g.add_tensor(Tensor("y", "float32", (1, 5)))
+    return dense_output(g, "r", "w2", rng.integers(-127, 128, (5, 36)).astype(np.int8),
+                        Quant(0.004, 0, None, -128, 127), Quant(0.1, 100, None, 0, 255))
+
+
+def dense_output(g: Graph, x: str, w_name: str, w: np.ndarray, w_quant: Quant, out_quant: Quant) -> Graph:
+    """Close a test graph: QDense(x, w) -> 'd' -> Dequantize -> the graph output 'y'; verified."""
+    g.add_const(w_name, w, w_quant)
+    g.add_tensor(Tensor("d", "uint8", (1, w.shape[0]), quant=out_quant))
+    g.add_node("QDense", "fc", [x, w_name], ["d"])
+    g.add_tensor(Tensor("y", "float32", (1, w.shape[0])))
     g.add_node("Dequantize", "dq", ["d"], ["y"])
     g.outputs = ["y"]
     g.verify()
@@ -74,11 +80,5 @@ def wide_dense(fan_in: int = 16384) -> Graph:
     g.add_tensor(Tensor("q", "uint8", (1, fan_in), quant=Quant(s_x, 0, None, 0, 255)))
     g.add_node("Quantize", "quant", ["x"], ["q"])
     half = np.repeat(np.array([127, -127], dtype=np.int8), fan_in // 2)
-    g.add_const("w", np.stack([half, -half]), Quant(s_w, 0, None, -128, 127))
-    g.add_tensor(Tensor("d", "uint8", (1, 2), quant=Quant(s_x * s_w * 16, 128, None, 0, 255)))  # 16 units per LSB
-    g.add_node("QDense", "fc", ["q", "w"], ["d"])
-    g.add_tensor(Tensor("y", "float32", (1, 2)))
-    g.add_node("Dequantize", "dq", ["d"], ["y"])
-    g.outputs = ["y"]
-    g.verify()
-    return g
+    return dense_output(g, "q", "w", np.stack([half, -half]), Quant(s_w, 0, None, -128, 127),
+                        Quant(s_x * s_w * 16, 128, None, 0, 255))    # 16 accumulator units per LSB

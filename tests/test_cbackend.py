@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphs import residual, tiny_cnn
+from graphs import dense_output, residual, tiny_cnn
 from swsc.compiler import compile_graph
 from swsc.errors import SwscError
 from swsc.ir import Graph, Quant, Tensor
@@ -253,14 +253,8 @@ def _hot_graph(seed: int, u8_weights: bool) -> Graph:
     g.add_node("QAdd", "add", ["a", "c"], ["s"])
     g.add_tensor(Tensor("r", "uint8", (1, 36), quant=q8(0.02)))
     g.add_node("Reshape", "flat", ["s"], ["r"], {"shape": [1, 36]})
-    g.add_const("w2", rng.choice([-128, 127], (6, 36)).astype(np.int8), Quant(0.01, 0, None, -128, 127))
-    g.add_tensor(Tensor("d", "uint8", (1, 6), quant=q8(0.5, 7)))
-    g.add_node("QDense", "fc", ["r", "w2"], ["d"])
-    g.add_tensor(Tensor("y", "float32", (1, 6)))
-    g.add_node("Dequantize", "dq", ["d"], ["y"])
-    g.outputs = ["y"]
-    g.verify()
-    return g
+    return dense_output(g, "r", "w2", rng.choice([-128, 127], (6, 36)).astype(np.int8),
+                        Quant(0.01, 0, None, -128, 127), q8(0.5, 7))
 
 
 @pytest.mark.parametrize("u8", [False, True], ids=["s8w", "u8w"])
