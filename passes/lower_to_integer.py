@@ -7,7 +7,8 @@ an integer wherever the ANN's own bias is one in units of ``M`` (AvgPool, Add of
 scales), so exact rounding ties of the ANN stay exact ties here. Conv and dense layers
 use the model's integer weights ``w - z_w`` (``M = s_i s_w theta_i / (s_o theta_o)``);
 an add layer gets fixed-point weights ``round(W_k 2^G)`` (``M = 2^-G``); an avgpool
-layer sums its window (``M`` = its uniform factor). Then::
+layer sums its window (``M`` = its factor, per position where count_include_pad=0 divides
+border windows by fewer taps; ``bq`` and ``rq`` are then per-position maps). Then::
 
     acc_mul = S 2^F     bq = round(b S 2^F / M)     rq = round(beta^Ts S 2^F / M)
     fire +1 when den*H >= num*rq (strictly > at the last step), -1 symmetrically
@@ -113,12 +114,10 @@ class LowerToInteger(Pass):
             wq = np.rint(W * 2.0 ** G).astype(np.int64)
             M = np.array([2.0 ** -G])
             fan_in = int(np.abs(wq).sum())
-        else:  # avgpool: a plain window sum, one factor for every position
-            if W.size != 1:
-                raise UnsupportedOpError([(node.name, "TsaLayer", "integer mode needs one AveragePool divisor "
-                                           "for every position (no padding, or count_include_pad=1)")])
+        else:  # avgpool: a plain window sum; its factor may vary by position (count_include_pad=0
+            # at padded borders), and then so do bq and rq, as per-position constants
             wq = None
-            M = np.array([float(W.reshape(-1)[0])])
+            M = np.asarray(W, np.float64)
             fan_in = int(np.prod(a["kernel"]))
         if np.any(M <= 0):
             raise UnsupportedOpError([(node.name, "TsaLayer", "a non-positive per-channel multiplier "

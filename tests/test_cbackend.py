@@ -225,9 +225,9 @@ def test_against_onnxruntime(name, corpus_dir, tmp_path):
 
 
 # ------------------------------------------------------------------ adversarial
-def _hot_graph(seed: int, u8_weights: bool) -> Graph:
+def _hot_graph(seed: int, u8_weights: bool, include_pad: int = 1) -> Graph:
     """Extreme weights (full int8 range or uint8 with a zero point: w - z_w up to 255), a big
-    bias, a strided dilated grouped conv, an avg pool, a residual add and a dense layer."""
+    bias, a strided dilated grouped conv, a padded avg pool, a residual add and a dense layer."""
     rng = np.random.default_rng(seed)
     g = Graph("hot")
     g.add_tensor(Tensor("x", "float32", (1, 4, 7, 7)))
@@ -246,9 +246,10 @@ def _hot_graph(seed: int, u8_weights: bool) -> Graph:
     g.add_tensor(Tensor("c", "uint8", (1, 4, 3, 3), quant=q8(0.05)))
     g.add_node("QConv", "conv", ["q", "w", "b"], ["c"],
                {"kernel": [3, 3], "pads": [2, 0, 1, 1], "strides": [2, 2], "dilations": [2, 1], "group": 2})
-    g.add_tensor(Tensor("a", "uint8", (1, 4, 3, 3), quant=q8(0.07, 2)))
+    # count_include_pad=0: the pool keeps its input's scale, so the divisors 1, 2, 4 make exact ties
+    g.add_tensor(Tensor("a", "uint8", (1, 4, 3, 3), quant=q8(0.07 if include_pad else 0.05, 2)))
     g.add_node("QAvgPool", "avg", ["c"], ["a"], {"kernel": [2, 2], "strides": [1, 1], "pads": [1, 1, 0, 0],
-                                                   "count_include_pad": 1})
+                                                   "count_include_pad": include_pad})
     g.add_tensor(Tensor("s", "uint8", (1, 4, 3, 3), quant=q8(0.02)))
     g.add_node("QAdd", "add", ["a", "c"], ["s"])
     g.add_tensor(Tensor("r", "uint8", (1, 36), quant=q8(0.02)))
@@ -267,6 +268,27 @@ def test_adversarial_inputs_and_weights(u8, tmp_path, cflags):
                   *rng.choice([-1e9, 1e9], (4,) + shape), rng.uniform(-1, 2, shape)]).astype(np.float32)
     out, counts = assert_matches_numpy(g, x, tmp_path / "c", cflags)
     assert out.min() >= 0 and out.max() <= 255
+
+
+def test_avgpool_divisor_varying_at_padded_borders(tmp_path, cflags):
+    """count_include_pad=0 divides border windows by fewer taps: the integer constants bq, rq
+    vary by position. With the input's scale kept (dyadic divisors, so the ANN's many exact
+    ties stay exact in integer units), at Ts = Tc-1 the integer mode equals the exact ANN on
+    every tensor, and the C equals the integer mode."""
+    from swsc.passes import FoldZeroPoints
+    from swsc.passmanager import PassManager
+    from swsc.runtime.interpreter import run
+
+    graph = _hot_graph(3, False, include_pad=0)
+    g = compile_graph(graph, CompileOptions(tc=8, ts=7), integer=True)
+    rq = g.const(g.node("avg").inputs[5])
+    assert len(np.unique(rq)) > 1, "the reset must differ between inner and border windows"
+    x = np.random.default_rng(2).uniform(-1, 2, (24,) + tuple(g.tensors[g.inputs[0]].shape[1:])).astype(np.float32)
+    ann = run(PassManager([FoldZeroPoints()]).run(graph), x, intermediate=True).intermediates
+    snn = run(g, x, intermediate=True, mode="int").intermediates
+    for k in ("a", "s", "d"):
+        assert np.array_equal(np.rint(snn[k]), np.rint(ann[k])), k
+    assert_matches_numpy(g, x, tmp_path / "c", cflags)
 
 
 def _coarsen(g: Graph) -> int:
