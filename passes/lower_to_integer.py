@@ -39,6 +39,8 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 ADD_WEIGHT_BITS = 30     # |round(W_k 2^G)| < 2^30: exact enough that only true ties are ties
 PRECISION_LSB = 2.0 ** -14   # worst-case constant rounding error per neuron and window
+#: what to tell a user whose layer's integer membrane bound does not fit
+WINDOW_HINT = "the membrane bound grows with --tc, --ts and a layer's fan-in, so a shorter window may fit"
 
 
 def _code_sum(tc: int, beta: int) -> int:
@@ -50,7 +52,7 @@ class LowerToInteger(Pass):
     __doc__ = __doc__
 
     def run(self, graph: Graph) -> bool:
-        bad = []
+        bad, window_bound = [], False
         for node in graph.nodes:
             beta = node.attrs.get("beta")
             if beta is not None and float(beta) != int(beta):
@@ -67,11 +69,10 @@ class LowerToInteger(Pass):
                         node.attrs["int_theta_q16"] = int(round(theta * 65536))
             except UnsupportedOpError as e:
                 bad += e.nodes
+                window_bound = window_bound or e.hint == WINDOW_HINT
         if bad:
-            bound = any("bound" in why or "rq < 1" in why for _, _, why in bad)
             raise UnsupportedOpError(bad, hint="integer mode (--target c, --mode int) cannot represent these "
-                                     "layers; " + ("the membrane bound grows with --tc, --ts and a layer's "
-                                                   "fan-in, so a shorter window may fit; " if bound else "")
+                                     "layers; " + (WINDOW_HINT + "; " if window_bound else "")
                                      + "the float numpy runtime runs them (docs/integer.md)")
         graph.remove_unused_tensors()
         graph.meta["integer"] = "1"
@@ -153,7 +154,7 @@ class LowerToInteger(Pass):
         else:
             f64 = widest(INT64_MAX)
             if f64 is None:
-                raise UnsupportedOpError([(node.name, "TsaLayer", "membrane bound exceeds int64")])
+                raise UnsupportedOpError([(node.name, "TsaLayer", "membrane bound exceeds int64")], hint=WINDOW_HINT)
             F, membrane = min(f64, need + 16), "int64"
         unit = S * 2.0 ** F      # the membrane counts M / (S 2^F): a tie in the ANN is a tie here
         bq = np.rint(b * unit / M).astype(np.int64)
@@ -161,7 +162,7 @@ class LowerToInteger(Pass):
         rq = np.broadcast_to(rq, np.broadcast_shapes(rq.shape, (1,))).copy()
         if rq.min() < 1:
             raise UnsupportedOpError([(node.name, "TsaLayer", "its multiplier is too large for an integer "
-                                       "reset (rq < 1) within int64")])
+                                       "reset (rq < 1) within int64")], hint=WINDOW_HINT)
         extra = []
         if wq is not None:
             extra.append(graph.add_const(f"{node.name}.wq", wq.astype(np.int32)).name)
