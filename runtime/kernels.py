@@ -97,12 +97,17 @@ def conv2d(x: np.ndarray, w: np.ndarray, attrs: dict) -> np.ndarray:
     return out.transpose(0, 3, 1, 2)
 
 
+def out_hw(in_hw, attrs: dict) -> tuple[int, int]:
+    """Output height and width of a conv/pool window over an unpadded [H, W] input."""
+    k, s, p, d = geometry(attrs)
+    return tuple((in_hw[i] + p[i] + p[i + 2] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+
+
 def _tap_slices(padded_hw, attrs: dict):
     """For each kernel tap, the (rows, cols) slices of a padded [.., H, W] array that line up
     with the output positions."""
     k, s, p, d = geometry(attrs)
-    ho = (padded_hw[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
-    wo = (padded_hw[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    ho, wo = out_hw((padded_hw[0] - p[0] - p[2], padded_hw[1] - p[1] - p[3]), attrs)
     for i in range(k[0]):
         for j in range(k[1]):
             yield (slice(i * d[0], i * d[0] + s[0] * (ho - 1) + 1, s[0]),

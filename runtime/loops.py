@@ -19,6 +19,8 @@ from numba import njit
 
 from swsc.errors import SwscError
 
+from .kernels import geometry, out_hw
+
 #: float-mode membranes closer than this (in units of R) to a threshold count as exact ties
 TIE_TOLERANCE = 1e-9
 
@@ -196,12 +198,9 @@ def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
     """Exact running max (semantics section 5) of spike frames ``[Tc, N, C, H, W]``:
     P(k) = beta P(k-1) + s(k) per input, M(k) = max of P(k) over the window,
     o(k) = M(k) - beta M(k-1)."""
-    from .kernels import geometry
-
     (kh, kw), (sh, sw), pads, (dh, dw) = geometry(attrs)
     tc, n, c, h, w = frames.shape
-    ho = (h + pads[0] + pads[2] - dh * (kh - 1) - 1) // sh + 1
-    wo = (w + pads[1] + pads[3] - dw * (kw - 1) - 1) // sw + 1
+    ho, wo = out_hw((h, w), attrs)
     out = np.empty((tc, n, c, ho, wo), dtype=np.int8)
     _spike_max_pool(np.ascontiguousarray(frames, dtype=np.int8), kh, kw, sh, sw, pads[0], pads[1], dh, dw,
                     float(beta), out)
