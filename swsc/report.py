@@ -116,6 +116,18 @@ def _plots(model, rows, bins) -> dict:
             ax.axhline(100 * ann, color="k", linestyle=":", linewidth=1,
                        label=f"quantized ANN (onnxruntime) {100 * ann:.2f}%" if label else None)
 
+    def finish_accuracy(fig, ax, name, title, xlabel=None):
+        """The accuracy figures' common end: labels, title, legend, layout, file. The line plots
+        (given an x label) get a grid; the ablation's bar chart neither."""
+        if xlabel is not None:
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title(title)
+        ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        save(fig, name)
+
     main = [r for r in rows if _is_main(r) and r["accuracy_snn"] is not None]
     tcs = sorted({r["tc"] for r in main})
     if main:   # fig. 3: accuracy vs latency
@@ -127,13 +139,8 @@ def _plots(model, rows, bins) -> dict:
                 for t, a, ts in pts:
                     ax.annotate(f"Ts={ts}", (t, 100 * a), textcoords="offset points", xytext=(3, -9), fontsize=7)
         ann_line(ax)
-        ax.set_xlabel("latency T_inf (time steps)")
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title(f"{stem}: accuracy vs latency (Ts per TSA layer varies)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        save(fig, f"{stem}_latency.png")
+        finish_accuracy(fig, ax, f"{stem}_latency.png", f"{stem}: accuracy vs latency (Ts per TSA layer varies)",
+                        "latency T_inf (time steps)")
 
     if len(tcs) > 1:   # fig. 4a: accuracy vs OPF for every Tc, Ts
         fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -146,14 +153,9 @@ def _plots(model, rows, bins) -> dict:
                 ax.annotate(f"{tc}", (o / 1e3, 100 * a), textcoords="offset points", xytext=(2, 3), fontsize=6)
         macs = next((r["ann_macs"] for r in main), None)
         ann_line(ax)
-        ax.set_xlabel("OPF (thousand operations per frame; point labels: Tc)"
-                      + (f"; ANN: {macs / 1e3:.0f}k MACs" if macs else ""))
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title(f"{stem}: accuracy vs OPF over Tc, Ts (vth θ/2)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        save(fig, f"{stem}_opf.png")
+        finish_accuracy(fig, ax, f"{stem}_opf.png", f"{stem}: accuracy vs OPF over Tc, Ts (vth θ/2)",
+                        "OPF (thousand operations per frame; point labels: Tc)"
+                        + (f"; ANN: {macs / 1e3:.0f}k MACs" if macs else ""))
 
     abl = [(v, ts, pick(rows, 8, ts, v)) for v, ts in ABLATION]
     abl = [(v, ts, r) for v, ts, r in abl if r is not None]
@@ -168,11 +170,7 @@ def _plots(model, rows, bins) -> dict:
         ax.set_xticks(range(len(abl)))
         ax.set_xticklabels(labels)
         ax.set_ylim(0, 105)
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title(f"{stem}: ablation at Tc=8 (lowered threshold, silent period)")
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        save(fig, f"{stem}_ablation.png")
+        finish_accuracy(fig, ax, f"{stem}_ablation.png", f"{stem}: ablation at Tc=8 (lowered threshold, silent period)")
 
     with_layers = [(v, ts, r) for v, ts, r in abl if r.get("layers")]
     if with_layers and bins is not None:   # fig. 5a
