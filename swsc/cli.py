@@ -347,11 +347,12 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .report import write_report
+    from .report import render
     for t in a.tables:
         _need_file(t, "table")
     notes = _need_file(a.notes, "notes").read_text() if a.notes else None
-    written, note = write_report(a.tables, Path(a.output), notes=notes, plots=not a.no_plots)
+    files, note = render(a.tables, notes=notes, plots=not a.no_plots)
+    written = _write_atomically(Path(a.output), files)
     if note:
         print(f"swsc: {note}", file=sys.stderr)
     for p in written:
