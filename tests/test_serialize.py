@@ -49,6 +49,8 @@ def test_sample_file_size_and_exact_round_trip(model, tmp_path):
     g = compile_graph(import_onnx(src), CompileOptions(), integer=True)
     path = tmp_path / f"{model}{serialize.SUFFIX}"
     serialize.save(g, path)
+    serialize.save(g, tmp_path / "again.sws.onnx")
+    assert path.read_bytes() == (tmp_path / "again.sws.onnx").read_bytes(), "the file must be deterministic"
     ratio = path.stat().st_size / src.stat().st_size
     print(f"{model}: {path.stat().st_size} B, {ratio:.2f}x the input's {src.stat().st_size} B")
     assert ratio <= MAX_RATIO
@@ -117,3 +119,25 @@ def test_a_missing_part_is_a_corrupt_file(tmp_path):
     onnx.save(m, str(path))
     with pytest.raises(InvalidModelError, match="corrupt swsc IR file.*dangling"):
         serialize.load(path)
+
+
+def test_files_written_before_packing_still_load(tmp_path):
+    """The earlier format stored every constant as it is, without ``swsc.packed``: rebuild
+    such a file from the in-memory graph and load it."""
+    g = _adversarial(1)
+    model = serialize.to_model(g)
+    keep = []
+    for tp in model.graph.initializer:
+        props = {p.key: p.value for p in tp.metadata_props}
+        if packing.PART in props:
+            continue
+        raw = onnx.numpy_helper.from_array(g.tensors[tp.name].data, tp.name)
+        for k in sorted(props):
+            if k != packing.KEY:
+                raw.metadata_props.add(key=k, value=props[k])
+        keep.append(raw)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    path = tmp_path / "old.sws.onnx"
+    onnx.save(model, str(path))
+    assert_same_graph(g, serialize.load(path))
