@@ -60,7 +60,8 @@ def _narrow(a: np.ndarray) -> np.ndarray:
 def _scaled(fields: dict, f: np.ndarray, q: np.ndarray) -> np.ndarray:
     shape = tuple(fields["shape"])
     m = shape[0]
-    k = q.astype(np.float64).reshape(m, -1) - np.asarray(fields["zero_point"], np.float64).reshape(m, 1)
+    # one zero point per channel, or one for all
+    k = q.astype(np.float64).reshape(m, -1) - np.asarray(fields["zero_point"], np.float64).reshape(-1, 1)
     return (k * f.reshape(m, 1)).astype(fields["dtype"]).reshape(shape)
 
 
@@ -105,8 +106,8 @@ def _channel_factor(k: np.ndarray, w: np.ndarray) -> float:
     best, best_miss = 0.0, None
     for j in nz[first[:_CANDIDATES]]:
         f0 = w[j] / k[j]
-        for f in (f0, np.nextafter(f0, np.inf), np.nextafter(f0, -np.inf),
-                  np.nextafter(np.nextafter(f0, np.inf), np.inf), np.nextafter(np.nextafter(f0, -np.inf), -np.inf)):
+        up, down = np.nextafter(f0, np.inf), np.nextafter(f0, -np.inf)
+        for f in (f0, up, down, np.nextafter(up, np.inf), np.nextafter(down, -np.inf)):
             miss = int(np.count_nonzero(_bits(k * f) != _bits(w)))
             if best_miss is None or miss < best_miss:
                 best, best_miss = float(f), miss
@@ -124,7 +125,7 @@ def _try_scaled(name, a: np.ndarray, q_name: str, q) -> tuple | None:
     w = a.reshape(m, -1)
     f = np.array([_channel_factor(k[c], w[c]) for c in range(m)], dtype=np.float64)
     fields = {"as": "scaled", "dtype": str(a.dtype), "shape": list(a.shape), "of": q_name,
-              "zero_point": [int(z) for z in zp]}
+              "zero_point": int(zp[0]) if np.all(zp == zp[0]) else [int(z) for z in zp]}
     parts = {}
     miss = np.flatnonzero(_bits(_scaled(fields, f, q.data)).reshape(-1) != _bits(a).reshape(-1))
     if miss.size:
