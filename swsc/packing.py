@@ -45,7 +45,7 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return contiguous(a).view(np.dtype(f"u{a.dtype.itemsize}"))
 
 
-def _narrow(a: np.ndarray) -> np.ndarray:
+def narrow(a: np.ndarray) -> np.ndarray:
     """``a`` in the narrowest integer type that holds its range (``a`` itself if none is narrower)."""
     lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
     for t in _INT_TYPES:
@@ -130,7 +130,7 @@ def _try_scaled(name, a: np.ndarray, q_name: str, q) -> tuple | None:
     miss = np.flatnonzero(_bits(_scaled(fields, f, q.data)).reshape(-1) != _bits(a).reshape(-1))
     if miss.size:
         fields["patch"] = [f"{name}#patch_index", f"{name}#patch_value"]
-        parts = {fields["patch"][0]: _narrow(miss), fields["patch"][1]: a.reshape(-1)[miss]}
+        parts = {fields["patch"][0]: narrow(miss), fields["patch"][1]: a.reshape(-1)[miss]}
     return f, fields, parts
 
 
@@ -139,7 +139,7 @@ def _try_palette(name, a: np.ndarray) -> tuple | None:
     if len(values) > 65536:
         return None
     fields = {"as": "palette", "dtype": str(a.dtype), "shape": list(a.shape), "index": f"{name}#index"}
-    return values.view(a.dtype), fields, {fields["index"]: _narrow(index.astype(np.int64))}
+    return values.view(a.dtype), fields, {fields["index"]: narrow(index.astype(np.int64))}
 
 
 def _int_siblings(graph: Graph, name: str, shape) -> list[str]:
@@ -164,7 +164,7 @@ def encode(graph: Graph, name: str) -> tuple[np.ndarray, dict | None, dict]:
     a = contiguous(graph.tensors[name].data)
     options = []
     if a.dtype.kind in "iu":
-        n = _narrow(a)
+        n = narrow(a)
         if n.dtype != a.dtype:
             options.append((n, {"as": "int", "dtype": str(a.dtype)}, {}))
     elif a.dtype.kind == "f" and a.size >= _MIN_SIZE:

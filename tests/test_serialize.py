@@ -16,6 +16,7 @@ from swsc import packing, serialize
 from swsc.check import load_data
 from swsc.compiler import compile_graph, import_onnx
 from swsc.errors import InvalidModelError
+from swsc.ir import Quant
 from swsc.options import CompileOptions
 from swsc.passes import pipeline
 from swsc.passmanager import PassManager
@@ -88,6 +89,9 @@ def _adversarial(seed: int):
              "scalar": np.array(0.1), "noise": rng.normal(size=40)}
     for name, a in extra.items():
         g.add_const(name, a)
+    # per-channel parameters long enough to be stored as binary parts, zero points not all equal
+    g.add_const("per_channel", rng.integers(-128, 128, (20, 3)).astype(np.int8),
+                Quant(rng.uniform(1e-3, 1e-2, 20), rng.integers(-3, 4, 20), 0, -128, 127))
     return g
 
 
@@ -113,17 +117,22 @@ def test_a_missing_part_is_a_corrupt_file(tmp_path):
     g = _adversarial(0)
     path = tmp_path / "t.sws.onnx"
     serialize.save(g, path)
-    m = onnx.load(str(path))
-    parts = [i for i, tp in enumerate(m.graph.initializer) if any(p.key == packing.PART for p in tp.metadata_props)]
-    del m.graph.initializer[parts[0]]
-    onnx.save(m, str(path))
-    with pytest.raises(InvalidModelError, match="corrupt swsc IR file.*dangling"):
-        serialize.load(path)
+    full = onnx.load(str(path))
+    parts = [tp.name for tp in full.graph.initializer if any(p.key == packing.PART for p in tp.metadata_props)]
+    assert {p.rsplit("#", 1)[1] for p in parts} >= {"patch_index", "patch_value", "index", "scale", "zero_point"}
+    for name in parts:   # each kind of part, one at a time
+        m = onnx.ModelProto()
+        m.CopyFrom(full)
+        i = next(i for i, tp in enumerate(m.graph.initializer) if tp.name == name)
+        del m.graph.initializer[i]
+        onnx.save(m, str(path))
+        with pytest.raises(InvalidModelError, match="corrupt swsc IR file.*dangling"):
+            serialize.load(path)
 
 
 def test_files_written_before_packing_still_load(tmp_path):
-    """The earlier format stored every constant as it is, without ``swsc.packed``: rebuild
-    such a file from the in-memory graph and load it."""
+    """The earlier format stored every constant as it is, without ``swsc.packed``, and all
+    quantization parameters as JSON text: rebuild such a file from the in-memory graph and load it."""
     g = _adversarial(1)
     model = serialize.to_model(g)
     keep = []
@@ -132,9 +141,8 @@ def test_files_written_before_packing_still_load(tmp_path):
         if packing.PART in props:
             continue
         raw = onnx.numpy_helper.from_array(g.tensors[tp.name].data, tp.name)
-        for k in sorted(props):
-            if k != packing.KEY:
-                raw.metadata_props.add(key=k, value=props[k])
+        for k, v in sorted(serialize._tensor_props(g.tensors[tp.name]).items()):   # quant inline, as JSON
+            raw.metadata_props.add(key=k, value=v)
         keep.append(raw)
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
