@@ -51,7 +51,8 @@ def _row_problem(i: int, r) -> str | None:
         return f"row {i} is not an object"
     missing = [c for c in COLUMNS if c not in r]
     if missing:
-        return f"row {i} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing[:4])}"
+        more = ", ..." if len(missing) > 4 else ""
+        return f"row {i} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing[:4])}{more}"
     for c in COLUMNS:
         v = r[c]
         if v is None and c in _OPTIONAL:
