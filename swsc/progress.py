@@ -37,6 +37,13 @@ class Progress:
             self._line(f"[{min(self.done + 1, self.total)}/{self.total}] {text} "
                        f"({time.perf_counter() - self.start:.1f} s)")
 
+    def note(self, text: str) -> None:
+        """Work before the counted steps (shown beside the bar, or as its own line)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+        elif self.lines:
+            self._line(text)
+
     def __call__(self, done: int) -> None:
         if self.bar is not None:
             self.bar.update(done - self.done)

@@ -161,14 +161,16 @@ def sweep(model, data, grid=None, limit: int | None = None, progress=None, *,
     x, y = load_data(data, graph)
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
+    bar = progress if callable(progress) and not isinstance(progress, bool) else \
+        Progress(len(points), f"sweep {model.name}", enabled=progress, lines=True, unit="point")
+    if hasattr(bar, "note"):
+        bar.note(f"onnxruntime and the reference evaluator on {len(x)} samples")
     qnames = output_quant_tensors(graph)
     q_ort = Oracle(model, {n: graph.tensors[n].dtype for n in qnames}).run(x)[qnames[0]].astype(np.int64)
     ref = reference.evaluate(graph, x, keep=True)
     top_ort = _top1(q_ort)
     acc_ann = float((top_ort == y).mean()) if y is not None else None
 
-    bar = progress if callable(progress) and not isinstance(progress, bool) else \
-        Progress(len(points), f"sweep {model.name}", enabled=progress, lines=True, unit="point")
     rows = []
     for i, (p, opts) in enumerate(zip(points, options)):
         if hasattr(bar, "status"):   # a line (or the bar's text) per grid point: a point can take a minute
