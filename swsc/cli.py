@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "a letter, then at most 23 letters, digits or '_', not ending in '_'; used "
                                     "as given, never rewritten (default: --name or the model file's stem)")
     _add_compile_options(c)
-    c.add_argument("--data", help="optional .npz (x[, y]) to report spikes and OPF per frame")
+    c.add_argument("--data", help="optional .npz (x[, y]) or .npy (x) to report spikes and OPF per frame")
     c.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
     c.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
                    help="print the IR after PASS (repeatable)")
@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a compiled .sws.onnx network on data",
                        description="Run a compiled network on the samples of an .npz file (x[, y]).")
     r.add_argument("file", help="compiled .sws.onnx file")
-    r.add_argument("--data", required=True, help=".npz with x (float32 samples) and optional y (labels)")
+    r.add_argument("--data", required=True,
+                   help=".npz with x (float32 samples) and optional y (labels), or an .npy of samples")
     r.add_argument("-o", "--output", help="write the outputs (one array per graph output) and 'predictions' "
                                           "(argmax of the first output per sample) to this .npz")
     r.add_argument("--mode", choices=("float", "int"), default=None,
@@ -132,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compile MODEL, run it and onnxruntime's quantized model on the same "
                        "data, and report agreement, accuracy, latency, OPF and spikes, per layer too.")
     k.add_argument("model", help="quantized .onnx model")
-    k.add_argument("--data", required=True, help=".npz with x (float32 samples) and optional y (labels)")
+    k.add_argument("--data", required=True,
+                   help=".npz with x (float32 samples) and optional y (labels), or an .npy of samples")
     k.add_argument("--ann", action="store_true", help="check the integer reference evaluator instead of the SNN")
     k.add_argument("--mode", choices=("float", "int"), default=None,
                    help="numpy runtime mode (default float; the C is int)")

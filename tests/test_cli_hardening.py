@@ -380,7 +380,7 @@ def _on_a_terminal(*args) -> tuple[int, str]:
 def test_check_backend_c_and_compile_show_their_steps_on_a_terminal(small, tmp_path):
     rc, drawn = _on_a_terminal("check", SAMPLE, "--data", small / "small.npz", "--limit", "8", "--backend", "c")
     assert rc == 0, drawn
-    for words in ("onnxruntime", "swsc numpy int", "building with", "running sws_main on 8 samples"):
+    for words in ("onnxruntime", "swsc numpy int", "building with", "on 8 samples"):
         assert words in drawn, drawn
     rc, drawn = _on_a_terminal("compile", SAMPLE, "-o", tmp_path)
     assert rc == 0 and "importing" in drawn and "converting" in drawn, drawn
