@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .errors import PassError, SwscError
+from .errors import PassError, SwscError, UsageError
 from .ir import Graph
 from .text import to_text
 
@@ -64,7 +64,6 @@ class PassManager:
         known = set(names)
         unknown = (self.print_options.after | self.print_options.before) - known
         if unknown:
-            from .errors import UsageError
             raise UsageError(f"--print-ir-before/after names unknown pass(es) {sorted(unknown)}; "
                              f"passes are: {', '.join(names)}")
 
@@ -73,8 +72,13 @@ class PassManager:
         text = to_text(graph, produced_by=label)
         if o.dump_dir:
             d = Path(o.dump_dir)
-            d.mkdir(parents=True, exist_ok=True)
-            (d / f"{index:02d}_{pass_name}.ir").write_text(text)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                (d / f"{index:02d}_{pass_name}.ir").write_text(text)
+            except OSError as e:      # e.g. DIR is an existing file: the user's mistake, not a crash
+                raise UsageError(f"cannot write the IR dump to directory '{d}': {e.strerror or e}",
+                                 hint="--dump-ir DIR (or SWSC_DUMP_IR) names a directory, created if "
+                                      "missing") from e
         return text
 
     def _print(self, text: str) -> None:

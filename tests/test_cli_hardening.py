@@ -120,6 +120,16 @@ def test_a_model_name_that_is_no_prefix_asks_for_one(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_a_dump_directory_that_is_a_file_is_a_usage_error(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a directory")
+    rc, out, err = swsc("compile", SAMPLE, "-o", tmp_path / "o", "--dump-ir", taken)
+    assert rc == 2, err
+    one_line_error(err, f"cannot write the IR dump to directory '{taken}'")
+    assert "internal error" not in err and out == ""
+    assert taken.read_text() == "not a directory" and not (tmp_path / "o").exists()
+
+
 # ---------------------------------------------------------------- 3: data files
 def test_npy_samples_are_accepted(small):
     rc, out, err = swsc("check", SAMPLE, "--data", small / "small.npy", "--ann", "--json")
