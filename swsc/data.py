@@ -53,6 +53,22 @@ def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise _not_data(path, f"the .npz archive cannot be read ({str(e).splitlines()[0]})") from e
 
 
+def _labels(y: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """``y`` as int64 class indices [n], or an error: never truncated (0.5 is not class 0)."""
+    if y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:
+        raise InvalidModelError(f"'y' is {list(y.shape)}: one row per sample, not one class index",
+                                file=str(path), hint="labels are class indices; for one-hot rows save y.argmax(1)")
+    try:
+        flat = y.reshape(-1)
+        if flat.dtype.kind == "f" and (bad := np.flatnonzero(~np.isfinite(flat) | (flat != np.round(flat)))).size:
+            raise ValueError(f"it holds non-integer numbers, e.g. {flat[bad[0]]:g}")
+        v = flat.astype(np.int64)
+    except (TypeError, ValueError) as e:
+        raise InvalidModelError(f"'y' is not integer labels ({e})", file=str(path),
+                                hint="y holds one class index per sample") from e
+    return v
+
+
 def load_data(path: str | Path, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
     """The data-file contract (module docstring): returns (x float32 [N, ...], y int64 [N] or None)."""
     path = Path(path)
@@ -69,10 +85,6 @@ def load_data(path: str | Path, graph: Graph) -> tuple[np.ndarray, np.ndarray | 
     if x_raw.dtype.kind not in "biuf":
         raise InvalidModelError(f"'x' holds {x_raw.dtype} values, not numbers", file=str(path))
     x = np.asarray(x_raw, dtype=np.float32)
-    try:
-        y = None if y_raw is None else np.asarray(y_raw).astype(np.int64).reshape(-1)
-    except (TypeError, ValueError) as e:
-        raise InvalidModelError(f"'y' is not integer labels ({e})", file=str(path)) from e
     if x.shape[1:] != tuple(frame_shape):
         if x.shape == tuple(frame_shape):
             x = x[None]
@@ -87,6 +99,7 @@ def load_data(path: str | Path, graph: Graph) -> tuple[np.ndarray, np.ndarray | 
         first = int(np.argmax(bad.reshape(len(x), -1).any(axis=1)))
         raise InvalidModelError(f"'x' has {int(bad.sum())} NaN or infinite values (the first in sample {first})",
                                 file=str(path), hint="inputs must be finite numbers")
+    y = None if y_raw is None else _labels(np.asarray(y_raw), len(x), path)
     if y is not None and len(y) != len(x):
         raise InvalidModelError(f"'y' has {len(y)} labels for {len(x)} samples", file=str(path))
     warn_if_clamped(graph, x, str(path))

@@ -164,6 +164,30 @@ def test_a_pickled_object_array_is_refused(tmp_path):
     one_line_error(err, "not an .npz/.npy data file")
 
 
+@pytest.mark.parametrize("labels, words", [
+    (lambda y: y + 0.5, "non-integer numbers, e.g. "),      # today cast to int: accuracy silently wrong
+    (lambda y: np.full(len(y), np.nan), "non-integer numbers, e.g. nan"),
+    (lambda y: np.eye(10)[y], "not one class index"),        # one-hot rows
+], ids=["fractional", "nan", "one-hot"])
+def test_labels_that_are_not_class_indices_are_refused(labels, words, small, tmp_path):
+    with np.load(small / "small.npz") as f:
+        x, y = f["x"], f["y"]
+    data = tmp_path / "labels.npz"
+    np.savez(data, x=x, y=labels(y))
+    rc, _, err = swsc("check", SAMPLE, "--data", data, "--ann")
+    assert rc == 1, err
+    one_line_error(err, "labels.npz: 'y' is ")
+    assert words in err
+    np.savez(data, x=x, y=y.astype(np.float32))              # whole numbers as floats are fine
+    rc, out, err = swsc("check", SAMPLE, "--data", data, "--ann", "--json")
+    assert rc == 0 and json.loads(out)["accuracy_ann"] == float((y == _ort_top1(x)).mean()), err
+
+
+def _ort_top1(x):
+    sess = ort.InferenceSession(str(SAMPLE), providers=["CPUExecutionProvider"])
+    return np.array([sess.run(None, {sess.get_inputs()[0].name: x[i:i + 1]})[0].argmax() for i in range(len(x))])
+
+
 def test_inputs_clamped_by_the_input_quantizer_are_warned_about(small):
     raw = np.load(small / "raw255.npz")["x"]
     clamped = float((raw > 1.0 + 0.5 / 255).mean())       # the model quantizes 0..1 with scale 1/255
