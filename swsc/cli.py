@@ -193,10 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _produce_atomically(out_dir: Path, produce) -> tuple[list[Path], object]:
     """Let ``produce(tmp_dir)`` write its files into a temp dir, then move them all in.
 
-    All or nothing: on any failure no file reaches ``out_dir`` (and a directory this call
-    created is removed again).
+    All or nothing: on any failure no file reaches ``out_dir`` (and the directories this call
+    created, parents too, are removed again).
     """
-    created = not out_dir.exists()
+    created = None                     # the outermost directory this call creates, if any
+    if not out_dir.exists():
+        created = out_dir
+        while created.parent != created and not created.parent.exists():
+            created = created.parent
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".swsc-", dir=out_dir))
@@ -214,14 +218,16 @@ def _produce_atomically(out_dir: Path, produce) -> tuple[list[Path], object]:
         return done, result
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not ok and created:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        if not ok and created is not None:
+            shutil.rmtree(created, ignore_errors=True)
 
 
 def _write_atomically(out_dir: Path, files: dict[str, callable]) -> list[Path]:
     """Write the named files (name -> writer(path)) all or nothing."""
     def produce(tmp):
         for name, write in files.items():
+            if Path(name).name != name or name in ("", ".", ".."):    # each file lands inside out_dir
+                raise SwscError(f"refusing to write '{name}': not a plain file name inside '{out_dir}'")
             write(tmp / name)
     return _produce_atomically(out_dir, produce)[0]
 

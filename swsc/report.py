@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidModelError
+from .errors import InvalidModelError, UsageError
+from .options import check_file_stem
 from .report_md import ABLATION, is_main, markdown, pick, vth_label
 from .sweep import COLUMNS, read_table, sort_key
 
@@ -61,6 +62,10 @@ def _row_problem(i: int, r) -> str | None:
             isinstance(v, numbers.Integral if c in _INT_COLUMNS else numbers.Real) and not isinstance(v, bool)
         if not ok:
             return f"row {i} has {c} = {v!r}"
+    try:       # the figures are named after the model: a path there would write outside -o
+        check_file_stem(r["model"].removesuffix(".onnx"), "model")
+    except UsageError:
+        return f"row {i} has model = {r['model']!r}, not a plain file name as swsc sweep writes"
     return None
 
 

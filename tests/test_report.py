@@ -57,6 +57,22 @@ def test_refuses_what_is_not_a_sweep_table(name, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("model", ["../../escaped.onnx", "/abs/x.onnx", "a/b.onnx", ".onnx", "..\\x.onnx"])
+def test_model_names_in_a_table_cannot_write_outside_the_output_directory(model, tmp_path, capsys):
+    """The figures are named after the table's model: a path there must not place files (issue 10 item 1)."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    if model.startswith("/"):
+        model = str(tmp_path / "abs" / "x.onnx")
+    table = write_table(tmp_path / "t.json", [row(), row(ts=0, acc=0.4), row(vth=1.0, ts=0, acc=0.1)])
+    table.write_text(table.read_text().replace('"m.onnx"', json.dumps(model)))
+    before = {p for p in tmp_path.rglob("*")}
+    rc = main(["report", str(table), "-o", str(work / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "not a plain file name" in err and len(err.strip().splitlines()) == 1, err
+    assert {p for p in tmp_path.rglob("*")} == before        # nothing written, inside -o or outside
+
+
 def test_a_real_sweep_row_is_accepted(tmp_path, capsys):
     assert main(["report", str(write_table(tmp_path / "t.json", [row()])), "-o", str(tmp_path / "o"),
                  "--no-plots"]) == 0
