@@ -155,6 +155,14 @@ def _qadd(g, n, env):
         real = f32(t.quant.scale) * (vals[0].astype(np.float64) - float(np.asarray(t.quant.zero_point))).astype(f32)
         v = real.astype(f32) / sy
         return _finish(v, y.quant, y.dtype)
+    if n.name in _float_nodes(g):
+        # DequantizeLinear -> float Add -> QuantizeLinear, all in float32 (no QLinearAdd fusion)
+        total = None
+        for t, v in zip(ins, vals):
+            z = float(np.asarray(t.quant.zero_point))
+            d = ((v.astype(np.float64) - z).astype(f32) * f32(t.quant.scale)).astype(f32)
+            total = d if total is None else (total + d).astype(f32)
+        return _finish((total / sy).astype(f32), y.quant, y.dtype)
     if len(ins) == 2:
         shift = 128.0 if (y.dtype == "int8" and _s8_as_u8(g)) else 0.0
         a, b = (v.astype(np.float64) + shift for v in vals)

@@ -103,7 +103,7 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         out = self.tname(out)
         self.g.add_tensor(Tensor(out, dtype, shape, quant=quant))
         node = self.g.add_node(op, self.nname(name), inputs, [out], attrs or {})
-        if self._float_pending and op in ("QConv", "QDense", "QAvgPool"):
+        if self._float_pending and op in ("QConv", "QDense", "QAvgPool", "QAdd"):
             self.float_nodes.append(node.name)
         return out
 

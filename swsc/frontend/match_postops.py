@@ -67,6 +67,11 @@ class PostOps:
     def _clamp(self, n: ONode) -> None:
         v = self.val(n.inputs[0])
         lo, hi = self._clip_bounds(n)
+        if isinstance(v, View) and not self._only_quantized(n.outputs[0]):
+            # a Relu/Clip between a DequantizeLinear and a consumer that is not a QuantizeLinear
+            # (QAT fake-quant exports: Relu after a residual add): it keeps the input's grid
+            self.vals[n.outputs[0]] = self._clamp_view(n, v, lo, hi)
+            return
         if isinstance(v, View):
             v = Lin("add", n.name, v.shape, [v])
         if not isinstance(v, Lin):
@@ -78,6 +83,58 @@ class PostOps:
             lin.hi = min(lin.hi, float(hi))
         lin.clamped = True
         self.vals[n.outputs[0]] = lin
+
+    def _only_quantized(self, t: str) -> bool:
+        users = self.consumers.get(t, [])
+        return bool(users) and t not in self.og.outputs and all(u.op == "QuantizeLinear" for u in users)
+
+    def _clamp_view(self, n: ONode, v: View, lo, hi) -> View:
+        """Relu/Clip of a dequantized tensor: clamp(s (q - z), lo, hi) is s (clamp(q, a, b) - z)
+        when the bounds lie on the grid (Relu: 0 = s (z - z)), so it stays a dequantized tensor
+        whose integer range is narrowed to [a, b]."""
+        ir = self.check_view(v)
+        t = self.g.tensors[ir]
+        q = t.quant
+        s, z = float(np.float32(q.scale)), int(q.zero_point)
+        bounds = []
+        for b, side in ((lo, q.lo), (hi, q.hi)):
+            if b is None:
+                bounds.append(side)
+                continue
+            k = float(b) / s + z
+            if abs(k - round(k)) > 1e-3 and q.lo < k < q.hi:
+                raise Unsupported(f"Clip bound {float(b)} is not on the input's quantization grid "
+                                  f"(scale {s}, zero point {z}) and no QuantizeLinear follows")
+            bounds.append(int(np.clip(round(k), q.lo, q.hi)))
+        nlo, nhi = max(q.lo, bounds[0]), min(q.hi, bounds[1])
+        if nlo > nhi:
+            raise Unsupported("the Relu/Clip range is empty")
+        if (nlo, nhi) == (q.lo, q.hi):
+            out = ir
+        elif self._sole_use(n, ir):
+            q.lo, q.hi = nlo, nhi        # the integer tensor is used only here: narrow it in place
+            self.renames[ir] = n.outputs[0]
+            out = ir
+        else:
+            out = self.emit("QAdd", n.name, [ir], n.outputs[0], t.dtype, t.shape,
+                            Quant(q.scale, q.zero_point, None, nlo, nhi))
+        # not direct: onnxruntime cannot fuse the consumer with a DequantizeLinear, so it runs in float
+        return View(v.scale, v.zp, v.shape, n.outputs[0], ir=out)
+
+    def _sole_use(self, n: ONode, ir: str) -> bool:
+        """True if the integer tensor ir reaches nothing but n (through its Q -> [Clip/Cast] -> DQ chain)."""
+        if ir in self.og.outputs or any(ir in m.inputs for m in self.g.nodes):
+            return False
+        t, user = n.inputs[0], n
+        while True:
+            if t in self.og.outputs or self.consumers.get(t, []) != [user]:
+                return False
+            p = self.og.producer(t)
+            if p is None:
+                return False
+            if p.op not in ("DequantizeLinear", "Clip", "Cast"):
+                return True            # the op that made the integer tensor
+            t, user = p.inputs[0], p
 
     # -- affine post-ops -------------------------------------------------------------------------
     def _per_channel(self, c, lin: Lin):
@@ -132,7 +189,9 @@ class PostOps:
         va, vb = self.val(a), self.val(b)
         out = n.outputs[0]
         if isinstance(va, View) and isinstance(vb, View):
-            self.vals[out] = Lin("add", n.name, self.og.shape(out), [va, vb])
+            lin = Lin("add", n.name, self.og.shape(out), [va, vb])
+            lin.float_path = not (va.direct and vb.direct)   # no QLinearAdd fusion in onnxruntime
+            self.vals[out] = lin
         elif isinstance(va, View) and isinstance(vb, WConst) or isinstance(va, WConst) and isinstance(vb, View):
             shape = self.og.shape(out)
             v = va if isinstance(va, View) else vb
