@@ -17,7 +17,7 @@ Guarantees: no Affine/MaxPool/Dequantize/Quantize remain; all integer activation
 from __future__ import annotations
 
 from swsc.errors import UnsupportedOpError
-from swsc.ir import Graph
+from swsc.ir import ACTIVATION_DTYPES, Graph
 from swsc.options import CompileOptions
 from swsc.passmanager import Pass
 
@@ -51,6 +51,6 @@ class LowerToSws(Pass):
         if bad:
             raise UnsupportedOpError(bad)
         for t in graph.tensors.values():
-            if not t.is_const and t.quant is not None and t.dtype in ("uint8", "int8"):
+            if not t.is_const and t.quant is not None and t.dtype in ACTIVATION_DTYPES:
                 t.dtype, t.window = "spike", (0, o.tc)
         return True

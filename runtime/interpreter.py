@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from swsc.errors import SwscError
-from swsc.ir import Graph, Node, scalar
+from swsc.ir import ACTIVATION_DTYPES, Graph, Node, scalar
 
 from . import kernels
 # tsa_scan and max_pool_spikes are re-exported: tests and passes use them from here
@@ -257,7 +257,7 @@ class Interpreter:
                 code = self._int_code(decode(v, self._beta()), t.quant.theta or 1.0)
             elif t.dtype == "spike":
                 code = decode(v, self._beta()) * (t.quant.theta or 1.0)
-            elif t.dtype in ("uint8", "int8"):
+            elif t.dtype in ACTIVATION_DTYPES:
                 code = v
             else:
                 continue

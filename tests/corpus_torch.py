@@ -286,7 +286,8 @@ def _qat(arch: str, backend: str, convert: bool):
         tq.prepare_qat(m, inplace=True)
         m.apply(torch.ao.nn.intrinsic.qat.freeze_bn_stats)
         with torch.no_grad():                    # observers see the calibration data; weights stay
-            m(torch.from_numpy(make_inputs(arch, N_CALIB, seed=CALIB_SEED)))
+            for x in make_inputs(arch, N_CALIB, seed=CALIB_SEED):   # one at a time: lenet_squeeze is batch-1
+                m(torch.from_numpy(x[None]))
         m.apply(tq.disable_observer)
         m.eval()
         if convert:

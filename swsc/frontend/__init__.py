@@ -15,7 +15,7 @@ from .fold import fold
 from .lift import lift
 from .load import read_model, to_ograph
 from .match import SUPPORTED, match
-from .shapes import infer, input_shapes, parse_input_shape
+from .shapes import batchless, infer, input_shapes, parse_input_shape
 
 __all__ = ["import_model", "parse_input_shape", "SUPPORTED"]
 
@@ -35,6 +35,7 @@ def import_model(path, input_shape=None) -> Graph:
         _unbake_batch(og)
         og.prune()
         infer(og, shapes)
+        og.batchless = batchless(og)
         graph = match(og, shapes)
         graph.meta["source"] = file
         if qdq_int8:

@@ -27,13 +27,13 @@ import copy
 import numpy as np
 
 from ..errors import InvalidModelError, NotQuantizedError, UnsupportedOpError
-from ..ir import INT_RANGES, Graph, Quant, Tensor
+from ..ir import ACTIVATION_DTYPES, INT_RANGES, Graph, Quant, Tensor
 from .emit import Emitter
 from .match_linear import LinearOps
 from .match_postops import PostOps
 from .match_structural import StructuralOps
 from .onnxgraph import OGraph, ONode
-from .values import BAD, Lin, QRef, Tail, TailQ, Unsupported, View, WConst, _scalar
+from .values import BAD, Head, Lin, QRef, Tail, TailQ, Unsupported, View, WConst, _scalar
 
 #: op -> the forms accepted (docs/frontend.md lists the same table)
 SUPPORTED: dict[str, str] = {
@@ -103,7 +103,9 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         out = self.tname(out)
         self.g.add_tensor(Tensor(out, dtype, shape, quant=quant))
         node = self.g.add_node(op, self.nname(name), inputs, [out], attrs or {})
-        if self._float_pending and op in ("QConv", "QDense", "QAvgPool", "QAdd"):
+        wide = any(self.g.tensors[i].dtype in ("uint16", "int16") for i in [out] + list(inputs))
+        if (self._float_pending or wide) and op in ("QConv", "QDense", "QAvgPool", "QAdd"):
+            # onnxruntime has no 16-bit QLinear kernels: DQ -> float op -> Q
             self.float_nodes.append(node.name)
         return out
 
@@ -264,8 +266,8 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         if s.size != 1 or z.size != 1:
             raise Unsupported("per-axis quantization of an activation is not supported")
         dt = str(z.dtype)
-        if dt not in ("uint8", "int8"):
-            raise Unsupported(f"quantized type {dt} is not supported (need uint8 or int8)")
+        if dt not in ACTIVATION_DTYPES:
+            raise Unsupported(f"quantized type {dt} is not supported (need uint8/int8, or uint16/int16)")
         lo, hi = INT_RANGES[dt]
         s, z = float(np.float32(_scalar(s))), int(_scalar(z))
         x = n.inputs[0]
@@ -274,6 +276,13 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         if isinstance(v, str) and v == "input":
             q = Quant(s, z, None, lo, hi)
             ir = self.emit("Quantize", n.name, [x], y, dt, self.in_shapes[x], q)
+            self.vals[y] = QRef(ir)
+        elif isinstance(v, Head):
+            ir = self.emit("Quantize", n.name, [v.src], f"{v.src}__quantized" if v.steps else y, dt,
+                           self.in_shapes[v.src], Quant(s, z, None, lo, hi))
+            for k, (irop, attrs, shape, node) in enumerate(v.steps):
+                ir = self.emit(irop, node, [ir], y if k == len(v.steps) - 1 else f"{y}__{k}", dt, shape,
+                               Quant(s, z, None, lo, hi), attrs)
             self.vals[y] = QRef(ir)
         elif isinstance(v, Lin):
             self.vals[y] = QRef(self.emit_lin(v, y, s, z, dt))

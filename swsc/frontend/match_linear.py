@@ -12,7 +12,7 @@ import copy
 import numpy as np
 
 from .onnxgraph import ONode
-from .values import Lin, Unsupported, View, WConst
+from .values import Head, Lin, Unsupported, View, WConst
 
 
 class LinearOps:
@@ -24,7 +24,7 @@ class LinearOps:
         v = self.val(name)
         if isinstance(v, View):
             return v
-        if isinstance(v, str) and v == "input":
+        if isinstance(v, Head) or isinstance(v, str) and v == "input":
             raise Unsupported(f"input '{name}' is used in float (no QuantizeLinear/DequantizeLinear before it)")
         if isinstance(v, np.ndarray):
             raise Unsupported(f"input '{name}' is a constant")

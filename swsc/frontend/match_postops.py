@@ -55,6 +55,7 @@ class PostOps:
             users = self.consumers.get(n.inputs[0], [])
             if len(users) == 1 and n.inputs[0] not in self.og.outputs:
                 q.lo, q.hi = nlo, nhi
+                self._narrow_sources(v.ir, nlo, nhi)
                 self.renames[v.ir] = n.outputs[0]
                 self.vals[n.outputs[0]] = v
             else:
@@ -63,6 +64,18 @@ class PostOps:
                 self.vals[n.outputs[0]] = QRef(ir)
             return
         self._clamp(n)
+
+    def _narrow_sources(self, ir: str, lo: int, hi: int) -> None:
+        """Narrow the range of the tensors a Reshape/Transpose chain moved into ir (a Quantize of a
+        float head), so the clamp happens where the values are made."""
+        node = next((m for m in self.g.nodes if ir in m.outputs), None)
+        while node is not None and node.op in ("Reshape", "Transpose"):
+            src = node.inputs[0]
+            if sum(src in m.inputs for m in self.g.nodes) != 1:
+                return
+            q = self.g.tensors[src].quant
+            q.lo, q.hi = max(q.lo, lo), min(q.hi, hi)
+            node = next((m for m in self.g.nodes if src in m.outputs), None)
 
     def _clamp(self, n: ONode) -> None:
         v = self.val(n.inputs[0])
@@ -253,7 +266,7 @@ class PostOps:
         ir = self.check_view(v)
         rank = len(v.shape)
         axis = int(n.attrs.get("axis", -1 if self.og.opset >= 13 else 1))
-        axis = axis + rank if axis < 0 else axis
+        axis = axis + rank if axis < 0 else axis + (n.inputs[0] in self.og.batchless)
         if self.og.opset < 13 and axis != rank - 1:
             raise Unsupported("Softmax (opset < 13) over more than the last axis")
         f = self.emit("Dequantize", f"{n.name}_Dequantize", [ir], n.inputs[0], "float32", v.shape)

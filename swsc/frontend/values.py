@@ -26,6 +26,14 @@ class Tail:
 
 
 @dataclass
+class Head:
+    """The float graph input after shape-only ops (Flatten, Reshape, Transpose, ...): they commute
+    with the per-tensor QuantizeLinear that follows, so they run after it on the integers."""
+    src: str
+    steps: list = field(default_factory=list)     # (IR op, attrs, output shape, node name)
+
+
+@dataclass
 class WConst:
     data: np.ndarray
     scale: np.ndarray
