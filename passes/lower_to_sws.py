@@ -5,7 +5,7 @@
   and ``hi_norm = hi' / theta_out`` (the upper-clamp rule of semantics section 3);
   its silent period ``ts`` is set by schedule-latencies.
 * ``MaxPool`` -> ``SpikeMaxPool`` (exact running max, section 5).
-* ``Dequantize`` -> ``SwsDecode``; float tail ops (Softmax) stay.
+* ``Dequantize`` -> ``SwsDecode``; float tail ops (Softmax) and float head ops (FloatArith) stay.
 * ``Reshape``/``Transpose``/``Concat`` stay and act frame by frame.
 
 Every integer activation tensor becomes a spike tensor (its quantization stays: it
@@ -22,7 +22,7 @@ from swsc.options import CompileOptions
 from swsc.passmanager import Pass
 
 _RENAME = {"MaxPool": "SpikeMaxPool", "Dequantize": "SwsDecode"}
-_KEEP = {"SwsEncode", "Reshape", "Transpose", "Concat", "Softmax"}
+_KEEP = {"SwsEncode", "Reshape", "Transpose", "Concat", "Softmax", "FloatArith"}
 
 
 class LowerToSws(Pass):

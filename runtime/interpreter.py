@@ -338,6 +338,10 @@ class Interpreter:
         lead = self._lead(node.inputs[0])
         return np.concatenate([env[i] for i in node.inputs], axis=node.attrs["axis"] + lead)
 
+    def _op_FloatArith(self, node, env, stats):
+        return kernels.float_arith(env[node.inputs[0]], self.g.const(node.inputs[1]), node.attrs["op"],
+                                   node.attrs.get("reverse", False))
+
     def _op_Softmax(self, node, env, stats):
         x = env[node.inputs[0]].astype(np.float32)
         e = np.exp(x - x.max(axis=node.attrs["axis"], keepdims=True))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import conv2d, max_pool, pool_counts, sum_pool
+from .kernels import conv2d, float_arith, max_pool, pool_counts, sum_pool
 
 f32 = np.float32
 
@@ -103,8 +103,12 @@ def _qavgpool(g, n, env):
     pads = list(attrs.get("pads") or [0, 0, 0, 0])
     xv = env[x.name]
     zx = float(np.asarray(x.quant.zero_point))
+    if n.name in _float_nodes(g) and n.name in _meta_list(g, "ort_mlas_global_pool"):
+        # DequantizeLinear -> float GlobalAveragePool (MlasPoolGlobalKernel) -> QuantizeLinear
+        deq = (f32(x.quant.scale) * (xv.astype(np.float64) - zx).astype(f32)).astype(f32)
+        return _requant_float(_mlas_global_mean(deq), y.quant, y.dtype)
     if n.name in _float_nodes(g):
-        # DequantizeLinear -> float GlobalAveragePool / ReduceMean -> QuantizeLinear
+        # DequantizeLinear -> float ReduceMean -> QuantizeLinear
         deq = (f32(x.quant.scale) * (xv.astype(np.float64) - zx).astype(f32)).astype(np.float64)
         avg = (sum_pool(deq, attrs).astype(f32) / f32(k[0] * k[1])).astype(f32)
         return _requant_float(avg, y.quant, y.dtype)
@@ -131,6 +135,27 @@ def _qavgpool(g, n, env):
     v = (avg / f32(y.quant.scale)).astype(f32) + f32(zy + shift)
     r = np.rint(v.astype(f32)).astype(np.float64) - shift
     return np.clip(r, y.quant.lo, y.quant.hi).astype(y.dtype)
+
+
+def _meta_list(g, key) -> set:
+    import json
+    return set(json.loads(g.meta.get(key, "[]")))
+
+
+def _mlas_global_mean(x: np.ndarray) -> np.ndarray:
+    """MLAS's float32 global average pool of [N, C, H, W]: four lanes summing every fourth
+    element in order, folded as (l0 + l2) + (l1 + l3), then the tail added one by one, / (H W)."""
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1)
+    size = flat.shape[2]
+    body = size // 4 * 4
+    lanes = np.zeros((n, c, 4), f32)
+    for i in range(0, body, 4):
+        lanes = (lanes + flat[:, :, i:i + 4]).astype(f32)
+    total = ((lanes[..., 0] + lanes[..., 2]).astype(f32) + (lanes[..., 1] + lanes[..., 3]).astype(f32)).astype(f32)
+    for i in range(body, size):
+        total = (total + flat[:, :, i]).astype(f32)
+    return (total / f32(size)).astype(f32).reshape(n, c, 1, 1)
 
 
 def _s8_as_u8(g) -> bool:
@@ -228,7 +253,11 @@ def _concat(g, n, env):
     return np.concatenate([env[i] for i in n.inputs], axis=n.attrs["axis"])
 
 
-KERNELS = {"Quantize": _quantize, "QConv": _qconv, "QDense": _qdense, "QAvgPool": _qavgpool, "QAdd": _qadd,
+def _float_arith(g, n, env):
+    return float_arith(env[n.inputs[0]], env[n.inputs[1]], n.attrs["op"], n.attrs.get("reverse", False))
+
+
+KERNELS = {"FloatArith": _float_arith, "Quantize": _quantize, "QConv": _qconv, "QDense": _qdense, "QAvgPool": _qavgpool, "QAdd": _qadd,
            "MaxPool": _maxpool, "Reshape": _reshape, "Transpose": _transpose, "Concat": _concat,
            "Dequantize": _dequantize, "Softmax": _softmax}
 

@@ -18,7 +18,7 @@ Architectures: ``mlp`` (flattens its float input: a float head), ``lenet``, ``re
 (two residual blocks with ReLU after the add, global pooling), ``inception`` (branches,
 max-pool branch, Concat). Variants of the LeNet add float heads before the first
 quantizer (``lenet_norm``: per-channel ``(x - mean) / std``; ``lenet_nhwc``: NHWC input
-permuted to NCHW) and a batch-1 graph whose output drops the batch axis
+permuted to NCHW, then ``(x - mean) / std``) and a batch-1 graph whose output drops the batch axis
 (``lenet_squeeze``: output ``[10]``).
 
 API (as tests/corpus.py): ``model_names()``, ``input_shape(name)``,
@@ -42,7 +42,7 @@ import onnx
 
 from corpus import _atomic_save, _cached_ok, _stamp
 
-CORPUS_VERSION = "1"
+CORPUS_VERSION = "3"
 N_CALIB = 32
 CALIB_SEED = 4242
 
@@ -169,8 +169,8 @@ def _modules():
         def forward(self, x):
             if self.head == "norm":
                 x = (x - self.mean) / self.std
-            elif self.head == "nhwc":
-                x = x.permute(0, 3, 1, 2)
+            elif self.head == "nhwc":          # permute, then normalize per channel of the result
+                x = (x.permute(0, 3, 1, 2) - self.mean) / self.std
             x = self.p2(self.c2(self.p1(self.c1(self.quant(x)))))
             x = torch.flatten(x, 0) if self.squeeze else torch.flatten(x, 1)
             return self.dequant(self.fc2(self.relu(self.fc1(x))))

@@ -38,6 +38,10 @@ def import_model(path, input_shape=None) -> Graph:
         og.batchless = batchless(og)
         graph = match(og, shapes)
         graph.meta["source"] = file
+        lost = [o for o in og.outputs if o in og.batchless]
+        if lost:
+            # the IR keeps a batch axis; the model itself gives these outputs without one
+            graph.meta["batchless_outputs"] = ",".join(lost)
         if qdq_int8:
             # onnxruntime runs int8 QDQ activations as uint8 (QDQS8ToU8Transformer); the
             # reference evaluator mimics that where it changes float rounding.

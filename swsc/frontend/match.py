@@ -80,6 +80,7 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         self.node_names: set[str] = set()
         self.renames: dict[str, str] = {}
         self.float_nodes: list[str] = []
+        self.mlas_global_pools: list[str] = []
         self._float_pending = False
         self.consumers = og.consumer_map()
 
@@ -195,6 +196,9 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         if self.float_nodes:
             import json
             g.meta["ort_float_nodes"] = json.dumps(sorted(set(self.float_nodes)))
+            pools = sorted(set(self.mlas_global_pools) & set(self.float_nodes))
+            if pools:
+                g.meta["ort_mlas_global_pool"] = json.dumps(pools)
         self.finish()
         return g
 
@@ -278,7 +282,12 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
             ir = self.emit("Quantize", n.name, [x], y, dt, self.in_shapes[x], q)
             self.vals[y] = QRef(ir)
         elif isinstance(v, Head):
-            ir = self.emit("Quantize", n.name, [v.src], f"{v.src}__quantized" if v.steps else y, dt,
+            src = v.src
+            for op, c, reverse, node, out in v.arith:
+                cn = self.const(f"{node}_c", np.asarray(c, np.float32))
+                src = self.emit("FloatArith", node, [src, cn], out, "float32", self.in_shapes[v.src],
+                                attrs={"op": op, "reverse": reverse})
+            ir = self.emit("Quantize", n.name, [src], f"{v.src}__quantized" if v.steps else y, dt,
                            self.in_shapes[v.src], Quant(s, z, None, lo, hi))
             for k, (irop, attrs, shape, node) in enumerate(v.steps):
                 ir = self.emit(irop, node, [ir], y if k == len(v.steps) - 1 else f"{y}__{k}", dt, shape,

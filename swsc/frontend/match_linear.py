@@ -180,7 +180,11 @@ class LinearOps:
             raise Unsupported("needs a 4-D input")
         attrs = {"kernel": list(xv.shape[2:]), "global": True}
         lin = Lin("pool", n.name, self.og.shape(n.outputs[0]), [xv], attrs)
-        lin.float_path = n.name not in self.og.lifted      # no QDQ fusion for GlobalAveragePool
+        # onnxruntime fuses DQ -> GlobalAveragePool -> Q into QLinearGlobalAveragePool; after a
+        # Relu (QAT exports) it runs in float, summing in MLAS's float32 order
+        lin.float_path = n.name not in self.og.lifted and not xv.direct
+        if lin.float_path:
+            self.mlas_global_pools.append(n.name)
         self.vals[n.outputs[0]] = lin
 
     def op_ReduceMean(self, n: ONode) -> None:

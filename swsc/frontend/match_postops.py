@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InvalidModelError
 from ..ir import Quant
 from .onnxgraph import ONode
-from .values import Lin, QRef, Tail, Unsupported, View, WConst, _scalar
+from .values import Head, Lin, QRef, Tail, Unsupported, View, WConst, _scalar
 
 
 class PostOps:
@@ -197,7 +197,32 @@ class PostOps:
         lin.ws = lin.ws * cc if np.ndim(cc) == 0 else np.broadcast_to(lin.ws, np.shape(cc)) * cc
         return lin
 
+    def _head_arith(self, n: ONode) -> bool:
+        """Add/Sub/Mul/Div of the float input (after shape ops) and a float constant: a float head."""
+        vals = [self.val(i) for i in n.inputs[:2]]
+        heads = [isinstance(v, Head) or isinstance(v, str) and v == "input" for v in vals]
+        consts = [isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in vals]
+        if not (heads[0] and consts[1] or heads[1] and consts[0]):
+            return False
+        k = 0 if heads[0] else 1
+        head = vals[k] if isinstance(vals[k], Head) else Head(n.inputs[k])
+        c = vals[1 - k]
+        shape = self.og.shape(n.inputs[k])
+        if shape is None or self.og.shape(n.outputs[0]) != shape:
+            raise Unsupported("the constant changes the shape of the float input")
+        if c.size > 1 and head.steps:
+            # carry the constant back through the shape ops, which then run after the quantizer
+            c = np.broadcast_to(c, shape)
+            prev = [self.in_shapes[head.src]] + [s for _, _, s, _ in head.steps[:-1]]
+            for (irop, attrs, _, _), before in zip(reversed(head.steps), reversed(prev)):
+                c = c.reshape(before) if irop == "Reshape" else c.transpose(np.argsort(attrs["perm"]))
+        self.vals[n.outputs[0]] = Head(head.src, head.steps,
+                                       head.arith + [(n.op, np.ascontiguousarray(c), k == 1, n.name, n.outputs[0])])
+        return True
+
     def op_Add(self, n: ONode) -> None:
+        if self._head_arith(n):
+            return
         a, b = n.inputs[0], n.inputs[1]
         va, vb = self.val(a), self.val(b)
         out = n.outputs[0]
@@ -221,6 +246,8 @@ class PostOps:
             raise Unsupported("operands are not quantized tensors")
 
     def op_Sub(self, n: ONode) -> None:
+        if self._head_arith(n):
+            return
         va = self.val(n.inputs[0])
         c = self._const_real(n.inputs[1])
         if not isinstance(va, Lin) or c is None:
@@ -228,6 +255,8 @@ class PostOps:
         self.vals[n.outputs[0]] = self._add_bias(self._affine_lin(va, "Sub"), c, -1.0)
 
     def op_Mul(self, n: ONode) -> None:
+        if self._head_arith(n):
+            return
         va, vb = self.val(n.inputs[0]), self.val(n.inputs[1])
         lv, cn = (va, n.inputs[1]) if isinstance(va, Lin) else (vb, n.inputs[0])
         c = self._const_real(cn)
@@ -236,6 +265,8 @@ class PostOps:
         self.vals[n.outputs[0]] = self._scale(self._affine_lin(lv, "Mul"), c)
 
     def op_Div(self, n: ONode) -> None:
+        if self._head_arith(n):
+            return
         va = self.val(n.inputs[0])
         c = self._const_real(n.inputs[1])
         if c is None or np.any(c == 0):

@@ -29,7 +29,7 @@ class StructuralOps:
             raise Unsupported(f"shape of '{out}' is not static")
         if len(vs) == 1 and (isinstance(vs[0], Head) or vs[0] == "input") and irop in ("Reshape", "Transpose"):
             head = vs[0] if isinstance(vs[0], Head) else Head(names[0])
-            self.vals[out] = Head(head.src, head.steps + [(irop, attrs, shape, n.name)])
+            self.vals[out] = Head(head.src, head.steps + [(irop, attrs, shape, n.name)], head.arith)
             return
         if all(isinstance(v, QRef) for v in vs):
             quants = [self.qof(v.ir) for v in vs]

@@ -27,10 +27,13 @@ class Tail:
 
 @dataclass
 class Head:
-    """The float graph input after shape-only ops (Flatten, Reshape, Transpose, ...): they commute
-    with the per-tensor QuantizeLinear that follows, so they run after it on the integers."""
+    """The float graph input after shape-only ops (Flatten, Reshape, Transpose, ...) and elementwise
+    arithmetic with constants (normalization). The shape ops commute with the per-tensor
+    QuantizeLinear that follows, so they run after it on the integers; the arithmetic runs in
+    float32 before it (``FloatArith``), its constants carried back to the input's layout."""
     src: str
     steps: list = field(default_factory=list)     # (IR op, attrs, output shape, node name)
+    arith: list = field(default_factory=list)     # (op, constant in the input's layout, reverse, node, output)
 
 
 @dataclass
