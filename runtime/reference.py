@@ -80,7 +80,13 @@ def _wcentered(w):
 def _qconv(g, n, env):
     x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
     y = g.tensors[n.outputs[0]]
-    acc = conv2d(_centered(x, env[x.name]), _wcentered(w), n.attrs)
+    wc = _wcentered(w)
+    z = float(np.asarray(x.quant.zero_point))
+    bound = max(abs(x.quant.lo - z), abs(x.quant.hi - z)) * np.abs(wc).reshape(len(wc), -1).sum(axis=1).max()
+    if bound < 2 ** 24:     # every partial sum is an integer float32 holds exactly: its faster kernels
+        acc = conv2d(env[x.name].astype(f32) - f32(z), wc.astype(f32), n.attrs)
+    else:
+        acc = conv2d(_centered(x, env[x.name]), wc, n.attrs)
     if len(n.inputs) > 2 and n.inputs[2]:
         acc = acc + g.tensors[n.inputs[2]].data.reshape(1, -1, 1, 1)
     return _requant_linear(acc, x.quant, w.quant, y.quant, y.dtype, n.name in _float_nodes(g))
