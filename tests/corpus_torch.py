@@ -48,7 +48,7 @@ CALIB_SEED = 4242
 
 _INPUT = {"mlp": (1, 1, 8, 8), "lenet": (1, 1, 16, 16), "resnet": (1, 3, 16, 16),
           "inception": (1, 3, 12, 12), "lenet_norm": (1, 3, 16, 16), "lenet_nhwc": (1, 16, 16, 3),
-          "lenet_squeeze": (1, 1, 16, 16)}
+          "lenet_squeeze": (1, 1, 16, 16), "lenet_act": (1, 1, 16, 16)}
 
 #: onnxruntime quantize_static settings: tag -> (format, per_channel, activation, weight)
 ORT_QUANT = {
@@ -60,6 +60,8 @@ ORT_QUANT = {
     "qdq-s16w8": ("qdq", False, "s16", "s8"),
 }
 QAT_BACKENDS = ("x86", "fbgemm", "qnnpack")
+#: models with operators swsc does not support yet (LeakyRelu, Sigmoid): the import must name each
+UNSUPPORTED = ("lenet_act-legacy-qdq-pc-u8", "lenet_act-legacy-qop-pt-s8")
 
 
 def _names() -> list[str]:
@@ -157,12 +159,16 @@ def _modules():
     class LeNet(Base):
         fuse = [["c1.0", "c1.1", "c1.2"], ["c2.0", "c2.1", "c2.2"], ["fc1", "relu"]]
 
-        def __init__(self, cin=1, head="", squeeze=False):
+        def __init__(self, cin=1, head="", squeeze=False, act=False):
             super().__init__()
             self.head, self.squeeze = head, squeeze
-            self.c1, self.p1 = cbr(cin, 6, 5, pad=2), nn.MaxPool2d(2)
+            self.c1, self.p1 = cbr(cin, 6, 5, pad=2, relu=not act), nn.MaxPool2d(2)
+            if act:      # operators swsc does not support yet: LeakyRelu, Sigmoid
+                self.c1.append(nn.LeakyReLU(0.1))
+                self.relu = nn.Sigmoid()
             self.c2, self.p2 = cbr(6, 12, 3), nn.MaxPool2d(2)
-            self.fc1, self.relu, self.fc2 = nn.Linear(12 * 3 * 3, 32), nn.ReLU(), nn.Linear(32, 10)
+            self.fc1, self.fc2 = nn.Linear(12 * 3 * 3, 32), nn.Linear(32, 10)
+            self.relu = getattr(self, "relu", nn.ReLU())
             self.register_buffer("mean", torch.tensor([0.1, -0.2, 0.05]).reshape(1, 3, 1, 1))
             self.register_buffer("std", torch.tensor([0.9, 1.2, 0.7]).reshape(1, 3, 1, 1))
 
@@ -214,7 +220,7 @@ def _modules():
 
     return {"mlp": MLP, "lenet": LeNet, "resnet": ResNet, "inception": Inception,
             "lenet_norm": lambda: LeNet(3, "norm"), "lenet_nhwc": lambda: LeNet(3, "nhwc"),
-            "lenet_squeeze": lambda: LeNet(squeeze=True)}
+            "lenet_squeeze": lambda: LeNet(squeeze=True), "lenet_act": lambda: LeNet(act=True)}
 
 
 def _float_net(arch: str):
@@ -297,7 +303,7 @@ def _qat(arch: str, backend: str, convert: bool):
 
 def get_model(name: str, cache_dir) -> pathlib.Path:
     """Path of the cached model, built on first use (needs torch)."""
-    if name not in _names():
+    if name not in _names() and name not in UNSUPPORTED:
         raise KeyError(f"unknown torch corpus model {name!r}")
     path = pathlib.Path(cache_dir) / f"torch-{name}.onnx"
     if _cached_ok(path, CORPUS_VERSION):

@@ -19,7 +19,7 @@ import pytest
 import corpus_torch as ct
 from frontend_util import compare
 from swsc.compiler import compile_graph, import_onnx
-from swsc.errors import PassError
+from swsc.errors import PassError, UnsupportedOpError
 from swsc.options import CompileOptions
 from swsc.passes import FoldZeroPoints
 from swsc.passmanager import PassManager
@@ -96,3 +96,13 @@ def test_batchless_output_keeps_a_batch_axis_in_the_ir(corpus_dir):
     g = import_onnx(ct.get_model("lenet_squeeze-legacy-qdq-pc-u8", corpus_dir))
     assert g.tensors[g.outputs[0]].shape == (1, 10)
     assert g.meta["batchless_outputs"] == "output"
+
+
+@pytest.mark.parametrize("name", ct.UNSUPPORTED)
+def test_unsupported_operators_are_named_in_one_line(name, corpus_dir):
+    """A LeNet with LeakyRelu and Sigmoid: one error naming the file and every such node."""
+    with pytest.raises(UnsupportedOpError) as e:
+        import_onnx(ct.get_model(name, corpus_dir))
+    msg = str(e.value)
+    assert "\n" not in msg and f"torch-{name}.onnx" in msg
+    assert msg.count("unsupported node(s)") == 1 and "LeakyRelu" in msg and "Sigmoid" in msg, msg

@@ -164,8 +164,8 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
             if any(i and self.vals.get(i) is BAD for i in n.inputs):
                 # downstream of a reported node: still report an op that is unsupported outright
                 if n.domain not in ("", "ai.onnx") or not hasattr(self, "op_" + n.op):
-                    self.bad.append((n.name, n.op if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op}",
-                                     f"operator {n.op} is not supported"))
+                    op = n.op if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op}"
+                    self.bad.append((n.name, op, f"operator {op} is not supported"))
                 for o in n.outputs:
                     self.vals[o] = BAD
                 continue
