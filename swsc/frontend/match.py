@@ -37,7 +37,8 @@ from .values import BAD, Head, Lin, QRef, Tail, TailQ, Unsupported, View, WConst
 
 #: op -> the forms accepted (docs/frontend.md lists the same table)
 SUPPORTED: dict[str, str] = {
-    "QuantizeLinear": "per-tensor activations (graph input -> Quantize; after a linear op -> its output quant)",
+    "QuantizeLinear": "per-tensor uint8/int8 or uint16/int16 activations (graph input or float head -> Quantize; "
+                      "after a linear op -> its output quant)",
     "DequantizeLinear": "of integer tensors (activations) and integer constants (weights, biases, constant operands)",
     "Conv": "2-D, any group/stride/dilation/pads/auto_pad, DQ(int8/uint8) weights per-tensor or per-output-channel",
     "Gemm": "transA=0, transB 0/1, alpha/beta, on [1,K] inputs",
@@ -45,17 +46,21 @@ SUPPORTED: dict[str, str] = {
     "AveragePool": "2-D, ceil_mode giving the floor shape, count_include_pad 0/1",
     "GlobalAveragePool": "4-D",
     "ReduceMean": "over H,W of a 4-D tensor, also as two ReduceMean(axes=[-1]) in a row",
-    "Add": "two quantized tensors (residual), a quantized constant operand, or a constant after a linear op (-> bias)",
-    "Sub": "a constant after a linear op (-> bias)",
-    "Mul": "a constant (per-tensor or per-channel) after a linear op (-> weight scale)",
-    "Div": "a constant after a linear op (-> weight scale)",
+    "Add": "two quantized tensors (residual), a quantized constant operand, a constant after a linear op (-> bias), "
+           "or a float constant on the float input (float head -> FloatArith)",
+    "Sub": "a constant after a linear op (-> bias), or a float constant on the float input (float head)",
+    "Mul": "a constant (per-tensor or per-channel) after a linear op (-> weight scale), or on the float input",
+    "Div": "a constant after a linear op (-> weight scale), or on the float input (float head)",
     "BatchNormalization": "after a linear op (folded into weight scale and bias)",
-    "Relu": "before a QuantizeLinear (narrows the output range)",
-    "Clip": "constant bounds, before a QuantizeLinear or directly on a quantized tensor (7-bit QAT)",
+    "Relu": "before a QuantizeLinear (narrows the output range); on a dequantized tensor feeding other ops "
+            "(keeps its grid: narrows its integer range)",
+    "Clip": "constant bounds, before a QuantizeLinear or directly on a quantized tensor (7-bit QAT); on a "
+            "dequantized tensor with bounds on its grid",
     "Concat": "of quantized tensors (requantized per input where scales differ)",
     "MaxPool": "2-D, on quantized tensors or between DQ and Q",
-    "Reshape": "static target shape", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
-    "Transpose": "keeps the batch axis", "Identity": "", "Cast": "no-op casts (Q -> Cast -> DQ)",
+    "Reshape": "static target shape; of the float input (moved after the quantizer); may drop the batch axis of "
+               "a batch-1 graph", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
+    "Transpose": "keeps the batch axis; of the float input (moved after the quantizer); of a DQ weight", "Identity": "", "Cast": "no-op casts (Q -> Cast -> DQ)",
     "Softmax": "float tail on a dequantized tensor",
     "Constant": "folded", "Shape": "of static shapes (folded)", "Gather": "constant (folded)",
     "ConstantOfShape": "constant (folded)",
