@@ -15,6 +15,7 @@ For the photos of samples/photos.py (17 sources x views "center" and "flip" = 34
 The numpy SNN runtime's memory grows with the batch, so it runs ``--chunk`` frames at a time.
 
     python benchmarks/mobilenet_agreement.py [--frames 34] [--snn-frames 34] [--chunk 4] [--json out.json]
+    python benchmarks/mobilenet_agreement.py --default-ts     # the SNN at Tc = 8, Ts = 2: top-1, T_inf, OPF, time
 """
 from __future__ import annotations
 
@@ -131,12 +132,49 @@ def exact_ann_vs_ort(graph, x, ort: dict, chunk: int = 8) -> dict:
     return {"final": stats(q, ort[out]), "top1": float((top1(q) == top1(ort[out])).mean())}
 
 
+def snn_default(graph, x, ort: dict, options: CompileOptions, chunk: int = 4) -> dict:
+    """The SNN at the given (default) options: top-1 agreement with onnxruntime and with the exact
+    quantized ANN, T_inf, OPF and spikes per frame, numpy seconds per frame against onnxruntime's."""
+    import resource
+
+    out = output_quant_tensors(graph)[0]
+    sg = compile_graph(graph, options)
+    folded = PassManager([FoldZeroPoints()]).run(graph)
+    snn_q, ann_q, totals, t_snn = [], [], [], 0.0
+    for i in range(0, len(x), chunk):
+        xs = x[i:i + chunk]
+        t = time.perf_counter()
+        res = run(sg, xs, intermediate=True)
+        t_snn += time.perf_counter() - t
+        snn_q.append(np.rint(res.intermediates[out]))
+        totals.append((len(xs), res.totals()))
+        ann_q.append(np.rint(run(folded, xs, intermediate=True).intermediates[out]))
+        del res
+    sess = Oracle(MODEL).sess
+    t = time.perf_counter()
+    for i in range(len(x)):
+        sess.run(None, {sess.get_inputs()[0].name: x[i:i + 1]})
+    t_ort = time.perf_counter() - t
+    s, a = np.concatenate(snn_q), np.concatenate(ann_q)
+    n = sum(k for k, _ in totals)
+    avg = {key: sum(k * tot[key] for k, tot in totals) / n for key in ("opf", "spikes_pos", "spikes_neg")}
+    return {"options": {"tc": options.tc, "ts": options.ts}, "frames": int(n), "t_inf": totals[0][1]["t_inf"],
+            "opf_per_frame": avg["opf"], "ann_macs": totals[0][1]["ann_macs"],
+            "spikes_per_frame": avg["spikes_pos"] + avg["spikes_neg"],
+            "top1_vs_ort": float((top1(s) == top1(ort[out])).mean()), "top1_vs_exact_ann": float((top1(s) == top1(a)).mean()),
+            "vs_ort": stats(s, ort[out]), "vs_exact_ann": stats(s, a),
+            "numpy_s_per_frame": t_snn / n, "ort_s_per_frame": t_ort / n,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=34, help="photos for the reference and the exact ANN")
     p.add_argument("--snn-frames", type=int, default=34, help="photos run through the SNN")
     p.add_argument("--chunk", type=int, default=4, help="SNN frames at a time (memory)")
     p.add_argument("--json", type=Path)
+    p.add_argument("--default-ts", action="store_true", help="only the SNN at the default Tc = 8, Ts = 2 "
+                   "(a process of its own, so its peak memory is the SNN's)")
     a = p.parse_args(argv)
     if not MODEL.exists():
         print(f"{MODEL} not found (../shared is optional)")
@@ -147,6 +185,14 @@ def main(argv=None) -> int:
     sg = compile_graph(g, EXACT)
     t_compile = time.perf_counter() - t
     x = photos(a.frames)
+    if a.default_ts:
+        out = output_quant_tensors(g)[0]
+        ort = Oracle(MODEL, {out: g.tensors[out].dtype}).run(x, chunk=8)
+        rep = snn_default(g, x[:a.snn_frames], {out: ort[out][:a.snn_frames]}, CompileOptions(), chunk=a.chunk)
+        print(json.dumps(rep, indent=1))
+        if a.json:
+            a.json.write_text(json.dumps(rep, indent=1))
+        return 0
     ort = ort_values(g, x)
     rep = {"frames": int(len(x)), "import_s": round(t_import, 2), "import_and_compile_s": round(t_compile, 2)}
     rep["reference_vs_ort"] = reference_vs_ort(g, x, ort)

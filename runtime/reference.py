@@ -77,9 +77,53 @@ def _wcentered(w):
     return w.data.astype(np.float64) - z
 
 
+_SESSIONS: dict = {}
+
+
+def _ort_float_op(g, n, op: str, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's own float32 Conv/Gemm (MLAS, same kernels as in the model) on the
+    dequantized float32 operands: what it computes for a cluster it cannot fuse."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    key = (id(g), n.name)
+    hit = _SESSIONS.get(key)
+    if hit is None or hit[0] is not g:
+        xt, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
+        sw = np.asarray(w.quant.scale, f32).reshape((-1,) + (1,) * (w.data.ndim - 1))
+        inits = {"w": (_wcentered(w).astype(f32) * sw).astype(f32)}
+        if len(n.inputs) > 2 and n.inputs[2]:      # DQ(int32 bias, fp32(s_x s_w)), in float32
+            sb = (f32(xt.quant.scale) * np.asarray(w.quant.scale, f32)).astype(f32)
+            inits["b"] = (g.tensors[n.inputs[2]].data.astype(f32) * sb).astype(f32).reshape(-1)
+        if op == "Conv":
+            a = n.attrs
+            node = helper.make_node("Conv", ["x"] + list(inits), ["y"], kernel_shape=a["kernel"], strides=a["strides"],
+                                    pads=a["pads"], dilations=a["dilations"], group=int(a.get("group", 1)))
+        else:
+            node = helper.make_node("Gemm", ["x"] + list(inits), ["y"], transB=1)
+        model = helper.make_model(helper.make_graph(
+            [node], "f", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *xt.shape[1:]])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()]),
+            opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        hit = _SESSIONS[key] = (g, ort.InferenceSession(model.SerializeToString(), so,
+                                                        providers=["CPUExecutionProvider"]))
+    return hit[1].run(None, {"x": np.ascontiguousarray(x, f32)})[0]
+
+
+def _dq32(t, v):
+    """DequantizeLinear in float32: fp32(q - z) * fp32(s)."""
+    return ((v.astype(np.float64) - float(np.asarray(t.quant.zero_point))).astype(f32) * f32(t.quant.scale)).astype(f32)
+
+
 def _qconv(g, n, env):
     x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
     y = g.tensors[n.outputs[0]]
+    if n.name in _meta_list(g, "ort_float_mirror"):
+        return _requant_float(_ort_float_op(g, n, "Conv", _dq32(x, env[x.name])), y.quant, y.dtype)
     wc = _wcentered(w)
     z = float(np.asarray(x.quant.zero_point))
     bound = max(abs(x.quant.lo - z), abs(x.quant.hi - z)) * np.abs(wc).reshape(len(wc), -1).sum(axis=1).max()
@@ -95,6 +139,8 @@ def _qconv(g, n, env):
 def _qdense(g, n, env):
     x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
     y = g.tensors[n.outputs[0]]
+    if n.name in _meta_list(g, "ort_float_mirror"):
+        return _requant_float(_ort_float_op(g, n, "Gemm", _dq32(x, env[x.name])), y.quant, y.dtype)
     acc = _centered(x, env[x.name]) @ _wcentered(w).T
     if len(n.inputs) > 2 and n.inputs[2]:
         acc = acc + g.tensors[n.inputs[2]].data.reshape(1, -1)

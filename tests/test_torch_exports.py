@@ -29,10 +29,10 @@ pytestmark = pytest.mark.skipif(not ct.available(), reason="torch is not install
 
 N_REF = 32
 N_SNN = 4
-#: onnxruntime has no 16-bit integer kernels: it runs A16W8 clusters in float32, whose summation
-#: order the reference cannot reproduce; at 16-bit resolution that moves ~1-4% of a layer's
-#: outputs across a rounding boundary (never by more than 1 LSB)
-MIN_EXACT = {8: 0.999, 16: 0.95}
+#: onnxruntime has no 16-bit integer kernels: it runs A16W8 clusters in float32; the reference
+#: mirrors that with onnxruntime's own float kernels but still misses 0.05-0.9% of a 16-bit
+#: layer's outputs by 1 LSB (docs/frontend.md)
+MIN_EXACT = {8: 0.999, 16: 0.99}
 
 
 def _names():

@@ -86,6 +86,8 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         self.renames: dict[str, str] = {}
         self.float_nodes: list[str] = []
         self.mlas_global_pools: list[str] = []
+        self.float_mirror: list[str] = []
+        self._plain_pending = False
         self._float_pending = False
         self.consumers = og.consumer_map()
 
@@ -113,6 +115,8 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         if (self._float_pending or wide) and op in ("QConv", "QDense", "QAvgPool", "QAdd"):
             # onnxruntime has no 16-bit QLinear kernels: DQ -> float op -> Q
             self.float_nodes.append(node.name)
+            if self._plain_pending and op in ("QConv", "QDense"):
+                self.float_mirror.append(node.name)
         return out
 
     def const(self, base, data, quant=None) -> str:
@@ -204,6 +208,8 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
             pools = sorted(set(self.mlas_global_pools) & set(self.float_nodes))
             if pools:
                 g.meta["ort_mlas_global_pool"] = json.dumps(pools)
+            if self.float_mirror:
+                g.meta["ort_float_mirror"] = json.dumps(sorted(set(self.float_mirror)))
         self.finish()
         return g
 

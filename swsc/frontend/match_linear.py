@@ -55,6 +55,13 @@ class LinearOps:
             ws = ws * (xv.scale / sx)
         return sx, ws
 
+    def _plain(self, xv: View, sx: float, bias: str) -> bool:
+        """The cluster is one op onnxruntime runs as is in float32 when it cannot fuse it: the DQ
+        scale is the tensor's own and the bias, if any, an int32 DequantizeLinear."""
+        b = self.vals.get(bias) if bias else None
+        return np.float32(sx) == np.float32(xv.scale) and (
+            not bias or isinstance(b, WConst) and b.data.dtype == np.int32 and not np.any(b.zp))
+
     def _bias_acc(self, name: str, lin: Lin, M: int):
         if not name:
             return None
@@ -97,6 +104,7 @@ class LinearOps:
         lin = Lin("conv", n.name, self.og.shape(n.outputs[0]), [xv], attrs, w.data, w.name, ws,
                   w.zp.astype(np.int64), None, sx)
         lin.float_path = not xv.direct
+        lin.plain = self._plain(xv, sx, n.inp(2))
         lin.bias = self._bias_acc(n.inp(2), lin, M)
         if lin.shape is None:
             raise Unsupported("output shape is not static")
@@ -126,6 +134,7 @@ class LinearOps:
         lin = Lin("dense", n.name, self.og.shape(n.outputs[0]), [xv], {}, np.ascontiguousarray(data),
                   w.name, ws, w.zp.astype(np.int64), None, sx)
         lin.float_path = not xv.direct
+        lin.plain = self._plain(xv, sx, cname) and beta == 1.0 and n.op == "Gemm"
         if cname:
             b = self._bias_acc(cname, lin, M)
             lin.bias = None if b is None else b * beta

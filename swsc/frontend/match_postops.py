@@ -175,6 +175,7 @@ class PostOps:
             raise Unsupported(f"{what} after Relu/Clip is not supported")
         v = copy.copy(v)
         v.float_path = True
+        v.plain = False           # onnxruntime runs the post-op separately; the IR folds it
         return v
 
     def _const_real(self, name):

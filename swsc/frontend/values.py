@@ -86,6 +86,7 @@ class Lin:
     reduced: tuple = ()           # mean: reduced original axes
     dims: tuple = ()              # mean: original axis of each current axis
     float_path: bool = False      # onnxruntime computes this cluster in float (no QLinear fusion)
+    plain: bool = False           # one Conv/Gemm with its own int32 (or no) bias: its float32 run can be mirrored
 
 
 BAD = object()
