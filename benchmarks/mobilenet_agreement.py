@@ -161,7 +161,8 @@ def snn_default(graph, x, ort: dict, options: CompileOptions, chunk: int = 4) ->
     return {"options": {"tc": options.tc, "ts": options.ts}, "frames": int(n), "t_inf": totals[0][1]["t_inf"],
             "opf_per_frame": avg["opf"], "ann_macs": totals[0][1]["ann_macs"],
             "spikes_per_frame": avg["spikes_pos"] + avg["spikes_neg"],
-            "top1_vs_ort": float((top1(s) == top1(ort[out])).mean()), "top1_vs_exact_ann": float((top1(s) == top1(a)).mean()),
+            "top1_vs_ort": float((top1(s) == top1(ort[out])).mean()),
+            "top1_vs_exact_ann": float((top1(s) == top1(a)).mean()),
             "vs_ort": stats(s, ort[out]), "vs_exact_ann": stats(s, a),
             "numpy_s_per_frame": t_snn / n, "ort_s_per_frame": t_ort / n,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -19,10 +19,20 @@ matches onnxruntime bit for bit on almost every element:
 * QAdd (1 input):  ``rint(fp32(fp32(s_x (x - z_x)) / s_y)) + z_y``  (DequantizeLinear then
   QuantizeLinear, as ORT runs a requantization)
 * everything is clamped to the output tensor's ``[lo, hi]``.
+
+Clusters onnxruntime cannot fuse run in float32 there (``meta["ort_float_nodes"]``), and
+are mirrored: a residual ``Add`` as ``DQ + DQ`` in float32, a global pool in MLAS's float32
+summation order (``ort_mlas_global_pool``), a plain Conv/Gemm through onnxruntime's own float
+kernels on the dequantized operands (``ort_float_mirror``), the others as their real value.
+``FloatArith`` (a float head) is float32 elementwise arithmetic.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 
 from .kernels import conv2d, float_arith, max_pool, pool_counts, sum_pool
 
@@ -50,7 +60,6 @@ def _chan(a, ndim):
 
 
 def _float_nodes(g) -> set:
-    import json
     return set(json.loads(g.meta.get("ort_float_nodes", "[]")))
 
 
@@ -83,9 +92,6 @@ _SESSIONS: dict = {}
 def _ort_float_op(g, n, op: str, x: np.ndarray) -> np.ndarray:
     """onnxruntime's own float32 Conv/Gemm (MLAS, same kernels as in the model) on the
     dequantized float32 operands: what it computes for a cluster it cannot fuse."""
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
     key = (id(g), n.name)
     hit = _SESSIONS.get(key)
     if hit is None or hit[0] is not g:
@@ -109,6 +115,8 @@ def _ort_float_op(g, n, op: str, x: np.ndarray) -> np.ndarray:
         model.ir_version = 8
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        if len(_SESSIONS) > 64:
+            _SESSIONS.clear()
         hit = _SESSIONS[key] = (g, ort.InferenceSession(model.SerializeToString(), so,
                                                         providers=["CPUExecutionProvider"]))
     return hit[1].run(None, {"x": np.ascontiguousarray(x, f32)})[0]
@@ -157,8 +165,7 @@ def _qavgpool(g, n, env):
     zx = float(np.asarray(x.quant.zero_point))
     if n.name in _float_nodes(g) and n.name in _meta_list(g, "ort_mlas_global_pool"):
         # DequantizeLinear -> float GlobalAveragePool (MlasPoolGlobalKernel) -> QuantizeLinear
-        deq = (f32(x.quant.scale) * (xv.astype(np.float64) - zx).astype(f32)).astype(f32)
-        return _requant_float(_mlas_global_mean(deq), y.quant, y.dtype)
+        return _requant_float(_mlas_global_mean(_dq32(x, xv)), y.quant, y.dtype)
     if n.name in _float_nodes(g):
         # DequantizeLinear -> float ReduceMean -> QuantizeLinear
         deq = (f32(x.quant.scale) * (xv.astype(np.float64) - zx).astype(f32)).astype(np.float64)
@@ -190,7 +197,6 @@ def _qavgpool(g, n, env):
 
 
 def _meta_list(g, key) -> set:
-    import json
     return set(json.loads(g.meta.get(key, "[]")))
 
 
@@ -236,8 +242,7 @@ def _qadd(g, n, env):
         # DequantizeLinear -> float Add -> QuantizeLinear, all in float32 (no QLinearAdd fusion)
         total = None
         for t, v in zip(ins, vals):
-            z = float(np.asarray(t.quant.zero_point))
-            d = ((v.astype(np.float64) - z).astype(f32) * f32(t.quant.scale)).astype(f32)
+            d = _dq32(t, v)
             total = d if total is None else (total + d).astype(f32)
         return _finish((total / sy).astype(f32), y.quant, y.dtype)
     if len(ins) == 2:
@@ -309,7 +314,8 @@ def _float_arith(g, n, env):
     return float_arith(env[n.inputs[0]], env[n.inputs[1]], n.attrs["op"], n.attrs.get("reverse", False))
 
 
-KERNELS = {"FloatArith": _float_arith, "Quantize": _quantize, "QConv": _qconv, "QDense": _qdense, "QAvgPool": _qavgpool, "QAdd": _qadd,
+KERNELS = {"FloatArith": _float_arith, "Quantize": _quantize, "QConv": _qconv, "QDense": _qdense,
+           "QAvgPool": _qavgpool, "QAdd": _qadd,
            "MaxPool": _maxpool, "Reshape": _reshape, "Transpose": _transpose, "Concat": _concat,
            "Dequantize": _dequantize, "Softmax": _softmax}
 

@@ -60,7 +60,8 @@ SUPPORTED: dict[str, str] = {
     "MaxPool": "2-D, on quantized tensors or between DQ and Q",
     "Reshape": "static target shape; of the float input (moved after the quantizer); may drop the batch axis of "
                "a batch-1 graph", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
-    "Transpose": "keeps the batch axis; of the float input (moved after the quantizer); of a DQ weight", "Identity": "", "Cast": "no-op casts (Q -> Cast -> DQ)",
+    "Transpose": "keeps the batch axis; of the float input (moved after the quantizer); of a DQ weight",
+    "Identity": "", "Cast": "no-op casts (Q -> Cast -> DQ)",
     "Softmax": "float tail on a dequantized tensor",
     "Constant": "folded", "Shape": "of static shapes (folded)", "Gather": "constant (folded)",
     "ConstantOfShape": "constant (folded)",

@@ -27,7 +27,8 @@ class StructuralOps:
         shape = self.og.shape(out)
         if shape is None:
             raise Unsupported(f"shape of '{out}' is not static")
-        if len(vs) == 1 and (isinstance(vs[0], Head) or vs[0] == "input") and irop in ("Reshape", "Transpose"):
+        is_head = isinstance(vs[0], Head) or isinstance(vs[0], str) and vs[0] == "input"
+        if len(vs) == 1 and is_head and irop in ("Reshape", "Transpose"):
             head = vs[0] if isinstance(vs[0], Head) else Head(names[0])
             self.vals[out] = Head(head.src, head.steps + [(irop, attrs, shape, n.name)], head.arith)
             return
