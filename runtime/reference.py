@@ -115,6 +115,9 @@ def _ort_float_op(g, n, op: str, x: np.ndarray) -> np.ndarray:
         model.ir_version = 8
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        # in the quantized model these convs stay NCHW; the layout transformer of a lone Conv
+        # (NCHWc, a different float32 summation) would not match it
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         if len(_SESSIONS) > 64:
             _SESSIONS.clear()
         hit = _SESSIONS[key] = (g, ort.InferenceSession(model.SerializeToString(), so,
