@@ -70,7 +70,7 @@ def _names() -> list[str]:
         names += [f"{arch}-legacy-{t}" for t in ("qdq-pc-u8", "qdq-pt-s8", "qop-pc-u8", "qop-pt-s8")]
         names += [f"{arch}-dynamo-{t}" for t in ("qdq-pc-u8", "qop-pt-s8")]
         names += [f"{arch}-qat-x86-prepared", f"{arch}-qat-x86-converted"]
-    for b in ("fbgemm", "qnnpack"):
+    for b in QAT_BACKENDS[1:]:        # x86 for every arch above; the other backends on the ResNet
         names += [f"resnet-qat-{b}-prepared", f"resnet-qat-{b}-converted"]
     names += ["lenet-legacy-qdq-a16w8", "resnet-legacy-qdq-a16w8", "lenet-legacy-qdq-s16w8"]
     for arch in ("lenet_norm", "lenet_nhwc", "lenet_squeeze"):
