@@ -10,6 +10,7 @@ import onnxruntime as ort
 from .errors import InvalidModelError
 
 _ELEM = {"uint8": onnx.TensorProto.UINT8, "int8": onnx.TensorProto.INT8,
+         "uint16": onnx.TensorProto.UINT16, "int16": onnx.TensorProto.INT16,
          "float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32}
 
 

@@ -13,6 +13,9 @@ per-channel Sub/Div normalization), the batch-less LeNets (output [10]) and the 
 """
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -112,3 +115,16 @@ def test_unsupported_operators_are_named_in_one_line(name, corpus_dir):
     msg = str(e.value)
     assert "\n" not in msg and f"torch-{name}.onnx" in msg
     assert msg.count("unsupported node(s)") == 1 and "LeakyRelu" in msg and "Sigmoid" in msg, msg
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CC") or "gcc") is None, reason="no C compiler")
+def test_16bit_activations_through_check_and_the_c_backend(corpus_dir, tmp_path):
+    """A16W8 at Tc = 16, Ts = 15: the generated C equals the integer mode, and each layer alone on
+    the reference's input agrees with onnxruntime (>= 99.9%, 1 LSB)."""
+    np.savez(tmp_path / "d.npz", x=ct.make_inputs("lenet", 8, seed=3))
+    rep = check(ct.get_model("lenet-legacy-qdq-a16w8", corpus_dir), tmp_path / "d.npz",
+                CompileOptions(tc=16, ts=15), backend="c")
+    assert rep["backend_identical"] and rep["max_abs_lsb"] <= 1 and rep["top1_agreement"] == 1.0, rep
+    alone = [layer for layer in rep["layers"] if "isolated_exact_fraction" in layer]
+    assert len(alone) >= 4
+    assert all(la["isolated_exact_fraction"] >= 0.999 and la["isolated_max_abs_lsb"] <= 1 for la in alone), alone
