@@ -14,6 +14,7 @@ Guarantees: no Quantize remains; encoder outputs are spike tensors.
 from __future__ import annotations
 
 from swsc.ir import Graph
+from swsc.ops import STRUCTURAL
 from swsc.options import CompileOptions
 from swsc.passmanager import Pass
 
@@ -37,4 +38,11 @@ class InsertEncoder(Pass):
             out = graph.tensors[node.outputs[0]]
             out.dtype, out.window = "spike", (ts, o.tc)
             changed = True
+        # shape ops the front-end moved past the input quantizer (a float head's Flatten/Transpose)
+        # now act on the encoder's frames
+        for node in graph.topo_order():
+            ins = [graph.tensors[i] for i in node.inputs]
+            out = graph.tensors[node.outputs[0]]
+            if node.op in STRUCTURAL and out.dtype != "spike" and ins and all(t.dtype == "spike" for t in ins):
+                out.dtype, out.window = "spike", ins[0].window
         return changed

@@ -5,7 +5,7 @@
   and ``hi_norm = hi' / theta_out`` (the upper-clamp rule of semantics section 3);
   its silent period ``ts`` is set by schedule-latencies.
 * ``MaxPool`` -> ``SpikeMaxPool`` (exact running max, section 5).
-* ``Dequantize`` -> ``SwsDecode``; float tail ops (Softmax) stay.
+* ``Dequantize`` -> ``SwsDecode``; float tail ops (Softmax) and float head ops (FloatArith) stay.
 * ``Reshape``/``Transpose``/``Concat`` stay and act frame by frame.
 
 Every integer activation tensor becomes a spike tensor (its quantization stays: it
@@ -17,12 +17,12 @@ Guarantees: no Affine/MaxPool/Dequantize/Quantize remain; all integer activation
 from __future__ import annotations
 
 from swsc.errors import UnsupportedOpError
-from swsc.ir import Graph
+from swsc.ir import ACTIVATION_DTYPES, Graph
 from swsc.options import CompileOptions
 from swsc.passmanager import Pass
 
 _RENAME = {"MaxPool": "SpikeMaxPool", "Dequantize": "SwsDecode"}
-_KEEP = {"SwsEncode", "Reshape", "Transpose", "Concat", "Softmax"}
+_KEEP = {"SwsEncode", "Reshape", "Transpose", "Concat", "Softmax", "FloatArith"}
 
 
 class LowerToSws(Pass):
@@ -51,6 +51,6 @@ class LowerToSws(Pass):
         if bad:
             raise UnsupportedOpError(bad)
         for t in graph.tensors.values():
-            if not t.is_const and t.quant is not None and t.dtype in ("uint8", "int8"):
+            if not t.is_const and t.quant is not None and t.dtype in ACTIVATION_DTYPES:
                 t.dtype, t.window = "spike", (0, o.tc)
         return True

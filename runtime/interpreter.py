@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from swsc.errors import SwscError
-from swsc.ir import Graph, Node, scalar
+from swsc.ir import ACTIVATION_DTYPES, Graph, Node, scalar
 
 from . import kernels
 # tsa_scan and max_pool_spikes are re-exported: tests and passes use them from here
@@ -257,7 +257,7 @@ class Interpreter:
                 code = self._int_code(decode(v, self._beta()), t.quant.theta or 1.0)
             elif t.dtype == "spike":
                 code = decode(v, self._beta()) * (t.quant.theta or 1.0)
-            elif t.dtype in ("uint8", "int8"):
+            elif t.dtype in ACTIVATION_DTYPES:
                 code = v
             else:
                 continue
@@ -337,6 +337,10 @@ class Interpreter:
     def _op_Concat(self, node, env, stats):
         lead = self._lead(node.inputs[0])
         return np.concatenate([env[i] for i in node.inputs], axis=node.attrs["axis"] + lead)
+
+    def _op_FloatArith(self, node, env, stats):
+        return kernels.float_arith(env[node.inputs[0]], self.g.const(node.inputs[1]), node.attrs["op"],
+                                   node.attrs.get("reverse", False))
 
     def _op_Softmax(self, node, env, stats):
         x = env[node.inputs[0]].astype(np.float32)

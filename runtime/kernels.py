@@ -11,6 +11,15 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
+#: float32 elementwise arithmetic of a float head (ONNX Add/Sub/Mul/Div in float32, as onnxruntime)
+_ARITH = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
+
+
+def float_arith(x: np.ndarray, c: np.ndarray, op: str, reverse: bool = False) -> np.ndarray:
+    a, b = np.asarray(x, np.float32), np.asarray(c, np.float32)
+    return _ARITH[op](*((b, a) if reverse else (a, b))).astype(np.float32)
+
+
 def _windows(x: np.ndarray, kernel, strides, pads, dilations, pad_value=0.0) -> np.ndarray:
     """View of x as [N, C, H', W', kh, kw] windows (pads: [top, left, bottom, right])."""
     nd = len(kernel)

@@ -19,12 +19,22 @@ matches onnxruntime bit for bit on almost every element:
 * QAdd (1 input):  ``rint(fp32(fp32(s_x (x - z_x)) / s_y)) + z_y``  (DequantizeLinear then
   QuantizeLinear, as ORT runs a requantization)
 * everything is clamped to the output tensor's ``[lo, hi]``.
+
+Clusters onnxruntime cannot fuse run in float32 there (``meta["ort_float_nodes"]``), and
+are mirrored: a residual ``Add`` as ``DQ + DQ`` in float32, a global pool in MLAS's float32
+summation order (``ort_mlas_global_pool``), a plain Conv/Gemm through onnxruntime's own float
+kernels on the dequantized operands (``ort_float_mirror``), the others as their real value.
+``FloatArith`` (a float head) is float32 elementwise arithmetic.
 """
 from __future__ import annotations
 
-import numpy as np
+import json
 
-from .kernels import conv2d, max_pool, pool_counts, sum_pool
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from .kernels import conv2d, float_arith, max_pool, pool_counts, sum_pool
 
 f32 = np.float32
 
@@ -50,7 +60,6 @@ def _chan(a, ndim):
 
 
 def _float_nodes(g) -> set:
-    import json
     return set(json.loads(g.meta.get("ort_float_nodes", "[]")))
 
 
@@ -77,10 +86,62 @@ def _wcentered(w):
     return w.data.astype(np.float64) - z
 
 
+_SESSIONS: dict = {}
+
+
+def _ort_float_op(g, n, op: str, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's own float32 Conv/Gemm (MLAS, same kernels as in the model) on the
+    dequantized float32 operands: what it computes for a cluster it cannot fuse."""
+    key = (id(g), n.name)
+    hit = _SESSIONS.get(key)
+    if hit is None or hit[0] is not g:
+        xt, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
+        sw = np.asarray(w.quant.scale, f32).reshape((-1,) + (1,) * (w.data.ndim - 1))
+        inits = {"w": (_wcentered(w).astype(f32) * sw).astype(f32)}
+        if len(n.inputs) > 2 and n.inputs[2]:      # DQ(int32 bias, fp32(s_x s_w)), in float32
+            sb = (f32(xt.quant.scale) * np.asarray(w.quant.scale, f32)).astype(f32)
+            inits["b"] = (g.tensors[n.inputs[2]].data.astype(f32) * sb).astype(f32).reshape(-1)
+        if op == "Conv":
+            a = n.attrs
+            node = helper.make_node("Conv", ["x"] + list(inits), ["y"], kernel_shape=a["kernel"], strides=a["strides"],
+                                    pads=a["pads"], dilations=a["dilations"], group=int(a.get("group", 1)))
+        else:
+            node = helper.make_node("Gemm", ["x"] + list(inits), ["y"], transB=1)
+        model = helper.make_model(helper.make_graph(
+            [node], "f", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *xt.shape[1:]])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()]),
+            opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        # in the quantized model these convs stay NCHW; the layout transformer of a lone Conv
+        # (NCHWc, a different float32 summation) would not match it
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        if len(_SESSIONS) > 64:
+            _SESSIONS.clear()
+        hit = _SESSIONS[key] = (g, ort.InferenceSession(model.SerializeToString(), so,
+                                                        providers=["CPUExecutionProvider"]))
+    return hit[1].run(None, {"x": np.ascontiguousarray(x, f32)})[0]
+
+
+def _dq32(t, v):
+    """DequantizeLinear in float32: fp32(q - z) * fp32(s)."""
+    return ((v.astype(np.float64) - float(np.asarray(t.quant.zero_point))).astype(f32) * f32(t.quant.scale)).astype(f32)
+
+
 def _qconv(g, n, env):
     x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
     y = g.tensors[n.outputs[0]]
-    acc = conv2d(_centered(x, env[x.name]), _wcentered(w), n.attrs)
+    if n.name in _meta_list(g, "ort_float_mirror"):
+        return _requant_float(_ort_float_op(g, n, "Conv", _dq32(x, env[x.name])), y.quant, y.dtype)
+    wc = _wcentered(w)
+    z = float(np.asarray(x.quant.zero_point))
+    bound = max(abs(x.quant.lo - z), abs(x.quant.hi - z)) * np.abs(wc).reshape(len(wc), -1).sum(axis=1).max()
+    if bound < 2 ** 24:     # every partial sum is an integer float32 holds exactly: its faster kernels
+        acc = conv2d(env[x.name].astype(f32) - f32(z), wc.astype(f32), n.attrs)
+    else:
+        acc = conv2d(_centered(x, env[x.name]), wc, n.attrs)
     if len(n.inputs) > 2 and n.inputs[2]:
         acc = acc + g.tensors[n.inputs[2]].data.reshape(1, -1, 1, 1)
     return _requant_linear(acc, x.quant, w.quant, y.quant, y.dtype, n.name in _float_nodes(g))
@@ -89,6 +150,8 @@ def _qconv(g, n, env):
 def _qdense(g, n, env):
     x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
     y = g.tensors[n.outputs[0]]
+    if n.name in _meta_list(g, "ort_float_mirror"):
+        return _requant_float(_ort_float_op(g, n, "Gemm", _dq32(x, env[x.name])), y.quant, y.dtype)
     acc = _centered(x, env[x.name]) @ _wcentered(w).T
     if len(n.inputs) > 2 and n.inputs[2]:
         acc = acc + g.tensors[n.inputs[2]].data.reshape(1, -1)
@@ -103,8 +166,11 @@ def _qavgpool(g, n, env):
     pads = list(attrs.get("pads") or [0, 0, 0, 0])
     xv = env[x.name]
     zx = float(np.asarray(x.quant.zero_point))
+    if n.name in _float_nodes(g) and n.name in _meta_list(g, "ort_mlas_global_pool"):
+        # DequantizeLinear -> float GlobalAveragePool (MlasPoolGlobalKernel) -> QuantizeLinear
+        return _requant_float(_mlas_global_mean(_dq32(x, xv)), y.quant, y.dtype)
     if n.name in _float_nodes(g):
-        # DequantizeLinear -> float GlobalAveragePool / ReduceMean -> QuantizeLinear
+        # DequantizeLinear -> float ReduceMean -> QuantizeLinear
         deq = (f32(x.quant.scale) * (xv.astype(np.float64) - zx).astype(f32)).astype(np.float64)
         avg = (sum_pool(deq, attrs).astype(f32) / f32(k[0] * k[1])).astype(f32)
         return _requant_float(avg, y.quant, y.dtype)
@@ -133,6 +199,26 @@ def _qavgpool(g, n, env):
     return np.clip(r, y.quant.lo, y.quant.hi).astype(y.dtype)
 
 
+def _meta_list(g, key) -> set:
+    return set(json.loads(g.meta.get(key, "[]")))
+
+
+def _mlas_global_mean(x: np.ndarray) -> np.ndarray:
+    """MLAS's float32 global average pool of [N, C, H, W]: four lanes summing every fourth
+    element in order, folded as (l0 + l2) + (l1 + l3), then the tail added one by one, / (H W)."""
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1)
+    size = flat.shape[2]
+    body = size // 4 * 4
+    lanes = np.zeros((n, c, 4), f32)
+    for i in range(0, body, 4):
+        lanes = (lanes + flat[:, :, i:i + 4]).astype(f32)
+    total = ((lanes[..., 0] + lanes[..., 2]).astype(f32) + (lanes[..., 1] + lanes[..., 3]).astype(f32)).astype(f32)
+    for i in range(body, size):
+        total = (total + flat[:, :, i]).astype(f32)
+    return (total / f32(size)).astype(f32).reshape(n, c, 1, 1)
+
+
 def _s8_as_u8(g) -> bool:
     """onnxruntime runs int8 QDQ activations as uint8 (zero point + 128) on x86; where the
     float rounding includes the zero point (QLinearAveragePool, QLinearAdd) that matters."""
@@ -155,6 +241,13 @@ def _qadd(g, n, env):
         real = f32(t.quant.scale) * (vals[0].astype(np.float64) - float(np.asarray(t.quant.zero_point))).astype(f32)
         v = real.astype(f32) / sy
         return _finish(v, y.quant, y.dtype)
+    if n.name in _float_nodes(g):
+        # DequantizeLinear -> float Add -> QuantizeLinear, all in float32 (no QLinearAdd fusion)
+        total = None
+        for t, v in zip(ins, vals):
+            d = _dq32(t, v)
+            total = d if total is None else (total + d).astype(f32)
+        return _finish((total / sy).astype(f32), y.quant, y.dtype)
     if len(ins) == 2:
         shift = 128.0 if (y.dtype == "int8" and _s8_as_u8(g)) else 0.0
         a, b = (v.astype(np.float64) + shift for v in vals)
@@ -220,7 +313,12 @@ def _concat(g, n, env):
     return np.concatenate([env[i] for i in n.inputs], axis=n.attrs["axis"])
 
 
-KERNELS = {"Quantize": _quantize, "QConv": _qconv, "QDense": _qdense, "QAvgPool": _qavgpool, "QAdd": _qadd,
+def _float_arith(g, n, env):
+    return float_arith(env[n.inputs[0]], env[n.inputs[1]], n.attrs["op"], n.attrs.get("reverse", False))
+
+
+KERNELS = {"FloatArith": _float_arith, "Quantize": _quantize, "QConv": _qconv, "QDense": _qdense,
+           "QAvgPool": _qavgpool, "QAdd": _qadd,
            "MaxPool": _maxpool, "Reshape": _reshape, "Transpose": _transpose, "Concat": _concat,
            "Dequantize": _dequantize, "Softmax": _softmax}
 

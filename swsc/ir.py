@@ -18,8 +18,10 @@ from .errors import IRVerifyError
 
 #: Element types a tensor may have. ``spike`` is a ternary spike train: per element
 #: Tc frames of {-1, 0, +1}; its ``shape`` is the shape of one frame.
-DTYPES = ("float32", "float64", "uint8", "int8", "int16", "int32", "int64", "bool", "spike")
-INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "int16": (-32768, 32767),
+DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "int32", "int64", "bool", "spike")
+#: integer types of quantized activations (16-bit: onnxruntime's A16W8; exact with Tc = 16)
+ACTIVATION_DTYPES = ("uint8", "int8", "uint16", "int16")
+INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767),
               "int32": (-2**31, 2**31 - 1)}
 
 

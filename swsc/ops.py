@@ -176,6 +176,9 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("Concat", ("*x",), {"axis": True}, _concat_shape, "concat of equally quantized inputs"),
     # --- float tail ---
     OpDef("Softmax", ("x",), {"axis": True}, _same_shape, "float softmax on decoded outputs"),
+    # --- float head (before the input quantizer) ---
+    OpDef("FloatArith", ("x", "c"), {"op": True, "reverse": False}, _add_shape,
+          "float32 x op c (op Add/Sub/Mul/Div; reverse: c op x) of the float input, e.g. normalization"),
 ]}
 
 #: ops that act frame by frame on spike tensors and add no latency

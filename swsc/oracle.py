@@ -10,6 +10,7 @@ import onnxruntime as ort
 from .errors import InvalidModelError
 
 _ELEM = {"uint8": onnx.TensorProto.UINT8, "int8": onnx.TensorProto.INT8,
+         "uint16": onnx.TensorProto.UINT16, "int16": onnx.TensorProto.INT16,
          "float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32}
 
 
@@ -58,6 +59,9 @@ class Oracle:
         dim0 = inp.shape[0] if inp.shape else None
         self.fixed_batch = dim0 if isinstance(dim0, int) and dim0 > 0 else None
         self.output_names = [o.name for o in self.sess.get_outputs()]
+        # a batch-1 model may drop the batch axis of an output (x.flatten(0): [10], not [1, 10])
+        self.batchless = {o.name for o in self.sess.get_outputs() if self.fixed_batch == 1 and
+                          (not o.shape or o.shape[0] != 1)}
 
     def run(self, x: np.ndarray, chunk: int = 256, progress=None) -> dict[str, np.ndarray]:
         x = np.asarray(x, dtype=np.float32)
@@ -70,7 +74,7 @@ class Oracle:
                 xb = np.concatenate([xb, np.repeat(xb[-1:], self.fixed_batch - n, axis=0)])
             outs = self.sess.run(None, {self.input_name: xb})
             for name, v in zip(self.output_names, outs):
-                parts[name].append(v[:n])
+                parts[name].append(v[None] if name in self.batchless else v[:n])
             if progress:
                 progress(min(start + step, len(x)))
         return {k: np.concatenate(v) for k, v in parts.items()}

@@ -25,7 +25,7 @@ from .ops import DOMAIN
 SUFFIX = ".sws.onnx"
 _ELEM = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE,
          "uint8": onnx.TensorProto.UINT8, "int8": onnx.TensorProto.INT8,
-         "int16": onnx.TensorProto.INT16, "int32": onnx.TensorProto.INT32,
+         "uint16": onnx.TensorProto.UINT16, "int16": onnx.TensorProto.INT16, "int32": onnx.TensorProto.INT32,
          "int64": onnx.TensorProto.INT64, "bool": onnx.TensorProto.BOOL,
          "spike": onnx.TensorProto.INT8}
 

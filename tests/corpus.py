@@ -480,7 +480,7 @@ def _atomic_save(model: onnx.ModelProto, path: pathlib.Path) -> None:
             tmp.unlink()
 
 
-def _cached_ok(path: pathlib.Path) -> bool:
+def _cached_ok(path: pathlib.Path, version: str = CORPUS_VERSION) -> bool:
     if not path.exists():
         return False
     try:
@@ -488,11 +488,11 @@ def _cached_ok(path: pathlib.Path) -> bool:
     except Exception:
         return False
     meta = {p.key: p.value for p in m.metadata_props}
-    return meta.get("swsc_corpus_version") == CORPUS_VERSION
+    return meta.get("swsc_corpus_version") == version
 
 
-def _stamp(model: onnx.ModelProto, name: str) -> None:
-    for k, v in (("swsc_corpus_version", CORPUS_VERSION), ("swsc_corpus_name", name)):
+def _stamp(model: onnx.ModelProto, name: str, version: str = CORPUS_VERSION) -> None:
+    for k, v in (("swsc_corpus_version", version), ("swsc_corpus_name", name)):
         p = next((p for p in model.metadata_props if p.key == k), None)
         if p is None:
             p = model.metadata_props.add()

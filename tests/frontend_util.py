@@ -9,6 +9,7 @@ import onnx
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MODELS = Path(__file__).resolve().parent / "models"
+INT_TYPES = (np.uint8, np.int8, np.uint16, np.int16)       # quantized activations (16-bit: A16W8)
 
 
 def ort_session(model: onnx.ModelProto):
@@ -77,7 +78,7 @@ def compare(graph, path, xs, *, intermediates=True):
     from runtime.reference import run_node
     env = dict(ref_plain)
     for k, v in ort_all.items():
-        if k in env and v.dtype in (np.uint8, np.int8):
+        if k in env and v.dtype in INT_TYPES:
             env[k] = v.reshape(env[k].shape)
     env.update({k: t.data for k, t in plain.tensors.items() if t.is_const})
     local = {}
@@ -87,7 +88,7 @@ def compare(graph, path, xs, *, intermediates=True):
     stats_f, stats_i = {}, {}
     for name in ints:
         src = ort_final if name in finals else ort_all
-        if name not in src or src[name].dtype not in (np.uint8, np.int8):
+        if name not in src or src[name].dtype not in INT_TYPES:
             continue
         if name in finals:
             a = ref[name].astype(np.int64)

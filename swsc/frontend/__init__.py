@@ -15,7 +15,7 @@ from .fold import fold
 from .lift import lift
 from .load import read_model, to_ograph
 from .match import SUPPORTED, match
-from .shapes import infer, input_shapes, parse_input_shape
+from .shapes import batchless, infer, input_shapes, parse_input_shape
 
 __all__ = ["import_model", "parse_input_shape", "SUPPORTED"]
 
@@ -35,8 +35,13 @@ def import_model(path, input_shape=None) -> Graph:
         _unbake_batch(og)
         og.prune()
         infer(og, shapes)
+        og.batchless = batchless(og)
         graph = match(og, shapes)
         graph.meta["source"] = file
+        lost = [o for o in og.outputs if o in og.batchless]
+        if lost:
+            # the IR keeps a batch axis; the model itself gives these outputs without one
+            graph.meta["batchless_outputs"] = ",".join(lost)
         if qdq_int8:
             # onnxruntime runs int8 QDQ activations as uint8 (QDQS8ToU8Transformer); the
             # reference evaluator mimics that where it changes float rounding.

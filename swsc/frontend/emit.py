@@ -25,10 +25,11 @@ class Emitter:
             raise Unsupported("the Relu/Clip range is empty after quantization")
         q = Quant(s, z, None, lo, hi)
         self._float_pending = lin.float_path and lin.node not in self.og.lifted
+        self._plain_pending = lin.plain and lin.node not in self.og.lifted
         try:
             return self._emit_lin(lin, y, s, z, dt, q, lo, hi)
         finally:
-            self._float_pending = False
+            self._float_pending = self._plain_pending = False
 
     def _emit_lin(self, lin: Lin, y: str, s: float, z: int, dt: str, q: Quant, lo: int, hi: int) -> str:
         k = lin.kind

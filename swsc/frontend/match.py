@@ -27,17 +27,18 @@ import copy
 import numpy as np
 
 from ..errors import InvalidModelError, NotQuantizedError, UnsupportedOpError
-from ..ir import INT_RANGES, Graph, Quant, Tensor
+from ..ir import ACTIVATION_DTYPES, INT_RANGES, Graph, Quant, Tensor
 from .emit import Emitter
 from .match_linear import LinearOps
 from .match_postops import PostOps
 from .match_structural import StructuralOps
 from .onnxgraph import OGraph, ONode
-from .values import BAD, Lin, QRef, Tail, TailQ, Unsupported, View, WConst, _scalar
+from .values import BAD, Head, Lin, QRef, Tail, TailQ, Unsupported, View, WConst, _scalar
 
 #: op -> the forms accepted (docs/frontend.md lists the same table)
 SUPPORTED: dict[str, str] = {
-    "QuantizeLinear": "per-tensor activations (graph input -> Quantize; after a linear op -> its output quant)",
+    "QuantizeLinear": "per-tensor uint8/int8 or uint16/int16 activations (graph input or float head -> Quantize; "
+                      "after a linear op -> its output quant)",
     "DequantizeLinear": "of integer tensors (activations) and integer constants (weights, biases, constant operands)",
     "Conv": "2-D, any group/stride/dilation/pads/auto_pad, DQ(int8/uint8) weights per-tensor or per-output-channel",
     "Gemm": "transA=0, transB 0/1, alpha/beta, on [1,K] inputs",
@@ -45,17 +46,22 @@ SUPPORTED: dict[str, str] = {
     "AveragePool": "2-D, ceil_mode giving the floor shape, count_include_pad 0/1",
     "GlobalAveragePool": "4-D",
     "ReduceMean": "over H,W of a 4-D tensor, also as two ReduceMean(axes=[-1]) in a row",
-    "Add": "two quantized tensors (residual), a quantized constant operand, or a constant after a linear op (-> bias)",
-    "Sub": "a constant after a linear op (-> bias)",
-    "Mul": "a constant (per-tensor or per-channel) after a linear op (-> weight scale)",
-    "Div": "a constant after a linear op (-> weight scale)",
+    "Add": "two quantized tensors (residual), a quantized constant operand, a constant after a linear op (-> bias), "
+           "or a float constant on the float input (float head -> FloatArith)",
+    "Sub": "a constant after a linear op (-> bias), or a float constant on the float input (float head)",
+    "Mul": "a constant (per-tensor or per-channel) after a linear op (-> weight scale), or on the float input",
+    "Div": "a constant after a linear op (-> weight scale), or on the float input (float head)",
     "BatchNormalization": "after a linear op (folded into weight scale and bias)",
-    "Relu": "before a QuantizeLinear (narrows the output range)",
-    "Clip": "constant bounds, before a QuantizeLinear or directly on a quantized tensor (7-bit QAT)",
+    "Relu": "before a QuantizeLinear (narrows the output range); on a dequantized tensor feeding other ops "
+            "(keeps its grid: narrows its integer range)",
+    "Clip": "constant bounds, before a QuantizeLinear or directly on a quantized tensor (7-bit QAT); on a "
+            "dequantized tensor with bounds on its grid",
     "Concat": "of quantized tensors (requantized per input where scales differ)",
     "MaxPool": "2-D, on quantized tensors or between DQ and Q",
-    "Reshape": "static target shape", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
-    "Transpose": "keeps the batch axis", "Identity": "", "Cast": "no-op casts (Q -> Cast -> DQ)",
+    "Reshape": "static target shape; of the float input (moved after the quantizer); may drop the batch axis of "
+               "a batch-1 graph", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
+    "Transpose": "keeps the batch axis; of the float input (moved after the quantizer); of a DQ weight",
+    "Identity": "", "Cast": "no-op casts (Q -> Cast -> DQ)",
     "Softmax": "float tail on a dequantized tensor",
     "Constant": "folded", "Shape": "of static shapes (folded)", "Gather": "constant (folded)",
     "ConstantOfShape": "constant (folded)",
@@ -80,6 +86,9 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         self.node_names: set[str] = set()
         self.renames: dict[str, str] = {}
         self.float_nodes: list[str] = []
+        self.mlas_global_pools: list[str] = []
+        self.float_mirror: list[str] = []
+        self._plain_pending = False
         self._float_pending = False
         self.consumers = og.consumer_map()
 
@@ -103,8 +112,12 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         out = self.tname(out)
         self.g.add_tensor(Tensor(out, dtype, shape, quant=quant))
         node = self.g.add_node(op, self.nname(name), inputs, [out], attrs or {})
-        if self._float_pending and op in ("QConv", "QDense", "QAvgPool"):
+        wide = any(self.g.tensors[i].dtype in ("uint16", "int16") for i in [out] + list(inputs))
+        if (self._float_pending or wide) and op in ("QConv", "QDense", "QAvgPool", "QAdd"):
+            # onnxruntime has no 16-bit QLinear kernels: DQ -> float op -> Q
             self.float_nodes.append(node.name)
+            if self._plain_pending and op in ("QConv", "QDense"):
+                self.float_mirror.append(node.name)
         return out
 
     def const(self, base, data, quant=None) -> str:
@@ -161,8 +174,8 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
             if any(i and self.vals.get(i) is BAD for i in n.inputs):
                 # downstream of a reported node: still report an op that is unsupported outright
                 if n.domain not in ("", "ai.onnx") or not hasattr(self, "op_" + n.op):
-                    self.bad.append((n.name, n.op if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op}",
-                                     f"operator {n.op} is not supported"))
+                    op = n.op if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op}"
+                    self.bad.append((n.name, op, f"operator {op} is not supported"))
                 for o in n.outputs:
                     self.vals[o] = BAD
                 continue
@@ -193,6 +206,11 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         if self.float_nodes:
             import json
             g.meta["ort_float_nodes"] = json.dumps(sorted(set(self.float_nodes)))
+            pools = sorted(set(self.mlas_global_pools) & set(self.float_nodes))
+            if pools:
+                g.meta["ort_mlas_global_pool"] = json.dumps(pools)
+            if self.float_mirror:
+                g.meta["ort_float_mirror"] = json.dumps(sorted(set(self.float_mirror)))
         self.finish()
         return g
 
@@ -264,8 +282,8 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         if s.size != 1 or z.size != 1:
             raise Unsupported("per-axis quantization of an activation is not supported")
         dt = str(z.dtype)
-        if dt not in ("uint8", "int8"):
-            raise Unsupported(f"quantized type {dt} is not supported (need uint8 or int8)")
+        if dt not in ACTIVATION_DTYPES:
+            raise Unsupported(f"quantized type {dt} is not supported (need uint8/int8, or uint16/int16)")
         lo, hi = INT_RANGES[dt]
         s, z = float(np.float32(_scalar(s))), int(_scalar(z))
         x = n.inputs[0]
@@ -274,6 +292,18 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
         if isinstance(v, str) and v == "input":
             q = Quant(s, z, None, lo, hi)
             ir = self.emit("Quantize", n.name, [x], y, dt, self.in_shapes[x], q)
+            self.vals[y] = QRef(ir)
+        elif isinstance(v, Head):
+            src = v.src
+            for op, c, reverse, node, out in v.arith:
+                cn = self.const(f"{node}_c", np.asarray(c, np.float32))
+                src = self.emit("FloatArith", node, [src, cn], out, "float32", self.in_shapes[v.src],
+                                attrs={"op": op, "reverse": reverse})
+            ir = self.emit("Quantize", n.name, [src], f"{v.src}__quantized" if v.steps else y, dt,
+                           self.in_shapes[v.src], Quant(s, z, None, lo, hi))
+            for k, (irop, attrs, shape, node) in enumerate(v.steps):
+                ir = self.emit(irop, node, [ir], y if k == len(v.steps) - 1 else f"{y}__{k}", dt, shape,
+                               Quant(s, z, None, lo, hi), attrs)
             self.vals[y] = QRef(ir)
         elif isinstance(v, Lin):
             self.vals[y] = QRef(self.emit_lin(v, y, s, z, dt))

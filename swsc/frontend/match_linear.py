@@ -12,7 +12,7 @@ import copy
 import numpy as np
 
 from .onnxgraph import ONode
-from .values import Lin, Unsupported, View, WConst
+from .values import Head, Lin, Unsupported, View, WConst
 
 
 class LinearOps:
@@ -24,7 +24,7 @@ class LinearOps:
         v = self.val(name)
         if isinstance(v, View):
             return v
-        if isinstance(v, str) and v == "input":
+        if isinstance(v, Head) or isinstance(v, str) and v == "input":
             raise Unsupported(f"input '{name}' is used in float (no QuantizeLinear/DequantizeLinear before it)")
         if isinstance(v, np.ndarray):
             raise Unsupported(f"input '{name}' is a constant")
@@ -54,6 +54,13 @@ class LinearOps:
         if np.float32(sx) != np.float32(xv.scale):
             ws = ws * (xv.scale / sx)
         return sx, ws
+
+    def _plain(self, xv: View, sx: float, bias: str) -> bool:
+        """The cluster is one op onnxruntime runs as is in float32 when it cannot fuse it: the DQ
+        scale is the tensor's own and the bias, if any, an int32 DequantizeLinear."""
+        b = self.vals.get(bias) if bias else None
+        return np.float32(sx) == np.float32(xv.scale) and (
+            not bias or isinstance(b, WConst) and b.data.dtype == np.int32 and not np.any(b.zp))
 
     def _bias_acc(self, name: str, lin: Lin, M: int):
         if not name:
@@ -97,6 +104,7 @@ class LinearOps:
         lin = Lin("conv", n.name, self.og.shape(n.outputs[0]), [xv], attrs, w.data, w.name, ws,
                   w.zp.astype(np.int64), None, sx)
         lin.float_path = not xv.direct
+        lin.plain = self._plain(xv, sx, n.inp(2))
         lin.bias = self._bias_acc(n.inp(2), lin, M)
         if lin.shape is None:
             raise Unsupported("output shape is not static")
@@ -126,6 +134,7 @@ class LinearOps:
         lin = Lin("dense", n.name, self.og.shape(n.outputs[0]), [xv], {}, np.ascontiguousarray(data),
                   w.name, ws, w.zp.astype(np.int64), None, sx)
         lin.float_path = not xv.direct
+        lin.plain = self._plain(xv, sx, cname) and beta == 1.0 and n.op == "Gemm"
         if cname:
             b = self._bias_acc(cname, lin, M)
             lin.bias = None if b is None else b * beta
@@ -180,7 +189,11 @@ class LinearOps:
             raise Unsupported("needs a 4-D input")
         attrs = {"kernel": list(xv.shape[2:]), "global": True}
         lin = Lin("pool", n.name, self.og.shape(n.outputs[0]), [xv], attrs)
-        lin.float_path = n.name not in self.og.lifted      # no QDQ fusion for GlobalAveragePool
+        # onnxruntime fuses DQ -> GlobalAveragePool -> Q into QLinearGlobalAveragePool; after a
+        # Relu (QAT exports) it runs in float, summing in MLAS's float32 order
+        lin.float_path = n.name not in self.og.lifted and not xv.direct
+        if lin.float_path:
+            self.mlas_global_pools.append(n.name)
         self.vals[n.outputs[0]] = lin
 
     def op_ReduceMean(self, n: ONode) -> None:

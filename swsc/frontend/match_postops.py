@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InvalidModelError
 from ..ir import Quant
 from .onnxgraph import ONode
-from .values import Lin, QRef, Tail, Unsupported, View, WConst, _scalar
+from .values import Head, Lin, QRef, Tail, Unsupported, View, WConst, _scalar
 
 
 class PostOps:
@@ -55,6 +55,7 @@ class PostOps:
             users = self.consumers.get(n.inputs[0], [])
             if len(users) == 1 and n.inputs[0] not in self.og.outputs:
                 q.lo, q.hi = nlo, nhi
+                self._narrow_sources(v.ir, nlo, nhi)
                 self.renames[v.ir] = n.outputs[0]
                 self.vals[n.outputs[0]] = v
             else:
@@ -64,9 +65,26 @@ class PostOps:
             return
         self._clamp(n)
 
+    def _narrow_sources(self, ir: str, lo: int, hi: int) -> None:
+        """Narrow the range of the tensors a Reshape/Transpose chain moved into ir (a Quantize of a
+        float head), so the clamp happens where the values are made."""
+        node = next((m for m in self.g.nodes if ir in m.outputs), None)
+        while node is not None and node.op in ("Reshape", "Transpose"):
+            src = node.inputs[0]
+            if sum(src in m.inputs for m in self.g.nodes) != 1:
+                return
+            q = self.g.tensors[src].quant
+            q.lo, q.hi = max(q.lo, lo), min(q.hi, hi)
+            node = next((m for m in self.g.nodes if src in m.outputs), None)
+
     def _clamp(self, n: ONode) -> None:
         v = self.val(n.inputs[0])
         lo, hi = self._clip_bounds(n)
+        if isinstance(v, View) and not self._only_quantized(n.outputs[0]):
+            # a Relu/Clip between a DequantizeLinear and a consumer that is not a QuantizeLinear
+            # (QAT fake-quant exports: Relu after a residual add): it keeps the input's grid
+            self.vals[n.outputs[0]] = self._clamp_view(n, v, lo, hi)
+            return
         if isinstance(v, View):
             v = Lin("add", n.name, v.shape, [v])
         if not isinstance(v, Lin):
@@ -78,6 +96,58 @@ class PostOps:
             lin.hi = min(lin.hi, float(hi))
         lin.clamped = True
         self.vals[n.outputs[0]] = lin
+
+    def _only_quantized(self, t: str) -> bool:
+        users = self.consumers.get(t, [])
+        return bool(users) and t not in self.og.outputs and all(u.op == "QuantizeLinear" for u in users)
+
+    def _clamp_view(self, n: ONode, v: View, lo, hi) -> View:
+        """Relu/Clip of a dequantized tensor: clamp(s (q - z), lo, hi) is s (clamp(q, a, b) - z)
+        when the bounds lie on the grid (Relu: 0 = s (z - z)), so it stays a dequantized tensor
+        whose integer range is narrowed to [a, b]."""
+        ir = self.check_view(v)
+        t = self.g.tensors[ir]
+        q = t.quant
+        s, z = float(np.float32(q.scale)), int(q.zero_point)
+        bounds = []
+        for b, side in ((lo, q.lo), (hi, q.hi)):
+            if b is None:
+                bounds.append(side)
+                continue
+            k = float(b) / s + z
+            if abs(k - round(k)) > 1e-3 and q.lo < k < q.hi:
+                raise Unsupported(f"Clip bound {float(b)} is not on the input's quantization grid "
+                                  f"(scale {s}, zero point {z}) and no QuantizeLinear follows")
+            bounds.append(int(np.clip(round(k), q.lo, q.hi)))
+        nlo, nhi = max(q.lo, bounds[0]), min(q.hi, bounds[1])
+        if nlo > nhi:
+            raise Unsupported("the Relu/Clip range is empty")
+        if (nlo, nhi) == (q.lo, q.hi):
+            out = ir
+        elif self._sole_use(n, ir):
+            q.lo, q.hi = nlo, nhi        # the integer tensor is used only here: narrow it in place
+            self.renames[ir] = n.outputs[0]
+            out = ir
+        else:
+            out = self.emit("QAdd", n.name, [ir], n.outputs[0], t.dtype, t.shape,
+                            Quant(q.scale, q.zero_point, None, nlo, nhi))
+        # not direct: onnxruntime cannot fuse the consumer with a DequantizeLinear, so it runs in float
+        return View(v.scale, v.zp, v.shape, n.outputs[0], ir=out)
+
+    def _sole_use(self, n: ONode, ir: str) -> bool:
+        """True if the integer tensor ir reaches nothing but n (through its Q -> [Clip/Cast] -> DQ chain)."""
+        if ir in self.og.outputs or any(ir in m.inputs for m in self.g.nodes):
+            return False
+        t, user = n.inputs[0], n
+        while True:
+            if t in self.og.outputs or self.consumers.get(t, []) != [user]:
+                return False
+            p = self.og.producer(t)
+            if p is None:
+                return False
+            if p.op not in ("DequantizeLinear", "Clip", "Cast"):
+                return True            # the op that made the integer tensor
+            t, user = p.inputs[0], p
 
     # -- affine post-ops -------------------------------------------------------------------------
     def _per_channel(self, c, lin: Lin):
@@ -105,6 +175,7 @@ class PostOps:
             raise Unsupported(f"{what} after Relu/Clip is not supported")
         v = copy.copy(v)
         v.float_path = True
+        v.plain = False           # onnxruntime runs the post-op separately; the IR folds it
         return v
 
     def _const_real(self, name):
@@ -127,12 +198,39 @@ class PostOps:
         lin.ws = lin.ws * cc if np.ndim(cc) == 0 else np.broadcast_to(lin.ws, np.shape(cc)) * cc
         return lin
 
+    def _head_arith(self, n: ONode) -> bool:
+        """Add/Sub/Mul/Div of the float input (after shape ops) and a float constant: a float head."""
+        vals = [self.val(i) for i in n.inputs[:2]]
+        heads = [isinstance(v, Head) or isinstance(v, str) and v == "input" for v in vals]
+        consts = [isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in vals]
+        if not (heads[0] and consts[1] or heads[1] and consts[0]):
+            return False
+        k = 0 if heads[0] else 1
+        head = vals[k] if isinstance(vals[k], Head) else Head(n.inputs[k])
+        c = vals[1 - k]
+        shape = self.og.shape(n.inputs[k])
+        if shape is None or self.og.shape(n.outputs[0]) != shape:
+            raise Unsupported("the constant changes the shape of the float input")
+        if c.size > 1 and head.steps:
+            # carry the constant back through the shape ops, which then run after the quantizer
+            c = np.broadcast_to(c, shape)
+            prev = [self.in_shapes[head.src]] + [s for _, _, s, _ in head.steps[:-1]]
+            for (irop, attrs, _, _), before in zip(reversed(head.steps), reversed(prev)):
+                c = c.reshape(before) if irop == "Reshape" else c.transpose(np.argsort(attrs["perm"]))
+        self.vals[n.outputs[0]] = Head(head.src, head.steps,
+                                       head.arith + [(n.op, np.ascontiguousarray(c), k == 1, n.name, n.outputs[0])])
+        return True
+
     def op_Add(self, n: ONode) -> None:
+        if self._head_arith(n):
+            return
         a, b = n.inputs[0], n.inputs[1]
         va, vb = self.val(a), self.val(b)
         out = n.outputs[0]
         if isinstance(va, View) and isinstance(vb, View):
-            self.vals[out] = Lin("add", n.name, self.og.shape(out), [va, vb])
+            lin = Lin("add", n.name, self.og.shape(out), [va, vb])
+            lin.float_path = not (va.direct and vb.direct)   # no QLinearAdd fusion in onnxruntime
+            self.vals[out] = lin
         elif isinstance(va, View) and isinstance(vb, WConst) or isinstance(va, WConst) and isinstance(vb, View):
             shape = self.og.shape(out)
             v = va if isinstance(va, View) else vb
@@ -149,6 +247,8 @@ class PostOps:
             raise Unsupported("operands are not quantized tensors")
 
     def op_Sub(self, n: ONode) -> None:
+        if self._head_arith(n):
+            return
         va = self.val(n.inputs[0])
         c = self._const_real(n.inputs[1])
         if not isinstance(va, Lin) or c is None:
@@ -156,6 +256,8 @@ class PostOps:
         self.vals[n.outputs[0]] = self._add_bias(self._affine_lin(va, "Sub"), c, -1.0)
 
     def op_Mul(self, n: ONode) -> None:
+        if self._head_arith(n):
+            return
         va, vb = self.val(n.inputs[0]), self.val(n.inputs[1])
         lv, cn = (va, n.inputs[1]) if isinstance(va, Lin) else (vb, n.inputs[0])
         c = self._const_real(cn)
@@ -164,6 +266,8 @@ class PostOps:
         self.vals[n.outputs[0]] = self._scale(self._affine_lin(lv, "Mul"), c)
 
     def op_Div(self, n: ONode) -> None:
+        if self._head_arith(n):
+            return
         va = self.val(n.inputs[0])
         c = self._const_real(n.inputs[1])
         if c is None or np.any(c == 0):
@@ -194,7 +298,7 @@ class PostOps:
         ir = self.check_view(v)
         rank = len(v.shape)
         axis = int(n.attrs.get("axis", -1 if self.og.opset >= 13 else 1))
-        axis = axis + rank if axis < 0 else axis
+        axis = axis + rank if axis < 0 else axis + (n.inputs[0] in self.og.batchless)
         if self.og.opset < 13 and axis != rank - 1:
             raise Unsupported("Softmax (opset < 13) over more than the last axis")
         f = self.emit("Dequantize", f"{n.name}_Dequantize", [ir], n.inputs[0], "float32", v.shape)

@@ -13,7 +13,7 @@ import copy
 import numpy as np
 
 from .onnxgraph import ONode
-from .values import Lin, QRef, Unsupported, View, _pads2d
+from .values import Head, Lin, QRef, Unsupported, View, WConst, _pads2d
 
 
 class StructuralOps:
@@ -27,6 +27,11 @@ class StructuralOps:
         shape = self.og.shape(out)
         if shape is None:
             raise Unsupported(f"shape of '{out}' is not static")
+        is_head = isinstance(vs[0], Head) or isinstance(vs[0], str) and vs[0] == "input"
+        if len(vs) == 1 and is_head and irop in ("Reshape", "Transpose"):
+            head = vs[0] if isinstance(vs[0], Head) else Head(names[0])
+            self.vals[out] = Head(head.src, head.steps + [(irop, attrs, shape, n.name)], head.arith)
+            return
         if all(isinstance(v, QRef) for v in vs):
             quants = [self.qof(v.ir) for v in vs]
             if any(not (np.float32(q.scale) == np.float32(quants[0].scale) and
@@ -67,6 +72,14 @@ class StructuralOps:
     def op_Transpose(self, n: ONode) -> None:
         perm = list(n.attrs.get("perm", []))
         shp = self.og.shape(n.inputs[0])
+        w = self.val(n.inputs[0])
+        if isinstance(w, WConst):     # a transposed weight (torch Linear on a 1-D input: MatMul(x, w^T))
+            perm = perm or list(range(w.data.ndim))[::-1]
+            self.vals[n.outputs[0]] = WConst(np.ascontiguousarray(w.data.transpose(perm)), w.scale, w.zp,
+                                             None if w.axis is None else perm.index(w.axis), w.name)
+            return
+        if n.inputs[0] in self.og.batchless:     # perm of the tensor without its batch axis
+            perm = [0] + [int(p) + 1 for p in (perm or range(len(shp) - 2, -1, -1))]
         if not perm and shp is not None:
             perm = list(range(len(shp)))[::-1]
         if not perm or perm[0] != 0:
@@ -78,6 +91,8 @@ class StructuralOps:
         axis = int(n.attrs.get("axis", 1))
         if shp is not None and axis < 0:
             axis += len(shp)
+        elif n.outputs[0] in self.og.batchless:
+            axis += 1
         if axis == 0:
             raise Unsupported("concat along the batch axis")
         self._struct(n, "Concat", {"axis": axis}, [i for i in n.inputs if i])

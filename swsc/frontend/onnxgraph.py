@@ -40,6 +40,7 @@ class OGraph:
         self.shapes: dict[str, tuple] = {}      # static shapes (after shape inference)
         self.types: dict[str, int] = {}         # onnx elem type per tensor (after inference)
         self.lifted: set[str] = set()           # names of float ops lifted from QOperator nodes
+        self.batchless: set[str] = set()        # batch-1 tensors without a batch axis (shapes.batchless)
         self._uid = 0
 
     # -- queries -------------------------------------------------------------

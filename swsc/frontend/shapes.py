@@ -84,3 +84,35 @@ def infer(og: OGraph, in_shapes: dict[str, tuple]) -> None:
         dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
         if all(d is not None for d in dims):
             og.shapes[vi.name] = tuple(int(d) for d in dims)
+
+
+#: ops that may drop the batch axis of a batch-1 tensor (or give it back)
+_RESHAPING = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+
+
+def batchless(og: OGraph) -> set[str]:
+    """Tensors of a batch-1 graph that have lost the batch axis (``x.flatten(0)``, ``Squeeze``
+    before the classifier: output ``[10]``, not ``[1, 10]``).
+
+    The IR keeps a leading batch axis everywhere, so these get ``1`` prepended in
+    ``og.shapes``; matcher handlers shift their axis attributes by one for them. A reshaping
+    op whose output starts with 1 again counts as restoring the batch axis.
+    """
+    lost: set[str] = set()
+    og.topo_sort()
+    for n in og.nodes:
+        ins = [i for i in n.inputs if i and i not in og.consts]
+        outs = [o for o in n.outputs if o and og.shapes.get(o) is not None]
+        if not ins or not outs:
+            continue
+        src = og.shapes.get(ins[0])
+        if n.op in _RESHAPING:
+            for o in outs:
+                shp = og.shapes[o]
+                if (ins[0] in lost or (src and src[0] == 1)) and (not shp or shp[0] != 1):
+                    lost.add(o)
+        elif any(i in lost for i in ins):
+            lost.update(outs)
+    for t in lost:
+        og.shapes[t] = (1,) + tuple(og.shapes[t])
+    return lost

@@ -26,6 +26,17 @@ class Tail:
 
 
 @dataclass
+class Head:
+    """The float graph input after shape-only ops (Flatten, Reshape, Transpose, ...) and elementwise
+    arithmetic with constants (normalization). The shape ops commute with the per-tensor
+    QuantizeLinear that follows, so they run after it on the integers; the arithmetic runs in
+    float32 before it (``FloatArith``), its constants carried back to the input's layout."""
+    src: str
+    steps: list = field(default_factory=list)     # (IR op, attrs, output shape, node name)
+    arith: list = field(default_factory=list)     # (op, constant in the input's layout, reverse, node, output)
+
+
+@dataclass
 class WConst:
     data: np.ndarray
     scale: np.ndarray
@@ -75,6 +86,7 @@ class Lin:
     reduced: tuple = ()           # mean: reduced original axes
     dims: tuple = ()              # mean: original axis of each current axis
     float_path: bool = False      # onnxruntime computes this cluster in float (no QLinear fusion)
+    plain: bool = False           # one Conv/Gemm with its own int32 (or no) bias: its float32 run can be mirrored
 
 
 BAD = object()

@@ -1,0 +1,130 @@
+"""Models made the way users make them (tests/corpus_torch.py: torch.onnx.export legacy and
+dynamo, onnxruntime quantize_static QDQ/QOperator/A16W8, PyTorch QAT prepared and converted
+on the x86, fbgemm and qnnpack backends, float heads, batch-1 graphs without a batch axis).
+
+Two oracles: onnxruntime on the original model (the reference evaluator must equal it,
+final and layer-by-layer), and the exact quantized ANN (the SNN at Ts = Tc - 1, float and
+integer mode, must equal it on every element).
+
+Before this corpus's fixes 23 of its 48 models were refused: every MLP (float Flatten or
+Reshape of the input before the quantizer), the QAT-prepared ResNets (Relu after the
+residual add feeds the next layer with no Q/DQ pair), the float heads (NHWC Transpose,
+per-channel Sub/Div normalization), the batch-less LeNets (output [10]) and the 16-bit models.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import corpus_torch as ct
+from frontend_util import compare
+from swsc.check import check
+from swsc.compiler import compile_graph, import_onnx
+from swsc.errors import PassError, UnsupportedOpError
+from swsc.options import CompileOptions
+from swsc.passes import FoldZeroPoints
+from swsc.passmanager import PassManager
+from swsc.runtime.interpreter import run
+
+pytestmark = pytest.mark.skipif(not ct.available(), reason="torch is not installed (pip install -e '.[dev]')")
+
+N_REF = 32
+N_SNN = 4
+#: onnxruntime has no 16-bit integer kernels: it runs A16W8 clusters in float32; the reference
+#: mirrors that with onnxruntime's own float kernels (bit-identical on the uint16 models) but
+#: misses 0.1-0.9% of the int16 LeNet's Gemm outputs by 1 LSB (docs/frontend.md)
+MIN_EXACT = {8: 0.999, 16: 0.99}
+
+
+def _names():
+    return [n for n in ct.model_names() if ct.dynamo_available() or "-dynamo-" not in n]
+
+
+def _bits(graph) -> int:
+    return 16 if any(t.dtype in ("uint16", "int16") for t in graph.tensors.values()) else 8
+
+
+@pytest.mark.parametrize("name", _names())
+def test_reference_equals_onnxruntime(name, corpus_dir):
+    path = ct.get_model(name, corpus_dir)
+    g = import_onnx(path)
+    xs = ct.make_inputs(name, N_REF, seed=1)
+    ref, finals, inter, ort_final = compare(g, path, xs)
+    assert finals, "no final quantized tensor compared"
+    least = MIN_EXACT[_bits(g)]
+    for kind, stats in (("final", finals), ("intermediate", inter)):
+        for t, (eq, tot, mx) in stats.items():
+            assert mx <= 1, f"{kind} '{t}' differs from onnxruntime by {mx} LSB"
+            assert eq / tot >= least, f"{kind} '{t}' equal on only {eq}/{tot}"
+    for t in finals:
+        a = ref[t].reshape(len(xs), -1).argmax(axis=1)
+        b = ort_final[t].reshape(len(xs), -1).argmax(axis=1)
+        assert np.array_equal(a, b), f"top-1 differs on {(a != b).sum()} samples"
+
+
+@pytest.mark.parametrize("name", _names())
+def test_snn_equals_the_exact_quantized_ann(name, corpus_dir):
+    g = import_onnx(ct.get_model(name, corpus_dir))
+    tc = _bits(g)                                  # Tc = 16 codes 16-bit activations exactly
+    x = ct.make_inputs(name, N_SNN, seed=11)
+    ann = run(PassManager([FoldZeroPoints()]).run(g), x, intermediate=True).intermediates
+    options = CompileOptions(tc=tc, ts=tc - 1)
+    modes = [(compile_graph(g, options), "float")]
+    try:
+        modes.append((compile_graph(g, options, integer=True), "int"))
+    except PassError as e:
+        # at Tc = 16 a residual Add's membrane bound can exceed int64 (docs/integer.md): the
+        # integer mode, and so the C backend, refuse it with this error; the float runtime is exact
+        assert tc == 16 and "membrane bound exceeds int64" in str(e), e
+    for sg, mode in modes:
+        snn = run(sg, x, intermediate=True, mode=mode).intermediates
+        shared = [k for k in snn if k in ann]
+        assert len(shared) >= 3
+        for k in shared:
+            assert np.array_equal(np.rint(snn[k]), np.rint(ann[k])), (mode, k)
+
+
+def test_float_head_shape_ops_follow_the_quantizer(corpus_dir):
+    """The MLP's Flatten of the float input is moved past the per-tensor QuantizeLinear (exact):
+    the graph input keeps the model's shape and an integer Reshape follows the Quantize."""
+    g = import_onnx(ct.get_model("mlp-legacy-qdq-pc-u8", corpus_dir))
+    assert g.tensors[g.inputs[0]].shape == (1, 1, 8, 8)
+    q = next(n for n in g.nodes if n.op == "Quantize")
+    assert [n.op for n in g.nodes if q.outputs[0] in n.inputs] == ["Reshape"]
+
+
+def test_batchless_output_keeps_a_batch_axis_in_the_ir(corpus_dir, tmp_path):
+    path = ct.get_model("lenet_squeeze-legacy-qdq-pc-u8", corpus_dir)
+    g = import_onnx(path)
+    assert g.tensors[g.outputs[0]].shape == (1, 10)
+    assert g.meta["batchless_outputs"] == "output"
+    # swsc check feeds onnxruntime one frame at a time and stacks its [10] outputs
+    np.savez(tmp_path / "d.npz", x=ct.make_inputs("lenet_squeeze", 6, seed=2))
+    rep = check(path, tmp_path / "d.npz", ann=True)
+    assert rep["samples"] == 6 and rep["exact_fraction"] == 1.0 and rep["top1_agreement"] == 1.0, rep
+
+
+@pytest.mark.parametrize("name", ct.UNSUPPORTED)
+def test_unsupported_operators_are_named_in_one_line(name, corpus_dir):
+    """A LeNet with LeakyRelu and Sigmoid: one error naming the file and every such node."""
+    with pytest.raises(UnsupportedOpError) as e:
+        import_onnx(ct.get_model(name, corpus_dir))
+    msg = str(e.value)
+    assert "\n" not in msg and f"torch-{name}.onnx" in msg
+    assert msg.count("unsupported node(s)") == 1 and "LeakyRelu" in msg and "Sigmoid" in msg, msg
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CC") or "gcc") is None, reason="no C compiler")
+def test_16bit_activations_through_check_and_the_c_backend(corpus_dir, tmp_path):
+    """A16W8 at Tc = 16, Ts = 15: the generated C equals the integer mode, and each layer alone on
+    the reference's input agrees with onnxruntime (>= 99.9%, 1 LSB)."""
+    np.savez(tmp_path / "d.npz", x=ct.make_inputs("lenet", 8, seed=3))
+    rep = check(ct.get_model("lenet-legacy-qdq-a16w8", corpus_dir), tmp_path / "d.npz",
+                CompileOptions(tc=16, ts=15), backend="c")
+    assert rep["backend_identical"] and rep["max_abs_lsb"] <= 1 and rep["top1_agreement"] == 1.0, rep
+    alone = [layer for layer in rep["layers"] if "isolated_exact_fraction" in layer]
+    assert len(alone) >= 4
+    assert all(la["isolated_exact_fraction"] >= 0.999 and la["isolated_max_abs_lsb"] <= 1 for la in alone), alone
