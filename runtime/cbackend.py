@@ -65,7 +65,7 @@ def c_ident(text, taken: set, maxlen: int = 32) -> str:
     s = re.sub(r"_+", "_", s).strip("_") or "x"
     if s[0].isdigit():
         s = "n" + s
-    s = s[:maxlen]
+    s = s[:maxlen].rstrip("_")        # truncation must not leave a macro name ending in '_'
     base, i = s, 1
     while s.lower() in taken:
         suffix = f"_{i}"

@@ -18,6 +18,9 @@ from .ir import Graph
 from .options import CompileOptions
 from .progress import Progress
 
+#: where --backend c runs: this machine, or Cortex-M4 firmware in QEMU (docs/cbackend.md)
+TARGETS = ("host", "cortex-m4")
+
 
 def load_data(path: str | Path, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
     """The data-file contract: an .npz with ``x`` (float32 samples on axis 0, each shaped like
@@ -84,7 +87,7 @@ def _top1(q: np.ndarray) -> np.ndarray:
 def check(model: str | Path, data: str | Path, options: CompileOptions | None = None, *,
           ann: bool = False, mode: str = "float", backend: str = "numpy",
           input_shape: tuple[int, ...] | None = None, progress: bool | None = None,
-          limit: int | None = None) -> dict:
+          limit: int | None = None, target: str = "host") -> dict:
     from swsc.oracle import Oracle
     from swsc.runtime import reference
 
@@ -115,10 +118,12 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
     options = (options or CompileOptions()).validate()
     if mode not in ("float", "int") or backend not in ("numpy", "c"):
         raise UsageError(f"unknown mode/backend {mode}/{backend} (float|int, numpy|c)")
+    if target not in TARGETS or (target != "host" and backend != "c"):
+        raise UsageError(f"--target {target} needs --backend c (targets: {', '.join(TARGETS)})")
     sg = compile_graph(graph, options, integer=mode == "int" or backend == "c")
     sg.meta["source"] = Path(model).name
     bar = Progress(len(x), f"swsc {backend} {mode}", enabled=progress)
-    res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report)
+    res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report, target=target)
     bar.close()
     q_snn = res.intermediates[qnames[0]]
     summarize(q_snn, "accuracy_snn")
@@ -184,12 +189,19 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
     return out
 
 
-def _run_backend(sg: Graph, x, *, mode, backend, progress, report):
+def _run_backend(sg: Graph, x, *, mode, backend, progress, report, target="host"):
     from swsc.runtime.interpreter import run
     res = run(sg, x, intermediate=True, progress=progress, mode="int" if backend == "c" else mode)
     if backend == "numpy":
         return res
-    c_out, counts, creport = run_c(sg, x)
+    if target == "cortex-m4":   # the same C as firmware in QEMU (swsc.runtime.firmware)
+        from swsc.runtime import firmware
+        c_out, counts, creport, fw_stats, fw_sizes = firmware.run_graph(sg, x)
+        report.update(target=target, m4_instructions_per_frame=round(fw_stats.instructions_per_frame),
+                      m4_flash_bytes=fw_sizes["flash"], m4_ram_bytes=fw_sizes["ram"],
+                      m4_stack_bytes=fw_stats.stack_bytes)
+    else:
+        c_out, counts, creport = run_c(sg, x)
     qnames = output_quant_tensors(sg)          # the C writes every output, flat, in graph order
     numpy_q = np.concatenate([res.intermediates[q].reshape(len(x), -1) for q in qnames], axis=1).astype(np.int64)
     c_flat = c_out.reshape(len(x), -1)

@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
+from . import raw as _raw
 from .errors import SwscError, UsageError
 from .options import ENCODERS, CompileOptions, parse_ts
 
@@ -28,6 +29,7 @@ EPILOG = """examples:
   swsc run out/model.sws.onnx --data test.npz -o y.npz        run a compiled network
   swsc sweep model.onnx --data test.npz --tc 4..8 --ts 0..3 -o t.json   accuracy/OPF over a grid
   swsc report t.json -o results/                               plots and report.md from sweep tables
+  swsc raw model.onnx --data test.npz -o in.bin                 samples as the C harness's raw input
 """
 
 
@@ -121,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--ann", action="store_true", help="check the integer reference evaluator instead of the SNN")
     k.add_argument("--mode", choices=("float", "int"), default="float", help="numpy runtime mode")
     k.add_argument("--backend", choices=("numpy", "c"), default="numpy", help="runtime to check")
+    k.add_argument("--target", choices=("host", "cortex-m4"), default="host",
+                   help="with --backend c: build for this machine (default) or as Cortex-M4 firmware run in "
+                        "qemu-system-arm (mps2-an386), compared bit for bit with the numpy integer mode")
     k.add_argument("--limit", type=int, help="use only the first N samples")
     k.add_argument("--json", action="store_true", help="print exactly one JSON object")
     _add_compile_options(k)
@@ -151,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--limit", type=int, help="use only the first N samples")
     w.add_argument("--input-shape", default=None, help="static input shape for symbolic dimensions")
     w.add_argument("--quiet", action="store_true", help="do not print the table summary")
+
+    _raw.add_parser(sub, _add_compile_options)
 
     rp = sub.add_parser("report", help="plots and report.md from sweep tables",
                         description="Read one or more tables written by 'swsc sweep' (.json for per-layer "
@@ -307,7 +314,7 @@ def cmd_check(a) -> int:
     if a.limit is not None and a.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {a.limit}")
     report = check(model, a.data, _options(a), ann=a.ann, mode=a.mode, backend=a.backend,
-                   input_shape=_input_shape(a), limit=a.limit)
+                   input_shape=_input_shape(a), limit=a.limit, target=a.target)
     if a.json:
         print(json.dumps(report, sort_keys=True))
         return 0
@@ -359,7 +366,11 @@ def cmd_report(a) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,
+def cmd_raw(a) -> int:
+    return _raw.cmd(a, {"compile": _options(a), "input_shape": _input_shape(a)})
+
+
+COMMANDS = {"raw": cmd_raw, "compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,
             "report": cmd_report}
 
 
