@@ -37,6 +37,9 @@ NS_PER_TICK = 1_000_000_000 // SYSCLK_HZ
 STACK_BYTES = 64 * 1024
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm", "make")
 FW_CFLAGS = "-std=c99 -O2 -Wall -Wextra"
+#: the generated Makefile's MCUFLAGS and link flags (for builds outside it, e.g. the benchmark's peer)
+MCU_FLAGS = "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
+LINK_FLAGS = "-nostartfiles --specs=rdimon.specs -Wl,--gc-sections"
 FILES = {"fw_startup.c": "firmware/startup.c.j2", "fw_link.ld": "firmware/link.ld.j2"}
 _STATS_RE = re.compile(r"fw: frames (\d+) ticks (\d+) ns_per_tick (\d+) stack (\d+)( overflow)? rc (\d+)")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -55,7 +58,10 @@ class FwStats:
 
 def write_files(env, ctx: dict, out_dir: Path) -> list[Path]:
     """Render the start-up code and linker script into ``out_dir`` (called by ``emit_c``; also
-    usable for another harness, given ``{"prefix", "info"}``)."""
+    usable for another harness, given ``{"prefix", "info"}`` and ``env=None``)."""
+    if env is None:
+        from swsc.runtime.cbackend import _env
+        env = _env()
     ctx = dict(ctx, ns_per_tick=NS_PER_TICK, sysclk_mhz=SYSCLK_HZ // 1_000_000, stack_bytes=STACK_BYTES)
     written = []
     for fname, tpl in FILES.items():
@@ -116,7 +122,7 @@ def qemu(elf, args: list[str], cwd, timeout: float = 600) -> tuple[str, FwStats]
     if r.returncode != 0 or m is None:
         raise SwscError(f"{elf.name} in QEMU exited with {r.returncode}: {text[-2000:]}")
     if m.group(5):
-        raise SwscError(f"{elf.name}: the stack overflowed its {STACK_BYTES} bytes")
+        raise SwscError(f"{elf.name}: the stack overflowed its reserve (fw_link.ld's __stack_size)")
     st = FwStats(frames=int(m.group(1)), instructions=int(m.group(2)) * int(m.group(3)), stack_bytes=int(m.group(4)))
     return text, st
 
