@@ -8,6 +8,7 @@ arm-none-eabi-gcc, newlib or qemu-system-arm are missing (.ci/run installs them)
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,57 @@ def test_firmware_errors_are_reported(tmp_path):
         fw.qemu(elf, ["missing.bin", "o.bin"], tmp_path, timeout=60)
     with pytest.raises(SwscError, match="plain file name"):
         fw.qemu(elf, ["a,b"], tmp_path)
+
+
+def _unicorn_instructions(elf: Path, fn: str, data: bytes) -> tuple[int, bytes]:
+    """Instructions that ``fn(input, output)`` of ``elf`` executes in the unicorn emulator (a
+    second, independent Cortex-M4 model), counted per translated block by decoding the Thumb-2
+    encodings (16 or 32 bits); and the first 64 output bytes."""
+    unicorn = pytest.importorskip("unicorn")
+    from unicorn import arm_const as A
+    uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
+    uc.ctl_set_cpu_model(A.UC_CPU_ARM_CORTEX_M4)
+    uc.mem_map(0, 4 << 20)
+    uc.mem_map(0x20000000, 4 << 20)
+    b = elf.read_bytes()
+    phoff, = struct.unpack_from("<I", b, 28)
+    phentsize, phnum = struct.unpack_from("<HH", b, 42)
+    for i in range(phnum):     # PT_LOAD segments at their run addresses (.data as if copied)
+        typ, off, vaddr, _, filesz = struct.unpack_from("<5I", b, phoff + i * phentsize)
+        if typ == 1 and filesz:
+            uc.mem_write(vaddr, b[off:off + filesz])
+    nm = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
+    entry = next(int(p[0], 16) for p in map(str.split, nm.splitlines()) if len(p) == 3 and p[2] == fn)
+    inp, out, stop = 0x20300000, 0x20380000, 0x00300000
+    uc.mem_write(inp, data)
+    count, cache = [0], {}
+
+    def block(uc, addr, size, _):
+        n = cache.get((addr, size))
+        if n is None:
+            code, n, i = bytes(uc.mem_read(addr, size)), 0, 0
+            while i < size:
+                i += 4 if (code[i + 1] >> 3) in (0x1D, 0x1E, 0x1F) else 2
+                n += 1
+            cache[(addr, size)] = n
+        count[0] += n
+
+    uc.hook_add(unicorn.UC_HOOK_BLOCK, block)
+    for reg, v in ((A.UC_ARM_REG_SP, 0x20400000 - 256), (A.UC_ARM_REG_LR, stop | 1), (A.UC_ARM_REG_R0, inp),
+                   (A.UC_ARM_REG_R1, out)):
+        uc.reg_write(reg, v)
+    uc.emu_start(entry | 1, stop)
+    return count[0], bytes(uc.mem_read(out, 64))
+
+
+def test_instruction_count_matches_unicorn(tmp_path):
+    """QEMU's -icount SysTick reading agrees with an instruction-by-instruction count of the
+    same function in another emulator, to the timer's 40-instruction step plus the hooks."""
+    sg, x = _sample(REPO / "samples" / "vgg_digits_qdq.onnx", 1)
+    cb.emit_c(sg, tmp_path, prefix="m")
+    elf = fw.build(tmp_path)
+    xq = cb.quantize_input(sg, x)
+    out, _, st = fw.run(elf, xq)
+    n, out_uc = _unicorn_instructions(elf, "m_run", xq.tobytes())
+    assert np.frombuffer(out_uc[:4 * out.size], np.int32).tolist() == out.reshape(-1).tolist()
+    assert n > 1_000_000 and abs(st.instructions - n) <= fw.NS_PER_TICK + 100, (st.instructions, n)
