@@ -65,10 +65,13 @@ def bench(model: Path, a, work: Path, x: np.ndarray | None = None) -> dict:
     sws_dir, emx_dir = work / model.stem / "swsc", work / model.stem / "emx"
     cb.emit_c(sg, sws_dir, prefix="m", header_info={"source": model.name})
     sws_exe = cb.build(sws_dir, cc=a.cc, cflags=a.cflags)
-    emx_c.generate(model, emx_dir)
+    if emx_c.generate(model, emx_dir)["folded"]:
+        r_note = "emx-onnx-cgen compiled its static-shape copy (batch 1, shape sub-graph folded by onnxruntime)"
+    else:
+        r_note = None
     emx_exe = emx_c.build_host(emx_dir, a.cc, a.cflags)
     x_q = cb.quantize_input(sg, x)
-    r = {"frames": len(x)}
+    r = {"frames": len(x), "notes": [r_note] if r_note else []}
     r["sws_us"], r["emx_us"] = host_times(sws_exe, x_q, emx_exe, x, a.repeats)
     q, _ = cb.run_binary(sws_exe, x_q)          # both compute the same classifier: top-1 agreement
     y = emx_c.run_host(emx_exe, x)
@@ -83,7 +86,7 @@ def bench(model: Path, a, work: Path, x: np.ndarray | None = None) -> dict:
             _, st = emx_c.run_m4(elf, x[:n], a.m4_timeout)
             r["emx_ipf"], r["emx_m4"] = st.instructions_per_frame, emx_c.sizes(emx_dir, st.stack_bytes)
         except Exception as e:    # a peer that does not fit the board: say why, keep the row
-            r["emx_note"] = str(e).splitlines()[0][:200]
+            r["notes"].append("emx on the M4: " + str(e).splitlines()[0][:300])
     return r
 
 
@@ -135,8 +138,7 @@ def main(argv=None):
         for m, x in jobs:
             r = bench(m, a, Path(tmp), x)
             print(row(m.stem, r))
-            if "emx_note" in r:
-                notes.append(f"{m.stem}: emx on the M4: {r['emx_note']}")
+            notes += [f"{m.stem}: {n}" for n in r["notes"]]
             sys.stdout.flush()
     for n in notes:
         print("note:", n)

@@ -76,15 +76,98 @@ def _pins(model: Path) -> list[str]:
     return out
 
 
+def static_copy(model: Path, out: Path) -> Path:
+    """The model with its batch pinned to 1 and every computed Reshape shape replaced by its
+    value (onnxruntime evaluates it on a zero input), the dead shape nodes dropped:
+    emx-onnx-cgen needs static shapes, and MobileNetV2 computes its classifier's Reshape
+    shape with Shape/Gather/Unsqueeze/Concat."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+    m = onnx.load(str(model))
+    g = m.graph
+    for v in [*g.input, *g.output]:
+        for d in v.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.dim_value = 1
+    inits = {i.name for i in g.initializer}
+    shapes = [n.input[1] for n in g.node if n.op_type == "Reshape" and n.input[1] not in inits]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(m)
+    outs = {o.name for o in g.output}
+    every = [o for n in g.node for o in n.output if o and o not in outs]
+    for name in every:      # every intermediate: its value fixes shapes, its type goes to value_info
+        probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = {i.name: np.zeros([d.dim_value for d in i.type.tensor_type.shape.dim], np.float32)
+            for i in g.input if i.name not in inits}
+    got = dict(zip(every, sess.run(every, feed)))
+    values = {k: got[k] for k in shapes}
+    del g.value_info[:]
+    g.value_info.extend(onnx.helper.make_tensor_value_info(k, onnx.helper.np_dtype_to_tensor_dtype(v.dtype),
+                                                           list(v.shape))
+                        for k, v in got.items() if k not in values)
+    g.initializer.extend(numpy_helper.from_array(v.astype(np.int64), k) for k, v in values.items())
+    for n in [n for n in g.node if any(o in values for o in n.output)]:
+        g.node.remove(n)
+    while True:                      # drop the nodes nobody reads any more
+        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
+    _matmul_as_conv(g)
+    onnx.save(m, str(out))
+    return out
+
+
+def _matmul_as_conv(g) -> None:
+    """QLinearMatMul with per-column weight scales (emx-onnx-cgen 1.4 takes only scalar ones)
+    as the same arithmetic in a 1x1 QLinearConv, which takes per-output-channel scales:
+    [1, K] -> [1, K, 1, 1] -> conv with w [N, K, 1, 1] -> [1, N]."""
+    import onnx
+    from onnx import helper, numpy_helper
+    inits = {i.name: i for i in g.initializer}
+    types = {v.name: v for v in g.value_info}
+    for idx, n in enumerate(list(g.node)):
+        if n.op_type != "QLinearMatMul" or n.input[4] not in inits or numpy_helper.to_array(
+                inits[n.input[4]]).size == 1 or n.input[3] not in inits:
+            continue
+        b = numpy_helper.to_array(inits[n.input[3]])
+        k, m = b.shape
+        wname = n.input[3] + "_as_conv"
+        g.initializer.append(numpy_helper.from_array(np.ascontiguousarray(b.T.reshape(m, k, 1, 1)), wname))
+        for shape_name, shape in ((n.name + "_in4d", [1, k, 1, 1]), (n.name + "_out2d", [1, m])):
+            g.initializer.append(numpy_helper.from_array(np.array(shape, np.int64), shape_name))
+        a4, y4 = n.input[0] + "_4d", n.output[0] + "_4d"
+        dt = types[n.output[0]].type.tensor_type.elem_type if n.output[0] in types else onnx.TensorProto.UINT8
+        at = types[n.input[0]].type.tensor_type.elem_type if n.input[0] in types else onnx.TensorProto.UINT8
+        g.value_info.extend([helper.make_tensor_value_info(a4, at, [1, k, 1, 1]),
+                             helper.make_tensor_value_info(y4, dt, [1, m, 1, 1])])
+        new = [helper.make_node("Reshape", [n.input[0], n.name + "_in4d"], [a4]),
+               helper.make_node("QLinearConv", [a4, n.input[1], n.input[2], wname, n.input[4], n.input[5],
+                                                n.input[6], n.input[7]], [y4], kernel_shape=[1, 1]),
+               helper.make_node("Reshape", [y4, n.name + "_out2d"], [n.output[0]])]
+        g.node.remove(n)
+        for j, node in enumerate(new):
+            g.node.insert(idx + j, node)
+
+
 def generate(model: Path, out_dir: Path) -> dict:
-    """emx_model.c/.h and emx_main.c in ``out_dir``; returns {fn, in_n, out_n}."""
+    """emx_model.c/.h and emx_main.c in ``out_dir``; returns {fn, in_n, out_n, folded}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     src = out_dir / "emx_model.c"
-    cmd = ["emx-onnx-cgen", "compile", "--color", "never", *_pins(model), "--large-temp-threshold", "0",
-           "--large-weight-threshold", "0", str(model), str(src)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SwscError(f"emx-onnx-cgen failed on {model.name}: {(r.stdout + r.stderr)[-1500:]}")
+    folded = False
+    while True:
+        cmd = ["emx-onnx-cgen", "compile", "--color", "never", *_pins(model), "--large-temp-threshold", "0",
+               "--large-weight-threshold", "0", str(model), str(src)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode == 0:
+            break
+        if folded or "requires static shapes" not in r.stdout + r.stderr:
+            raise SwscError(f"emx-onnx-cgen failed on {model.name}: {(r.stdout + r.stderr)[-1500:]}")
+        model, folded = static_copy(model, out_dir / "static.onnx"), True
     m = _SIG.search(src.read_text())
     if m is None:
         raise SwscError(f"emx-onnx-cgen's C for {model.name} has no single-input single-output entry point")
@@ -94,7 +177,7 @@ def generate(model: Path, out_dir: Path) -> dict:
         f"#include <stdint.h>\nvoid {fn}({m.group(2)}, {m.group(3)});\n"
         f"#define EMX_FN {fn}\n#define EMX_IN_N {sizes[0]}\n#define EMX_OUT_N {sizes[1]}\n")
     (out_dir / "emx_main.c").write_text(HARNESS)
-    return {"fn": fn, "in_n": sizes[0], "out_n": sizes[1]}
+    return {"fn": fn, "in_n": sizes[0], "out_n": sizes[1], "folded": folded}
 
 
 def _cc(cmd: list[str]) -> None:
