@@ -180,6 +180,10 @@ def generate(model: Path, out_dir: Path) -> dict:
     return {"fn": fn, "in_n": sizes[0], "out_n": sizes[1], "folded": folded}
 
 
+def fn_name(out_dir: Path) -> str:
+    return re.search(r"#define EMX_FN (\w+)", (out_dir / "emx_model.h").read_text()).group(1)
+
+
 def _cc(cmd: list[str]) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -199,8 +203,14 @@ def build_m4(out_dir: Path, cflags: str, stack_bytes: int) -> Path:
     objs = []
     for name in ("emx_main", "emx_model", "fw_startup"):
         obj = out_dir / f"m4_{name}.o"
-        _cc(["arm-none-eabi-gcc", *flags, "-c", "-o", str(obj), str(out_dir / f"{name}.c")])
+        _cc(["arm-none-eabi-gcc", *flags, "-fstack-usage", "-c", "-o", str(obj), str(out_dir / f"{name}.c")])
         objs.append(str(obj))
+    # the entry point's own frame holds every temporary: say so before QEMU overruns the RAM
+    frame = max((int(line.split("\t")[1]) for line in (out_dir / "m4_emx_model.su").read_text().splitlines()
+                 if line.split("\t")[0].endswith(":" + fn_name(out_dir))), default=0)
+    if frame > stack_bytes:
+        raise SwscError(f"does not fit: its entry function's stack frame is {frame:,} bytes (every temporary "
+                        f"on the stack), the board's RAM is 4 MiB ({stack_bytes:,} reserved for the stack)")
     elf = out_dir / "emx_main.elf"
     _cc(["arm-none-eabi-gcc", *flags, *fw.LINK_FLAGS.split(), "-T", str(out_dir / "fw_link.ld"),
          f"-Wl,--defsym=__stack_size={stack_bytes}", "-o", str(elf), *objs, "-lm"])
