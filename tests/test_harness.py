@@ -99,3 +99,12 @@ def test_swsc_raw_feeds_the_harness(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "swsc", "raw", str(model), "--data", str(tmp_path / "nope.npz"),
                           "-o", str(tmp_path / "o.bin")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr
+
+
+def test_makefile_and_firmware_module_agree(harness):
+    """The Makefile's Cortex-M4 flags are the ones the benchmark's peer is built with."""
+    from swsc.runtime import firmware as fw
+    mk = (harness.parent / "Makefile").read_text()
+    assert f"MCUFLAGS ?= {fw.MCU_FLAGS}\n" in mk
+    assert all(flag in mk for flag in fw.LINK_FLAGS.split())
+    assert {"fw_startup.c", "fw_link.ld"} <= {p.name for p in harness.parent.iterdir()}
