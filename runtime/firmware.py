@@ -13,11 +13,12 @@ ordinary ``main.c`` harness into ``<prefix>_main.elf`` (``make TARGET=cortex-m4`
 
 Instruction counting: with ``-icount shift=0`` QEMU advances its virtual clock by exactly 1 ns
 per executed guest instruction, and the Cortex-M SysTick (processor clock, the board's 25 MHz
-SYSCLK in QEMU) counts that clock: ticks x 40 = instructions, to 40 instructions per reading
-(the sum over N frames is within 40 x N... of the true count; per frame it is exact to 40).
-The count covers ``<prefix>_run`` only (the harness's hooks read SysTick before and after),
-not the semihosting I/O. It is an instruction count, not a cycle count: QEMU models no
-pipeline, wait states or multi-cycle instructions.
+SYSCLK in QEMU) counts that clock: ticks x 40 = instructions, each frame's reading exact to
+one tick (40 instructions) plus the hooks' few. The count covers ``<prefix>_run`` only (the
+harness's hooks read SysTick before and after), not the semihosting I/O; tests/test_firmware.py
+checks it against the unicorn emulator counting the same call instruction by instruction.
+It is an instruction count, not a cycle count: QEMU models no pipeline, wait states or
+multi-cycle instructions.
 """
 from __future__ import annotations
 
