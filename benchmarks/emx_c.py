@@ -196,8 +196,9 @@ def build_host(out_dir: Path, cc: str, cflags: str) -> Path:
     return exe
 
 
-def build_m4(out_dir: Path, cflags: str, stack_bytes: int) -> Path:
-    """emx_main.elf for QEMU mps2-an386 with swsc's start-up code, linker script and flags."""
+def build_m4(out_dir: Path, cflags: str, stack_bytes: int, *, psram: bool = False) -> Path:
+    """emx_main.elf for QEMU mps2-an386 with swsc's start-up code, linker script and flags;
+    ``psram``: the stack in the board's 16 MiB PSRAM (for a frame that exceeds the 4 MiB RAM)."""
     fw.write_files(None, {"prefix": "emx", "info": [("harness", "emx-onnx-cgen benchmark")]}, out_dir)
     flags = [*fw.MCU_FLAGS.split(), *cflags.split(), "-ffunction-sections", "-fdata-sections", "-DEMX_FIRMWARE"]
     objs = []
@@ -208,12 +209,12 @@ def build_m4(out_dir: Path, cflags: str, stack_bytes: int) -> Path:
     # the entry point's own frame holds every temporary: say so before QEMU overruns the RAM
     frame = max((int(line.split("\t")[1]) for line in (out_dir / "m4_emx_model.su").read_text().splitlines()
                  if line.split("\t")[0].endswith(":" + fn_name(out_dir))), default=0)
-    if frame > stack_bytes:
+    if frame > stack_bytes and not psram:
         raise SwscError(f"does not fit: its entry function's stack frame is {frame:,} bytes (every temporary "
                         f"on the stack), the board's RAM is 4 MiB ({stack_bytes:,} reserved for the stack)")
     elf = out_dir / "emx_main.elf"
     _cc(["arm-none-eabi-gcc", *flags, *fw.LINK_FLAGS.split(), "-T", str(out_dir / "fw_link.ld"),
-         f"-Wl,--defsym=__stack_size={stack_bytes}", "-o", str(elf), *objs, "-lm"])
+         f"-Wl,--defsym=__stack_size={stack_bytes}", *(["-Wl,--defsym=__stack_in_psram=1"] if psram else []), "-o", str(elf), *objs, "-lm"])
     return elf
 
 
