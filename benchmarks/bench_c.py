@@ -67,7 +67,8 @@ def bench(model: Path, a, work: Path, x: np.ndarray | None = None) -> dict:
     cb.emit_c(sg, sws_dir, prefix="m", header_info={"source": model.name})
     sws_exe = cb.build(sws_dir, cc=a.cc, cflags=a.cflags)
     if emx_c.generate(model, emx_dir)["folded"]:
-        r_note = "emx-onnx-cgen compiled its static-shape copy (batch 1, shape sub-graph folded by onnxruntime)"
+        r_note = ("emx-onnx-cgen compiled its static-shape copy (batch 1, Reshape shapes evaluated by "
+                  "onnxruntime, the per-channel QLinearMatMul as a 1x1 QLinearConv; see emx_c.static_copy)")
     else:
         r_note = None
     emx_exe = emx_c.build_host(emx_dir, a.cc, a.cflags)
