@@ -18,9 +18,12 @@ ONNX file with ``emx-onnx-cgen compile``, then measures, same inputs for both:
   or newlib).
 
     python benchmarks/bench_c.py [MODEL.onnx ...] [--samples 256] [--m4-frames 16] [--cflags "-std=c99 -O2"]
+                                 [--callgrind N]   (x86 instruction counts too, valgrind)
 """
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -58,6 +61,19 @@ def host_times(sws_exe, sws_x, emx_exe, emx_x, repeats: int) -> tuple[float, flo
     return 1e6 * max(t[1] - t[0], 0) / per, 1e6 * max(t[3] - t[2], 0) / per
 
 
+def callgrind_per_frame(exe: Path, data: bytes, frame_bytes: int) -> float:
+    """x86 instructions per frame of a harness, counted by valgrind's callgrind (the run on
+    the frames minus the run on no input, so start-up and I/O set-up drop out)."""
+    def refs(inp: bytes) -> int:
+        r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(exe)],
+                           input=inp, capture_output=True)
+        m = re.search(rb"refs:\s+([\d,]+)", r.stderr)
+        if r.returncode != 0 or m is None:
+            raise SystemExit(f"bench_c: callgrind failed on {exe}: {r.stderr[-300:]!r}")
+        return int(m.group(1).replace(b",", b""))
+    return (refs(data) - refs(b"")) / (len(data) // frame_bytes)
+
+
 def bench(model: Path, a, work: Path, x: np.ndarray | None = None) -> dict:
     shape = (1, *x.shape[1:]) if x is not None else None
     graph = import_onnx(model, shape)
@@ -78,6 +94,13 @@ def bench(model: Path, a, work: Path, x: np.ndarray | None = None) -> dict:
     q, _ = cb.run_binary(sws_exe, x_q)          # both compute the same classifier: top-1 agreement
     y = emx_c.run_host(emx_exe, x)
     r["top1"] = float((q.reshape(len(x), -1).argmax(1) == y.argmax(1)).mean())
+    if a.callgrind:
+        n = min(a.callgrind, len(x))
+        xf = x[:n].astype(np.float32)
+        sw = callgrind_per_frame(sws_exe, x_q[:n].tobytes(), x_q[0].nbytes)
+        em = callgrind_per_frame(emx_exe, xf.tobytes(), xf[0].nbytes)
+        r["notes"].append(f"x86 instructions per frame (callgrind, {n} frames): swsc {sw:,.0f}, emx {em:,.0f}, "
+                          f"ratio {sw / em:.2f}")
     if fw.missing_tools() is None and a.m4_frames > 0:
         n = min(a.m4_frames, len(x))
         elf = fw.build(sws_dir, cflags=a.cflags)
@@ -121,6 +144,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--m4-frames", type=int, default=16, help="frames per QEMU run (0: skip the M4)")
     p.add_argument("--m4-timeout", type=float, default=1200)
+    p.add_argument("--callgrind", type=int, default=0, metavar="N",
+                   help="also count x86 instructions per frame of both harnesses with valgrind on N frames")
     p.add_argument("--mobilenet-frames", type=int, default=4, help="photos for MobileNetV2 (0: skip it)")
     a = p.parse_args(argv)
     why = emx_c.available()
