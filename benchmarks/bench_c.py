@@ -74,7 +74,7 @@ def callgrind_per_frame(exe: Path, data: bytes, frame_bytes: int) -> float:
     return (refs(data) - refs(b"")) / (len(data) // frame_bytes)
 
 
-def bench(model: Path, a, work: Path, x: np.ndarray | None = None) -> dict:
+def bench(model: Path, a, work: Path, x: np.ndarray | None = None, *, m4_frames: int, callgrind: int) -> dict:
     shape = (1, *x.shape[1:]) if x is not None else None
     graph = import_onnx(model, shape)
     x = inputs(model, graph, a.samples) if x is None else x
@@ -94,15 +94,15 @@ def bench(model: Path, a, work: Path, x: np.ndarray | None = None) -> dict:
     q, _ = cb.run_binary(sws_exe, x_q)          # both compute the same classifier: top-1 agreement
     y = emx_c.run_host(emx_exe, x)
     r["top1"] = float((q.reshape(len(x), -1).argmax(1) == y.argmax(1)).mean())
-    if a.callgrind:
-        n = min(a.callgrind, len(x))
+    if callgrind:
+        n = min(callgrind, len(x))
         xf = x[:n].astype(np.float32)
         sw = callgrind_per_frame(sws_exe, x_q[:n].tobytes(), x_q[0].nbytes)
         em = callgrind_per_frame(emx_exe, xf.tobytes(), xf[0].nbytes)
         r["notes"].append(f"x86 instructions per frame (callgrind, {n} frames): swsc {sw:,.0f}, emx {em:,.0f}, "
                           f"ratio {sw / em:.2f}")
-    if fw.missing_tools() is None and a.m4_frames > 0:
-        n = min(a.m4_frames, len(x))
+    if fw.missing_tools() is None and m4_frames > 0:
+        n = min(m4_frames, len(x))
         elf = fw.build(sws_dir, cflags=a.cflags)
         _, _, st = fw.run(elf, x_q[:n], timeout=a.m4_timeout)
         r["sws_ipf"], r["sws_m4"] = st.instructions_per_frame, fw.sizes(sws_dir, st.stack_bytes)
@@ -146,6 +146,7 @@ def main(argv=None):
     p.add_argument("--m4-timeout", type=float, default=1200)
     p.add_argument("--callgrind", type=int, default=0, metavar="N",
                    help="also count x86 instructions per frame of both harnesses with valgrind on N frames")
+    p.add_argument("--mobilenet-m4-frames", type=int, default=0, help="MobileNetV2 frames in QEMU (default 0)")
     p.add_argument("--mobilenet-frames", type=int, default=4, help="photos for MobileNetV2 (0: skip it)")
     a = p.parse_args(argv)
     why = emx_c.available()
@@ -165,7 +166,12 @@ def main(argv=None):
     notes = []
     with tempfile.TemporaryDirectory(prefix="swsc-bench-c-") as tmp:
         for m, x in jobs:
-            r = bench(m, a, Path(tmp), x)
+            big = x is not None       # MobileNetV2: the M4 run is opt-in, x86 counts stand in
+            r = bench(m, a, Path(tmp), x, m4_frames=a.mobilenet_m4_frames if big else a.m4_frames,
+                      callgrind=max(a.callgrind, 1 if big else 0))
+            if big and not a.mobilenet_m4_frames:
+                r["notes"].append("no M4 run (--mobilenet-m4-frames N runs N frames in QEMU; swsc's took more "
+                                  "than half an hour for one on the development machine)")
             print(row(m.stem, r))
             notes += [f"{m.stem}: {n}" for n in r["notes"]]
             sys.stdout.flush()
