@@ -147,7 +147,7 @@ def main(argv=None) -> int:
                     help="do not sweep: rewrite report.md and the plots from the tables already in the output")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from swsc.report import write_report
+    from swsc.report import render
     from swsc.sweep import sweep, write_table
 
     out = Path(a.output)
@@ -171,10 +171,12 @@ def main(argv=None) -> int:
     notes = NOTES.format(limit=f"first {a.limit} samples per model" if a.limit else
                          "all samples of every test file, no --limit",
                          encoder="\n".join("  * " + s for s in encoder_levels()))
-    written, note = write_report(tables, out, notes=notes, discussion=DISCUSSION)
+    files, note = render(tables, notes=notes, discussion=DISCUSSION)
+    for name, write in files.items():
+        write(out / name)
     if note:
         print(note)
-    print(f"wrote {len(written)} report files to {out} in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote {len(files)} report files to {out} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

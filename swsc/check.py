@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .compiler import compile_graph, import_onnx
+from .data import load_data
 from .errors import InvalidModelError, UsageError
 from .ir import Graph
 from .options import CompileOptions
@@ -20,45 +21,6 @@ from .progress import Progress
 
 #: where --backend c runs: this machine, or Cortex-M4 firmware in QEMU (docs/cbackend.md)
 TARGETS = ("host", "cortex-m4")
-
-
-def load_data(path: str | Path, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:
-    """The data-file contract: an .npz with ``x`` (float32 samples on axis 0, each shaped like
-    the graph's one input without its batch axis) and optional integer labels ``y``."""
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"data file '{path}' does not exist")
-    if len(graph.inputs) != 1:
-        raise UsageError(f"the model has {len(graph.inputs)} inputs ({', '.join(graph.inputs)}); a data file "
-                         "feeds one array 'x'", file=graph.meta.get("source"), hint="run multi-input models "
-                         "from Python: swsc.runtime.interpreter.run(graph, {input name: array})")
-    frame_shape = tuple(graph.tensors[graph.inputs[0]].shape[1:])
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "x" not in f:
-                raise InvalidModelError(f"has no array 'x' (keys: {', '.join(f.files) or 'none'})",
-                                        file=str(path), hint="save inputs as np.savez(path, x=..., y=...)")
-            x = np.asarray(f["x"], dtype=np.float32)
-            y = np.asarray(f["y"]).astype(np.int64).reshape(-1) if "y" in f else None
-    except (OSError, ValueError) as e:
-        raise InvalidModelError(f"cannot read as .npz: {e}", file=str(path)) from e
-    if x.shape[1:] != tuple(frame_shape):
-        if x.shape == tuple(frame_shape):
-            x = x[None]
-        else:
-            raise InvalidModelError(f"'x' has samples of shape {list(x.shape[1:])}, the model takes "
-                                    f"{list(frame_shape)}", file=str(path),
-                                    hint="x is [samples, *input shape without batch]")
-    if len(x) == 0:
-        raise InvalidModelError("'x' has no samples", file=str(path))
-    bad = ~np.isfinite(x)
-    if bad.any():
-        first = int(np.argmax(bad.reshape(len(x), -1).any(axis=1)))
-        raise InvalidModelError(f"'x' has {int(bad.sum())} NaN or infinite values (the first in sample {first})",
-                                file=str(path), hint="inputs must be finite numbers")
-    if y is not None and len(y) != len(x):
-        raise InvalidModelError(f"'y' has {len(y)} labels for {len(x)} samples", file=str(path))
-    return x, y
 
 
 def output_quant_tensors(graph: Graph) -> list[str]:
@@ -84,13 +46,39 @@ def _top1(q: np.ndarray) -> np.ndarray:
     return np.argmax(q.reshape(len(q), -1), axis=1)
 
 
+def resolve_runtime(ann: bool, mode: str | None, backend: str | None) -> tuple[str | None, str | None]:
+    """(mode, backend) that ``check`` runs, or a usage error for a combination that cannot apply.
+
+    ``None`` means "not given": the backend defaults to numpy, the mode to float (int for C,
+    which is integer only). ``ann`` checks the reference evaluator, which has neither.
+    """
+    if mode not in (None, "float", "int") or backend not in (None, "numpy", "c"):
+        raise UsageError(f"unknown mode/backend {mode}/{backend} (--mode float|int, --backend numpy|c)")
+    if ann:
+        if mode is not None or backend not in (None, "numpy"):
+            given = " ".join(f"--{k} {v}" for k, v in (("mode", mode), ("backend", backend)) if v)
+            raise UsageError(f"--ann checks the integer reference evaluator, which has no runtime: drop {given} "
+                             "(or drop --ann to check that runtime)")
+        return None, None
+    backend = backend or "numpy"
+    if backend == "c" and mode == "float":
+        raise UsageError("--backend c runs the integer-only C code, so --mode float cannot apply "
+                         "(drop --mode, or give --mode int)")
+    return mode or ("int" if backend == "c" else "float"), backend
+
+
 def check(model: str | Path, data: str | Path, options: CompileOptions | None = None, *,
-          ann: bool = False, mode: str = "float", backend: str = "numpy",
+          ann: bool = False, mode: str | None = None, backend: str | None = None,
           input_shape: tuple[int, ...] | None = None, progress: bool | None = None,
           limit: int | None = None, target: str = "host") -> dict:
+    """The ``swsc check`` report (a JSON-able dict); it records every option that shaped the run."""
     from swsc.oracle import Oracle
     from swsc.runtime import reference
 
+    mode, backend = resolve_runtime(ann, mode, backend)
+    if target not in TARGETS or (target != "host" and backend != "c"):
+        raise UsageError(f"--target {target} needs --backend c (targets: {', '.join(TARGETS)})")
+    options = (options or CompileOptions()).validate()
     graph = import_onnx(model, input_shape)
     x, y = load_data(data, graph)
     if limit:
@@ -102,11 +90,16 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
     bar.close()
     ref = reference.evaluate(graph, x, keep=True)
     q_ort = ort_out[qnames[0]].astype(np.int64)
-    report: dict = {"model": Path(model).name, "samples": int(len(x))}
+    report: dict = {"model": Path(model).name, "data": Path(data).name, "samples": int(len(x)), "limit": limit,
+                    "input_shape": list(input_shape) if input_shape else None,
+                    "ann": bool(ann), "mode": mode, "backend": backend}
 
     def summarize(q_model, key):
         c = compare(q_model, q_ort)
-        report.update(top1_agreement=float((_top1(q_model) == _top1(q_ort)).mean()), **c)
+        differ = _top1(q_model) != _top1(q_ort)
+        report.update(top1_agreement=float(1 - differ.mean()), top1_differing=int(differ.sum()), **c,
+                      output_elements=int(q_ort.size),
+                      output_elements_differing=int((np.rint(q_model) != q_ort).sum()))
         if y is not None:
             report["accuracy_ref"] = float((_top1(q_ort) == y).mean())
             report[key] = float((_top1(q_model) == y).mean())
@@ -115,21 +108,16 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
         summarize(ref[qnames[0]], "accuracy_ann")
         return report
 
-    options = (options or CompileOptions()).validate()
-    if mode not in ("float", "int") or backend not in ("numpy", "c"):
-        raise UsageError(f"unknown mode/backend {mode}/{backend} (float|int, numpy|c)")
-    if target not in TARGETS or (target != "host" and backend != "c"):
-        raise UsageError(f"--target {target} needs --backend c (targets: {', '.join(TARGETS)})")
     sg = compile_graph(graph, options, integer=mode == "int" or backend == "c")
     sg.meta["source"] = Path(model).name
-    bar = Progress(len(x), f"swsc {backend} {mode}", enabled=progress)
-    res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report, target=target)
+    bar = Progress(len(x), f"swsc numpy {mode}", enabled=progress)
+    res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report, progress_on=progress,
+                       target=target)
     bar.close()
     q_snn = res.intermediates[qnames[0]]
     summarize(q_snn, "accuracy_snn")
     report.update({k: v for k, v in res.totals().items()})
-    report["options"] = {"tc": options.tc, "ts": options.ts, "beta": options.beta, "encoder": options.encoder,
-                         "vth_factor": options.vth_factor}
+    report["options"] = options_record(options)
     stats = {s.name: s for s in res.layers}
     alone = isolated_layers(sg, ref)
     layers = []
@@ -151,6 +139,12 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
         layers.append(entry)
     report["layers"] = layers
     return report
+
+
+def options_record(options: CompileOptions) -> dict:
+    """Every conversion option, as the report records it."""
+    return {"tc": options.tc, "ts": options.ts, "beta": options.beta, "encoder": options.encoder,
+            "encoder_ts": options.encoder_ts, "vth_factor": options.vth_factor, "ts_default": options.ts_default}
 
 
 def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -189,9 +183,11 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
     return out
 
 
-def _run_backend(sg: Graph, x, *, mode, backend, progress, report, target="host"):
+def _run_backend(sg: Graph, x, *, mode, backend, progress, report, progress_on=None, target="host"):
     from swsc.runtime.interpreter import run
     res = run(sg, x, intermediate=True, progress=progress, mode="int" if backend == "c" else mode)
+    if hasattr(progress, "close"):   # one bar at a time: the C steps follow
+        progress.close()
     if backend == "numpy":
         return res
     if target == "cortex-m4":   # the same C as firmware in QEMU (swsc.runtime.firmware)
@@ -201,7 +197,7 @@ def _run_backend(sg: Graph, x, *, mode, backend, progress, report, target="host"
                       m4_flash_bytes=fw_sizes["flash"], m4_ram_bytes=fw_sizes["ram"],
                       m4_stack_bytes=fw_stats.stack_bytes)
     else:
-        c_out, counts, creport = run_c(sg, x)
+        c_out, counts, creport = run_c(sg, x, progress=progress_on)
     qnames = output_quant_tensors(sg)          # the C writes every output, flat, in graph order
     numpy_q = np.concatenate([res.intermediates[q].reshape(len(x), -1) for q in qnames], axis=1).astype(np.int64)
     c_flat = c_out.reshape(len(x), -1)
@@ -219,16 +215,80 @@ def _run_backend(sg: Graph, x, *, mode, backend, progress, report, target="host"
     return res
 
 
-def run_c(sg: Graph, x) -> tuple[np.ndarray, dict, object]:
-    """Generate C for an integer-lowered graph, build it with the system compiler, run it on x.
+def run_c(sg: Graph, x, *, progress: bool | None = None) -> tuple[np.ndarray, dict, object]:
+    """Generate C for an integer-lowered graph, build it with the system compiler (``$CC``,
+    default gcc), run it on x; ``progress`` shows the three steps (default: on a terminal).
 
     Returns (quantized outputs [N, ...], {layer: (spikes_pos, spikes_neg)}, the CReport).
     """
     import tempfile
 
     from swsc.runtime import cbackend
+    cc = os.environ.get("CC") or "gcc"
+    bar = Progress(3, "swsc C", enabled=progress, unit="step", leave=False)
     with tempfile.TemporaryDirectory(prefix="swsc-c-") as d:
+        bar.status("generating C")
         creport = cbackend.emit_c(sg, d, prefix="sws", header_info={"model": sg.meta.get("source", sg.name)})
-        exe = cbackend.build(d, cc=os.environ.get("CC") or "gcc")
+        bar(1)
+        bar.status(f"building with {cc}")
+        exe = cbackend.build(d, cc=cc)
+        bar(2)
+        bar.status(f"running {exe.name} on {len(x)} samples")
         out, counts = cbackend.run_binary(exe, cbackend.quantize_input(sg, x))
+        bar(3)
+    bar.close()
     return out.astype(np.int64), counts, creport
+
+
+#: CI gates of ``swsc check``: option -> (report key, "min"/"max", what it measures)
+GATES = {
+    "min_top1": ("top1_agreement", "min", "top-1 agreement with onnxruntime"),
+    "min_exact": ("exact_fraction", "min", "fraction of output elements equal to onnxruntime's"),
+    "max_lsb": ("max_abs_lsb", "max", "largest output difference from onnxruntime, in LSB"),
+}
+
+
+def gate_failures(report: dict, **limits) -> list[str]:
+    """One reason per gate in ``limits`` (keys of GATES; None = not set) that ``report`` fails."""
+    out = []
+    for opt, limit in limits.items():
+        if limit is None:
+            continue
+        key, kind, what = GATES[opt]
+        v = report[key]
+        if (v < limit) if kind == "min" else (v > limit):
+            flag = "--" + opt.replace("_", "-")
+            detail = {"top1_agreement": f" ({report['top1_differing']} of {report['samples']} samples differ)",
+                      "exact_fraction": f" ({report['output_elements_differing']} of {report['output_elements']} "
+                                        "elements differ)"}.get(key, "")
+            out.append(f"{what} is {fraction_text(v) if kind == 'min' else v}{detail}, "
+                       f"{'below' if kind == 'min' else 'above'} {flag} {limit:g}")
+    return out
+
+
+def fraction_text(v: float, digits: int = 5) -> str:
+    """A fraction in [0, 1] that never rounds a difference away: 0.999996 is '>0.99999', not '1'."""
+    if v in (0, 1):
+        return str(int(v))
+    s = f"{v:.{digits}f}"
+    if s == f"{1:.{digits}f}":
+        return ">" + f"{1 - 10 ** -digits:.{digits}f}"
+    if s == f"{0:.{digits}f}":
+        return "<" + f"{10 ** -digits:.{digits}f}"
+    return s.rstrip("0")
+
+
+def _value_text(k: str, v, short: bool = False) -> str:
+    if isinstance(v, float) and (k.endswith(("fraction", "agreement")) or k.startswith("accuracy")):
+        return fraction_text(v)
+    return f"{v:.4g}" if short and isinstance(v, float) else str(v)
+
+
+def report_lines(report: dict) -> list[str]:
+    """The text form of a check report: 'key: value' lines, then one line per layer."""
+    lines = [f"{k}: {_value_text(k, v)}" for k, v in report.items() if k != "layers"]
+    for layer in report.get("layers", []):
+        extra = "".join(f" {k}={_value_text(k, v, short=True)}" for k, v in layer.items()
+                        if k not in ("name", "op", "tensor"))
+        lines.append(f"  {layer.get('op', ''):12s} {layer.get('name', layer.get('tensor'))}:{extra}")
+    return lines

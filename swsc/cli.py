@@ -7,18 +7,20 @@ failed command leaves no half-written files.
 from __future__ import annotations
 
 import argparse
-import re
 import json
 import os
 import shutil
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 
-from . import __version__
+import numpy as np
+
+from . import __version__, cliutil
 from . import raw as _raw
-from .errors import SwscError, UsageError
+from .errors import SwscError, SwscWarning, UsageError
 from .options import ENCODERS, CompileOptions, parse_ts
 
 EPILOG = """examples:
@@ -34,8 +36,8 @@ EPILOG = """examples:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no usage dump
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+    def error(self, message):  # one line, exit 2, no usage dump; main() adds the --help pointer
+        raise UsageError(message)
 
 
 def _add_compile_options(p: argparse.ArgumentParser) -> None:
@@ -47,7 +49,8 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
     g.add_argument("--encoder", choices=ENCODERS, default="exact",
                    help="input encoder: exact MSB-first code (default) or the paper's TSA encoder")
-    g.add_argument("--encoder-ts", type=int, default=1, help="silent period of the tsa encoder (default 1)")
+    g.add_argument("--encoder-ts", type=int, default=None,
+                   help="silent period of the tsa encoder (default 1; only with --encoder tsa)")
     g.add_argument("--vth-factor", type=float, default=0.5,
                    help="threshold as a fraction of theta*beta^Ts: 0.5 lowered (default), 1.0 = not lowered")
     g.add_argument("--input-shape", default=None,
@@ -55,8 +58,11 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
 
 
 def _options(a) -> CompileOptions:
-    return CompileOptions(tc=a.tc, ts=a.ts, beta=a.beta, encoder=a.encoder, encoder_ts=a.encoder_ts,
-                          vth_factor=a.vth_factor).validate()
+    if a.encoder_ts is not None and a.encoder != "tsa":
+        raise UsageError(f"--encoder-ts is the silent period of the tsa encoder; --encoder {a.encoder} has none "
+                         "(add --encoder tsa, or drop --encoder-ts)")
+    return CompileOptions(tc=a.tc, ts=a.ts, beta=a.beta, encoder=a.encoder,
+                          encoder_ts=1 if a.encoder_ts is None else a.encoder_ts, vth_factor=a.vth_factor).validate()
 
 
 def _input_shape(a):
@@ -68,6 +74,8 @@ def _input_shape(a):
 
 def _need_file(path: str, what: str = "model") -> Path:
     p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{what} file '{path}' is a directory", hint=f"give the {what} file itself")
     if not p.is_file():
         raise UsageError(f"{what} file '{path}' does not exist")
     return p
@@ -86,15 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                        "convert it to an SWS spiking network and write OUT/<name>.sws.onnx.")
     c.add_argument("model", help="quantized .onnx model")
     c.add_argument("-o", "--output", default="out", help="output directory (default ./out)")
-    c.add_argument("--name", help="output base name (default: the model file's stem)")
+    c.add_argument("--name", help="output base name, a plain file name written inside -o (default: the model "
+                                  "file's stem)")
     c.add_argument("--target", choices=("numpy", "c"), default="numpy",
                    help="numpy: write <name>.sws.onnx for swsc run/dump (default); c: write integer-only "
                         "C99 for firmware (<prefix>.h/.c, weights, float helpers, main.c, Makefile) "
                         "and print its flash/RAM report")
-    c.add_argument("--prefix", help="C symbol prefix, so several models link into one firmware "
-                                    "(default: from --name or the model file name)")
+    c.add_argument("--prefix", help="C symbol prefix (--target c), so several models link into one firmware: "
+                                    "a letter, then at most 23 letters, digits or '_', not ending in '_'; used "
+                                    "as given, never rewritten (default: --name or the model file's stem)")
     _add_compile_options(c)
-    c.add_argument("--data", help="optional .npz (x[, y]) to report spikes and OPF per frame")
+    c.add_argument("--data", help="optional .npz (x[, y]) or .npy (x) to report spikes and OPF per frame")
     c.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
     c.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
                    help="print the IR after PASS (repeatable)")
@@ -111,23 +121,36 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a compiled .sws.onnx network on data",
                        description="Run a compiled network on the samples of an .npz file (x[, y]).")
     r.add_argument("file", help="compiled .sws.onnx file")
-    r.add_argument("--data", required=True, help=".npz with x (float32 samples) and optional y (labels)")
-    r.add_argument("-o", "--output", help="write outputs to this .npz")
+    r.add_argument("--data", required=True,
+                   help=".npz with x (float32 samples) and optional y (labels), or an .npy of samples")
+    r.add_argument("-o", "--output", help="write the outputs (one array per graph output) and 'predictions' "
+                                          "(argmax of the first output per sample) to this .npz")
+    r.add_argument("--mode", choices=("float", "int"), default=None,
+                   help="numpy runtime mode: float (default) or int (the integer arithmetic of the C)")
+    r.add_argument("--backend", choices=("numpy", "c"), default=None,
+                   help="numpy (default) or c: generate, build ($CC, default gcc) and run the C")
     r.add_argument("--json", action="store_true", help="print one JSON object")
 
     k = sub.add_parser("check", help="compare the compiled network (or the ANN evaluator) with onnxruntime",
                        description="Compile MODEL, run it and onnxruntime's quantized model on the same "
                        "data, and report agreement, accuracy, latency, OPF and spikes, per layer too.")
     k.add_argument("model", help="quantized .onnx model")
-    k.add_argument("--data", required=True, help=".npz with x (float32 samples) and optional y (labels)")
+    k.add_argument("--data", required=True,
+                   help=".npz with x (float32 samples) and optional y (labels), or an .npy of samples")
     k.add_argument("--ann", action="store_true", help="check the integer reference evaluator instead of the SNN")
-    k.add_argument("--mode", choices=("float", "int"), default="float", help="numpy runtime mode")
-    k.add_argument("--backend", choices=("numpy", "c"), default="numpy", help="runtime to check")
+    k.add_argument("--mode", choices=("float", "int"), default=None,
+                   help="numpy runtime mode (default float; the C is int)")
+    k.add_argument("--backend", choices=("numpy", "c"), default=None, help="runtime to check (default numpy)")
     k.add_argument("--target", choices=("host", "cortex-m4"), default="host",
                    help="with --backend c: build for this machine (default) or as Cortex-M4 firmware run in "
                         "qemu-system-arm (mps2-an386), compared bit for bit with the numpy integer mode")
     k.add_argument("--limit", type=int, help="use only the first N samples")
     k.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    gates = k.add_argument_group("gates (exit 1 with the reason when one fails; for CI)")
+    gates.add_argument("--min-top1", type=cliutil.fraction, metavar="F", help="least top-1 agreement with onnxruntime")
+    gates.add_argument("--min-exact", type=cliutil.fraction, metavar="F",
+                       help="least fraction of output elements equal to onnxruntime's")
+    gates.add_argument("--max-lsb", type=int, metavar="N", help="largest output difference from onnxruntime, in LSB")
     _add_compile_options(k)
 
     w = sub.add_parser("sweep", help="evaluate a grid of Tc, Ts, threshold and encoder settings",
@@ -169,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     rp.add_argument("--notes", metavar="FILE.md", help="markdown to include near the top of report.md")
     rp.add_argument("--no-plots", action="store_true", help="write report.md only")
+    for sp in sub.choices.values():   # main() takes --debug anywhere on the line; listed for --help
+        sp.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
 
 
@@ -211,29 +236,42 @@ def _write_atomically(out_dir: Path, files: dict[str, callable]) -> list[Path]:
 def cmd_compile(a) -> int:
     from .compiler import compile_graph, import_onnx
     from .passmanager import IRPrintOptions
+    from .progress import Progress
     from .serialize import SUFFIX, save
     model = _need_file(a.model)
     opts = _options(a)
-    prefix = _c_prefix(a.prefix or a.name or model.name.removesuffix(".onnx"))
+    name, prefix = cliutil.compile_names(a, model)
+    cliutil.check_ir_print_passes(a)
     popts = IRPrintOptions(after_all=a.print_ir_after_all, after=set(a.print_ir_after),
                            before=set(a.print_ir_before), dump_dir=a.dump_ir)
-    graph = import_onnx(model, _input_shape(a))
-    records = []
-    sg = compile_graph(graph, opts, print_options=popts, records=records, integer=a.target == "c")
-    sg.meta["source"] = model.name
-    name = a.name or model.name.removesuffix(".onnx")
+    printing = bool(a.print_ir_after_all or a.print_ir_after or a.print_ir_before)
     totals = None
-    if a.data:   # before anything is written: bad data must leave no output behind
-        from .check import load_data
-        from .runtime.interpreter import run
-        x, _ = load_data(a.data, sg)
-        totals = (len(x), run(sg, x).totals())
-    if a.target == "c":
-        from .runtime.cbackend import emit_c
-        written, creport = _produce_atomically(Path(a.output), lambda tmp: emit_c(
-            sg, tmp, prefix=prefix, header_info={"model": model.name, "options": opts.to_json()}))
-    else:
-        written = _write_atomically(Path(a.output), {name + SUFFIX: lambda p: save(sg, p)})
+    # a large model takes a while to import and convert: a bar on a terminal says which step runs
+    with Progress(4 if a.data else 3, f"swsc compile {model.name}", unit="step", leave=False,
+                  enabled=False if printing else None) as bar:
+        bar.status("importing")
+        graph = import_onnx(model, _input_shape(a))
+        bar(1)
+        bar.status("converting" + (" (and lowering to integer for C)" if a.target == "c" else ""))
+        records = []
+        sg = compile_graph(graph, opts, print_options=popts, records=records, integer=a.target == "c")
+        sg.meta["source"] = model.name
+        bar(2)
+        if a.data:   # before anything is written: bad data must leave no output behind
+            from .check import load_data
+            from .runtime.interpreter import run
+            bar.status("running the data")
+            x, _ = load_data(a.data, sg)
+            totals = (len(x), run(sg, x).totals())
+            bar(3)
+        bar.status("writing")
+        if a.target == "c":
+            from .runtime.cbackend import emit_c
+            written, creport = _produce_atomically(Path(a.output), lambda tmp: emit_c(
+                sg, tmp, prefix=prefix, header_info={"model": model.name, "options": opts.to_json()}))
+        else:
+            written = _write_atomically(Path(a.output), {name + SUFFIX: lambda p: save(sg, p)})
+        bar(bar.total)
     layers = [n for n in sg.nodes if n.op == "TsaLayer"]
     params = sum(int(sg.tensors[i].data.size) for n in layers
                  for i in n.inputs[n.attrs["n_inputs"]:n.attrs["n_inputs"] + 2])   # W and b
@@ -249,12 +287,6 @@ def cmd_compile(a) -> int:
     for p in written:
         print(f"wrote {p}")
     return 0
-
-
-def _c_prefix(text: str) -> str:
-    """A C symbol prefix from a user option or a file name: [a-z0-9_], not starting with a digit."""
-    p = re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_").lower() or "sws"
-    return ("m_" + p if p[0].isdigit() else p)[:24]
 
 
 def cmd_dump(a) -> int:
@@ -277,27 +309,24 @@ def cmd_dump(a) -> int:
 
 
 def cmd_run(a) -> int:
-    import numpy as np
-
-    from .check import load_data
-    from .progress import Progress
-    from .runtime.interpreter import run
+    from .check import load_data, resolve_runtime
     from .serialize import load
+    mode, backend = resolve_runtime(False, a.mode, a.backend)
     g = load(_need_file(a.file, "IR"))
-    x, y = load_data(a.data, g)
     if a.output and Path(a.output).is_dir():
         raise UsageError(f"-o '{a.output}' is a directory; give the .npz file to write, e.g. out.npz")
-    bar = Progress(len(x), "swsc run")
-    res = run(g, x, progress=bar)
-    bar.close()
-    summary = {"samples": int(len(x)), **res.totals()}
-    out = res.outputs[g.outputs[0]]
+    x, y = load_data(a.data, g)
+    outputs, totals = cliutil.run_outputs(g, x, mode, backend)
+    first = outputs[g.outputs[0]]
+    predictions = np.argmax(first.reshape(len(first), -1), axis=1)
+    summary = {"samples": int(len(x)), "mode": mode, "backend": backend, **totals}
     if y is not None:
-        summary["accuracy"] = float((np.argmax(out.reshape(len(out), -1), 1) == y).mean())
+        summary["accuracy"] = float((predictions == y).mean())
     if a.output:
+        key = "predictions" if "predictions" not in outputs else "swsc_predictions"
         def write(p):
             with open(p, "wb") as f:    # a file object: np.savez would append .npz to a bare path
-                np.savez(f, **res.outputs)
+                np.savez(f, **outputs, **{key: predictions})
         _write_atomically(Path(a.output).parent or Path("."), {Path(a.output).name: write})
     if a.json:
         print(json.dumps(summary, sort_keys=True))
@@ -308,23 +337,26 @@ def cmd_run(a) -> int:
 
 
 def cmd_check(a) -> int:
-    from .check import check
+    from .check import check, gate_failures, report_lines
     model = _need_file(a.model)
     _need_file(a.data, "data")
     if a.limit is not None and a.limit < 1:
         raise UsageError(f"--limit must be >= 1, got {a.limit}")
+    if a.max_lsb is not None and a.max_lsb < 0:
+        raise UsageError(f"--max-lsb must be >= 0, got {a.max_lsb}")
     report = check(model, a.data, _options(a), ann=a.ann, mode=a.mode, backend=a.backend,
                    input_shape=_input_shape(a), limit=a.limit, target=a.target)
+    limits = {"min_top1": a.min_top1, "min_exact": a.min_exact, "max_lsb": a.max_lsb}
+    failures = gate_failures(report, **limits)
+    report["gates"] = {k: v for k, v in limits.items() if v is not None}
+    report["gate_failures"] = failures
     if a.json:
         print(json.dumps(report, sort_keys=True))
-        return 0
-    for k, v in report.items():
-        if k != "layers":
-            print(f"{k}: {v}")
-    for layer in report.get("layers", []):
-        extra = "".join(f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}" for k, v in layer.items()
-                        if k not in ("name", "op", "tensor"))
-        print(f"  {layer.get('op', ''):12s} {layer.get('name', layer.get('tensor'))}:{extra}")
+    else:
+        print("\n".join(report_lines(report)))
+    if failures:
+        print(f"swsc: check failed: {'; '.join(failures)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -354,11 +386,12 @@ def cmd_sweep(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .report import write_report
+    from .report import render
     for t in a.tables:
         _need_file(t, "table")
     notes = _need_file(a.notes, "notes").read_text() if a.notes else None
-    written, note = write_report(a.tables, Path(a.output), notes=notes, plots=not a.no_plots)
+    files, note = render(a.tables, notes=notes, plots=not a.no_plots)
+    written = _write_atomically(Path(a.output), files)
     if note:
         print(f"swsc: {note}", file=sys.stderr)
     for p in written:
@@ -375,18 +408,27 @@ COMMANDS = {"raw": cmd_raw, "compile": cmd_compile, "dump": cmd_dump, "run": cmd
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in argv
+    argv, debug = cliutil.split_debug(sys.argv[1:] if argv is None else list(argv))
     try:
-        a = build_parser().parse_args(argv)
-        if not a.command:
-            build_parser().print_help()
-            return 2
-        return COMMANDS[a.command](a)
+        with warnings.catch_warnings():
+            warnings.showwarning = cliutil.show_warning
+            warnings.simplefilter("default", SwscWarning)
+            a = build_parser().parse_args(argv)
+            if not a.command:
+                build_parser().print_help()
+                return 2
+            rc = COMMANDS[a.command](a)
+            sys.stdout.flush()     # a closed pipe shows here, inside the handler below
+            return rc
+    except BrokenPipeError:
+        return cliutil.stdout_gone()
     except SwscError as e:
         if debug:
             traceback.print_exc()
-        print(f"swsc: error: {e}", file=sys.stderr)
+        text = str(e)
+        if isinstance(e, UsageError) and "--help" not in text:
+            text += f" (see '{cliutil.help_pointer(argv, COMMANDS)}')"
+        print(f"swsc: error: {text}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("swsc: interrupted", file=sys.stderr)

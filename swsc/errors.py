@@ -74,3 +74,10 @@ class IRVerifyError(SwscError):
 
 class PassError(SwscError):
     """A pass failed; names the pass and the passes that ran before it."""
+
+
+class SwscWarning(UserWarning):
+    """Something the user should know that does not stop the run (inputs clamped, ...).
+
+    The CLI prints it as one line, ``swsc: warning: <message>``.
+    """

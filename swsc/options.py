@@ -3,12 +3,19 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import OptionError
 
 ENCODERS = ("exact", "tsa")
+#: a C symbol prefix: every generated symbol is ``<prefix>_<what>``, so at most 24 characters keep
+#: them within C99's 31 significant characters of an external identifier (and runtime/cbackend.py's
+#: own limit); no trailing '_' so that ``<prefix>_x`` never holds a double underscore
+C_PREFIX_RE = re.compile(r"[A-Za-z](?:[A-Za-z0-9_]{0,22}[A-Za-z0-9])?")
+C_PREFIX_RULE = "a letter, then at most 23 letters, digits or '_', not ending in '_'"
+MAX_STEM = 200
 
 
 @dataclass
@@ -82,3 +89,28 @@ def parse_ts(text: str):
         if isinstance(data, list):
             return data
     raise OptionError(f"--ts takes an integer, a comma-separated list, or a .json file; got {text!r}")
+
+
+def check_file_stem(text: str, option: str = "--name") -> str:
+    """``text`` as the stem of a file written inside an output directory, or a usage error.
+
+    A stem is one plain file name: no directory part, so nothing can be written outside ``-o``.
+    """
+    rule = ("a plain file name: not empty, no '/' or '\\', not starting with '.', no control characters, "
+            f"at most {MAX_STEM} characters")
+    bad = (not text or "/" in text or "\\" in text or text.startswith(".") or len(text) > MAX_STEM
+           or any(ord(c) < 32 or ord(c) == 127 for c in text) or Path(text).is_absolute())
+    if bad:
+        raise OptionError(f"{option} {text!r} is not a valid output name: it must be {rule} "
+                         "(the files go inside the -o directory)")
+    return text
+
+
+def check_c_prefix(text: str, option: str = "--prefix") -> str:
+    """``text`` as the C symbol prefix, unchanged, or a usage error stating the rule.
+
+    Never rewritten: a silently changed prefix could make two models' symbols collide.
+    """
+    if not C_PREFIX_RE.fullmatch(text or ""):
+        raise OptionError(f"{option} {text!r} is not a valid C symbol prefix: it must be {C_PREFIX_RULE}")
+    return text

@@ -29,7 +29,7 @@ def add_parser(sub, add_compile_options) -> None:
 
 
 def cmd(a, options) -> int:
-    from .check import load_data
+    from .data import load_data
     from .compiler import compile_graph, import_onnx
     from .runtime import cbackend
 

@@ -2,66 +2,166 @@
 
 Figures follow the paper (section 4): accuracy vs latency T_inf (fig. 3), accuracy vs
 OPF over Tc and Ts (fig. 4a), residual density with/without the lowered threshold and
-the silent period (fig. 5a), ablation accuracies (fig. 5b); report.md has a Table-2
-style summary at Tc = 8, Ts = 2 and compares the measurements with the paper's claims.
+the silent period (fig. 5a), ablation accuracies (fig. 5b); report.md (``swsc.report_md``)
+has a Table-2 style summary at Tc = 8, Ts = 2 and compares the measurements with the
+paper's claims.
+
+One function per figure kind, built from helpers other plots can share (``pyplot``,
+``accuracy_lines``, ``label_points``, ``legend_outside``, ``save_png``): legends sit outside
+the axes so they never cover a curve, point labels never overlap, and the accuracy axis
+shows the band where the curves differ (points far below it are marked on its lower edge).
 
 Output is deterministic: rows sorted, fixed number formats, PNGs without dates or
-software tags at a fixed dpi. Without matplotlib, report.md is still written.
+software tags at a fixed dpi. Without matplotlib, report.md is still written. ``render``
+builds the files without writing them; the caller writes them (the CLI all or nothing).
 """
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 import numpy as np
 
-from .sweep import read_table, sort_key
+from .errors import InvalidModelError
+from .report_md import ABLATION, is_main, markdown, pick, vth_label
+from .sweep import COLUMNS, read_table, sort_key
 
 DPI = 100
-#: the paper's fig. 5b (SWS-ResNet18 on CIFAR10), accuracy in %; (vth_factor, ts) -> accuracy
-PAPER_ABLATION = {(1.0, 0): "almost random", (0.5, 0): "35.41%", (1.0, 2): "84.21%", (0.5, 2): "95.68%"}
-ABLATION = ((1.0, 0), (0.5, 0), (1.0, 2), (0.5, 2))
-#: the semantics note's reading of the paper's fig. 4a: LeNet-5 on MNIST, Tc = 8, Ts = 2
-PAPER_OPF_RATIO = 2.2
-WITHIN = 0.5   # accuracy points
+#: one colour per ablation configuration (vth_factor, ts), the same in every figure
+CONFIG_COLOURS = {(1.0, 0): "#d62728", (0.5, 0): "#ff7f0e", (1.0, 2): "#1f77b4", (0.5, 2): "#2ca02c"}
+#: the accuracy axis spans at most this many points below the best value; lower points are
+#: drawn on its lower edge, so a curve at chance does not flatten the band where curves differ
+FOCUS_SPAN = 10.0
+#: point markers by position (Tc in the OPF figure); "v" is kept for points below the axis
+MARKERS = "osD^P*Xh<>"
+BELOW = "v"
+#: where a point label may go, in points from its point: the first free place wins
+LABEL_OFFSETS = ((3, 3), (3, -9), (-3, 3), (-3, -9), (3, 9), (3, -15), (-3, 9), (-3, -15))
+#: what a sweep table is, for the error that refuses anything else
+SWEEP_TABLE = ("a sweep table is the .json or .csv that 'swsc sweep MODEL --data D.npz -o TABLE' writes, "
+               "one row per grid point with columns " + ", ".join(COLUMNS[:5]) + ", ...")
+_INT_COLUMNS = {"tc", "ts", "samples", "t_inf", "ann_macs", "max_abs_lsb"}
+_TEXT_COLUMNS = {"model", "encoder"}
+_OPTIONAL = {"encoder_ts", "accuracy_snn", "accuracy_ann"}   # empty for the exact encoder / without labels
 
 
-# ------------------------------------------------------------------ selecting rows
-def _is_main(r, vth=0.5) -> bool:
-    return r["encoder"] == "exact" and abs(r["vth_factor"] - vth) < 1e-9
-
-
-def pick(rows, tc, ts, vth=0.5, encoder="exact", encoder_ts=None):
-    for r in rows:
-        if r["tc"] == tc and r["ts"] == ts and abs(r["vth_factor"] - vth) < 1e-9 and r["encoder"] == encoder \
-                and (encoder_ts is None or r.get("encoder_ts") == encoder_ts):
-            return r
+# ------------------------------------------------------------------ tables
+def _row_problem(i: int, r) -> str | None:
+    if not isinstance(r, dict):
+        return f"row {i} is not an object"
+    missing = [c for c in COLUMNS if c not in r]
+    if missing:
+        more = ", ..." if len(missing) > 4 else ""
+        return f"row {i} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing[:4])}{more}"
+    for c in COLUMNS:
+        v = r[c]
+        if v is None and c in _OPTIONAL:
+            continue
+        ok = isinstance(v, str) if c in _TEXT_COLUMNS else \
+            isinstance(v, numbers.Integral if c in _INT_COLUMNS else numbers.Real) and not isinstance(v, bool)
+        if not ok:
+            return f"row {i} has {c} = {v!r}"
     return None
 
 
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f}%"
+def read_sweep(path: str | Path) -> tuple[dict, list[dict]]:
+    """A sweep table as (meta, rows); anything else is an InvalidModelError naming the file."""
+    meta, rows = read_table(path)
+    why = "its rows are not a list" if not isinstance(rows, list) else "it has no rows" if not rows else \
+        next((p for p in (_row_problem(i, r) for i, r in enumerate(rows, 1)) if p), None)
+    if why:
+        raise InvalidModelError(f"is not a sweep table ({why}); {SWEEP_TABLE}", file=str(path))
+    return meta, rows
 
 
-def _frac(v, digits=4) -> str:
-    """A fraction that never prints as 1 (or 0) unless it is exactly 1 (or 0)."""
-    t = f"{v:.{digits}f}"
-    if v < 1 and t == f"{1:.{digits}f}":
-        return ">" + f"{1 - 10 ** -digits:.{digits}f}"
-    if v > 0 and t == f"{0:.{digits}f}":
-        return "<" + f"{10 ** -digits:.{digits}f}"
-    return t
+# ------------------------------------------------------------------ plot helpers
+def pyplot():
+    """matplotlib.pyplot on the Agg backend with this module's fixed style."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"font.size": 8, "svg.hashsalt": "swsc", "path.simplify": False})
+    return plt
 
 
-def _pts(a, b) -> str:
-    return "n/a" if a is None or b is None else f"{100 * (a - b):+.2f}"
+def save_png(fig, path) -> None:
+    """Write a figure as a reproducible PNG (no software tag, fixed dpi) and close it."""
+    import matplotlib.pyplot as plt
+    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
 
 
-def _stem(model: str) -> str:
-    return model.removesuffix(".onnx")
+def legend_outside(ax, handles=None, **kw):
+    """The legend to the right of the axes, where it cannot cover a curve."""
+    kw = {"fontsize": 7, "loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, **kw}
+    return ax.legend(handles=handles, **kw) if handles is not None else ax.legend(**kw)
 
 
-def _vth(v) -> str:
-    return "θ/2" if abs(v - 0.5) < 1e-9 else "θ" if abs(v - 1) < 1e-9 else f"{v:g}θ"
+def ann_line(ax, ann) -> None:
+    if ann is not None:
+        ax.axhline(100 * ann, color="k", linestyle=":", linewidth=1,
+                   label=f"quantized ANN (onnxruntime) {100 * ann:.2f}%")
+
+
+def accuracy_lines(ax, series, ann=None, span=FOCUS_SPAN) -> float:
+    """Draw accuracy curves and set the y range to the band where they differ.
+
+    ``series``: dicts with ``x``, ``y`` (accuracy in %), ``label``, ``color`` and optionally
+    ``markers`` (one per point; default "o"). The y axis spans all values (and the ANN's)
+    when they lie within ``span`` points of the best, else the ``span`` below the best; a
+    point below the axis is drawn on its lower edge as a "v" and its curve's legend entry
+    says how many and how low. Returns the lower y limit."""
+    values = [y for s in series for y in s["y"]] + ([100 * ann] if ann is not None else [])
+    hi = max(values)
+    lo = min(v for v in values if v >= hi - span)
+    pad = max(0.08 * (hi - lo), 0.1)
+    bottom = lo - pad
+    for s in series:
+        x, y = np.asarray(s["x"], float), np.asarray(s["y"], float)
+        markers = s.get("markers") or ["o"] * len(x)
+        below = y < bottom
+        label = s["label"]
+        if below.any():
+            low, high = f"{y[below].min():.1f}", f"{y[below].max():.1f}"
+            label += f" ({int(below.sum())} below the axis: {low if low == high else low + '-' + high}%)"
+        ax.plot(x, y, color=s["color"], linewidth=1.2, label=label)
+        for m in dict.fromkeys(markers):
+            sel = np.array([mk == m for mk in markers]) & ~below
+            ax.plot(x[sel], y[sel], linestyle="none", marker=m, markersize=3.5, color=s["color"])
+        if below.any():
+            ax.plot(x[below], np.full(int(below.sum()), bottom), linestyle="none", marker=BELOW, markersize=5,
+                    color=s["color"], markerfacecolor="none", clip_on=False)
+    ann_line(ax, ann)
+    ax.set_ylim(bottom, hi + pad)
+    return bottom
+
+
+def label_points(ax, points, texts, fontsize=6) -> list:
+    """Annotate each (x, y) with its text at the first of ``LABEL_OFFSETS`` where the label
+    stays inside the axes and overlaps no label placed before; a label with no free place is
+    left out. Call it last: it fixes the figure's layout so the places it measured hold."""
+    fig = ax.figure
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    placed, out = [], []
+    for (x, y), s in zip(points, texts):
+        for dx, dy in LABEL_OFFSETS:
+            t = ax.annotate(s, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                            ha="left" if dx >= 0 else "right")
+            bb = t.get_window_extent(renderer)
+            inside = frame.x0 <= bb.x0 and bb.x1 <= frame.x1 and frame.y0 <= bb.y0 and bb.y1 <= frame.y1
+            if inside and not any(bb.overlaps(p) for p in placed):
+                placed.append(bb)
+                out.append(t)
+                break
+            t.remove()
+    return out
+
+
+def _figure(plt, size=(6.4, 3.4), **kw):
+    return plt.subplots(figsize=size, layout="constrained", **kw)
 
 
 def _abs_density(hist, bins):
@@ -75,433 +175,180 @@ def _abs_density(hist, bins):
     return edges, (folded / (total * width) if total else folded)
 
 
-def _large_residual_share(row, bins, threshold=1.05) -> float | None:
-    """Share of in-range TSA neurons with |residual| >= threshold (beyond any rounding error)."""
-    hs = [x["residual_hist"] for x in row.get("layers") or [] if x.get("op") == "TsaLayer" and x.get("residual_hist")]
-    if not hs or bins is None:
+def _ann(rows):
+    return next((r["accuracy_ann"] for r in rows if r["accuracy_ann"] is not None), None)
+
+
+def _main(rows):
+    return [r for r in rows if is_main(r) and r["accuracy_snn"] is not None]
+
+
+# ------------------------------------------------------------------ one function per figure
+def latency_figure(stem, rows, bins=None):
+    """Paper fig. 3: accuracy vs latency T_inf, one curve per Tc (Ts varies along it)."""
+    main = _main(rows)
+    if not main:
         return None
-    h = np.sum(hs, axis=0)
-    lo = np.asarray(bins[:-1])
-    hi = np.asarray(bins[1:])
-    big = (lo >= threshold - 1e-9) | (hi <= -threshold + 1e-9)
-    return float(h[big].sum() / h.sum()) if h.sum() else None
-
-
-def _mean_residual(row) -> float | None:
-    layers = [x for x in row.get("layers") or [] if x.get("op") == "TsaLayer" and x.get("in_range")]
-    n = sum(x["in_range"] for x in layers)
-    return sum(x["residual_abs_mean"] * x["in_range"] for x in layers) / n if n else None
-
-
-# ------------------------------------------------------------------ plots
-def _plots(model, rows, bins) -> dict:
-    """{file name: callable(path)} for one model's figures."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 8, "svg.hashsalt": "swsc", "path.simplify": False})
-    stem = _stem(model)
-    ann = next((r["accuracy_ann"] for r in rows if r["accuracy_ann"] is not None), None)
-    files = {}
-
-    def save(fig, name):
-        def write(path):
-            fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-            plt.close(fig)
-        files[name] = write
-
-    def ann_line(ax, label=True):
-        if ann is not None:
-            ax.axhline(100 * ann, color="k", linestyle=":", linewidth=1,
-                       label=f"quantized ANN (onnxruntime) {100 * ann:.2f}%" if label else None)
-
-    def finish_accuracy(fig, ax, name, title, xlabel=None):
-        """The accuracy figures' common end: labels, title, legend, layout, file. The line plots
-        (given an x label) get a grid; the ablation's bar chart neither."""
-        if xlabel is not None:
-            ax.set_xlabel(xlabel)
-            ax.grid(alpha=0.3)
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.set_title(title)
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        save(fig, name)
-
-    main = [r for r in rows if _is_main(r) and r["accuracy_snn"] is not None]
+    plt = pyplot()
+    fig, ax = _figure(plt)
     tcs = sorted({r["tc"] for r in main})
-    if main:   # fig. 3: accuracy vs latency
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        for tc in tcs:
-            pts = sorted((r["t_inf"], r["accuracy_snn"], r["ts"]) for r in main if r["tc"] == tc)
-            ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", markersize=3, label=f"Tc={tc}")
-            if len(tcs) == 1:
-                for t, a, ts in pts:
-                    ax.annotate(f"Ts={ts}", (t, 100 * a), textcoords="offset points", xytext=(3, -9), fontsize=7)
-        ann_line(ax)
-        finish_accuracy(fig, ax, f"{stem}_latency.png", f"{stem}: accuracy vs latency (Ts per TSA layer varies)",
-                        "latency T_inf (time steps)")
+    series, labelled = [], []
+    for i, tc in enumerate(tcs):
+        pts = sorted((r["t_inf"], 100 * r["accuracy_snn"], r["ts"]) for r in main if r["tc"] == tc)
+        series.append({"x": [p[0] for p in pts], "y": [p[1] for p in pts], "label": f"Tc={tc}", "color": f"C{i}"})
+        labelled = pts
+    bottom = accuracy_lines(ax, series, _ann(rows))
+    ax.set_xlabel("latency T_inf (time steps)")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"{stem}: accuracy vs latency (Ts per TSA layer varies)", fontsize=9)
+    legend_outside(ax)
+    if len(tcs) == 1:   # one curve: say which Ts each point is
+        shown = [(t, a, ts) for t, a, ts in labelled if a >= bottom]
+        label_points(ax, [(t, a) for t, a, _ in shown], [f"Ts={ts}" for _, _, ts in shown])
+    return fig
 
-    if len(tcs) > 1:   # fig. 4a: accuracy vs OPF for every Tc, Ts
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        for ts in sorted({r["ts"] for r in main}):
-            pts = sorted((r["opf"], r["accuracy_snn"], r["tc"]) for r in main if r["ts"] == ts)
-            if len(pts) < 2:
-                continue
-            ax.plot([p[0] / 1e3 for p in pts], [100 * p[1] for p in pts], marker="o", markersize=3, label=f"Ts={ts}")
-            for o, a, tc in pts:
-                ax.annotate(f"{tc}", (o / 1e3, 100 * a), textcoords="offset points", xytext=(2, 3), fontsize=6)
-        macs = next((r["ann_macs"] for r in main), None)
-        ann_line(ax)
-        finish_accuracy(fig, ax, f"{stem}_opf.png", f"{stem}: accuracy vs OPF over Tc, Ts (vth θ/2)",
-                        "OPF (thousand operations per frame; point labels: Tc)"
-                        + (f"; ANN: {macs / 1e3:.0f}k MACs" if macs else ""))
 
-    abl = [(v, ts, pick(rows, 8, ts, v)) for v, ts in ABLATION]
-    abl = [(v, ts, r) for v, ts, r in abl if r is not None]
-    if abl and any(r["accuracy_snn"] is not None for _, _, r in abl):   # fig. 5b
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        labels = [f"Vth={_vth(v)}\nTs={ts}" for v, ts, _ in abl]
-        vals = [100 * (r["accuracy_snn"] or 0) for _, _, r in abl]
-        bars = ax.bar(range(len(abl)), vals, color=["#d62728", "#ff7f0e", "#1f77b4", "#2ca02c"][:len(abl)])
-        for b, v in zip(bars, vals):
-            ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
-        ann_line(ax)
-        ax.set_xticks(range(len(abl)))
-        ax.set_xticklabels(labels)
-        ax.set_ylim(0, 105)
-        finish_accuracy(fig, ax, f"{stem}_ablation.png", f"{stem}: ablation at Tc=8 (lowered threshold, silent period)")
+def opf_figure(stem, rows, bins=None):
+    """Paper fig. 4a: accuracy vs OPF, one curve per Ts, Tc as the point marker."""
+    main = _main(rows)
+    tcs = sorted({r["tc"] for r in main})
+    if len(tcs) < 2:
+        return None
+    plt = pyplot()
+    from matplotlib.lines import Line2D
+    fig, ax = _figure(plt)
+    marker = {tc: MARKERS[i % len(MARKERS)] for i, tc in enumerate(tcs)}
+    series = []
+    for i, ts in enumerate(sorted({r["ts"] for r in main})):
+        pts = sorted((r["opf"] / 1e3, 100 * r["accuracy_snn"], r["tc"]) for r in main if r["ts"] == ts)
+        if len(pts) >= 2:
+            series.append({"x": [p[0] for p in pts], "y": [p[1] for p in pts], "label": f"Ts={ts}",
+                           "color": f"C{i}", "markers": [marker[p[2]] for p in pts]})
+    if not series:
+        plt.close(fig)
+        return None
+    accuracy_lines(ax, series, _ann(rows))
+    macs = next((r["ann_macs"] for r in main), None)
+    ax.set_xlabel("OPF (thousand operations per frame)" + (f"; ANN: {macs / 1e3:.0f}k MACs" if macs else ""))
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"{stem}: accuracy vs OPF over Tc, Ts (vth θ/2)", fontsize=9)
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], linestyle="none", marker=marker[tc], color="0.35", markersize=4, label=f"Tc={tc}")
+                for tc in tcs]
+    legend_outside(ax, handles)
+    return fig
 
-    with_layers = [(v, ts, r) for v, ts, r in abl if r.get("layers")]
-    if with_layers and bins is not None:   # fig. 5a
-        names = [x["name"] for x in with_layers[0][2]["layers"] if x.get("residual_hist")]
-        panels = ["all TSA layers"] + names
-        ncol = min(4, len(panels))
-        nrow = (len(panels) + ncol - 1) // ncol
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3 * ncol, 2.3 * nrow), squeeze=False)
-        colors = {(1.0, 0): "#d62728", (0.5, 0): "#ff7f0e", (1.0, 2): "#1f77b4", (0.5, 2): "#2ca02c"}
-        for i, panel in enumerate(panels):
-            ax = axes[i // ncol][i % ncol]
-            for v, ts, r in with_layers:
-                hs = [x["residual_hist"] for x in r["layers"] if x.get("residual_hist")
-                      and (i == 0 or x["name"] == panel)]
-                if not hs:
-                    continue
+
+def _ablation_rows(rows):
+    """(vth_factor, ts, row) of the fig. 5b configurations the sweep has, in the paper's order."""
+    out = [(v, ts, pick(rows, 8, ts, v)) for v, ts in ABLATION]
+    return [(v, ts, r) for v, ts, r in out if r is not None]
+
+
+def ablation_figure(stem, rows, bins=None):
+    """Paper fig. 5b: accuracy at Tc = 8 with/without the lowered threshold and the silent
+    period; a bar per configuration the sweep measured, coloured by ``CONFIG_COLOURS``."""
+    abl = [(v, ts, r) for v, ts, r in _ablation_rows(rows) if r["accuracy_snn"] is not None]
+    if not abl:
+        return None
+    plt = pyplot()
+    fig, ax = _figure(plt, (6.4, 3.2))
+    vals = [100 * r["accuracy_snn"] for _, _, r in abl]
+    bars = ax.bar(range(len(abl)), vals, color=[CONFIG_COLOURS[(v, ts)] for v, ts, _ in abl])
+    ax.bar_label(bars, [f"{v:.2f}" for v in vals], fontsize=7)
+    ann_line(ax, _ann(rows))
+    ax.set_xticks(range(len(abl)))
+    ax.set_xticklabels([f"Vth={vth_label(v)}\nTs={ts}" for v, ts, _ in abl])
+    ax.set_ylim(0, 108)
+    ax.set_ylabel("top-1 accuracy (%)")
+    fig.suptitle(f"{stem}: ablation at Tc=8 (lowered threshold, silent period)", fontsize=9)
+    if _ann(rows) is not None:
+        legend_outside(ax)
+    return fig
+
+
+def residual_figure(stem, rows, bins):
+    """Paper fig. 5a: density of |residual| of in-range TSA neurons at Tc = 8, per ablation
+    configuration (colours as in the ablation figure), over all TSA layers and per layer."""
+    with_layers = [(v, ts, r) for v, ts, r in _ablation_rows(rows) if r.get("layers")]
+    if not with_layers or bins is None:
+        return None
+    plt = pyplot()
+    names = [x["name"] for x in with_layers[0][2]["layers"] if x.get("residual_hist")]
+    panels = ["all TSA layers"] + names
+    ncol = min(4, len(panels))
+    nrow = (len(panels) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3 * ncol, 2.3 * nrow + 0.4), squeeze=False, layout="constrained")
+    for i, panel in enumerate(panels):
+        ax = axes[i // ncol][i % ncol]
+        for v, ts, r in with_layers:
+            hs = [x["residual_hist"] for x in r["layers"] if x.get("residual_hist") and (i == 0 or x["name"] == panel)]
+            if hs:
                 edges, dens = _abs_density(np.sum(hs, axis=0), bins)
-                ax.stairs(dens, edges, color=colors.get((v, ts)), label=f"Vth={_vth(v)}, Ts={ts}")
-            ax.set_title(panel if len(panel) < 40 else "…" + panel[-38:], fontsize=7)
-            ax.set_xlabel("|residual| (output LSB = θ)", fontsize=7)
-            if i % ncol == 0:
-                ax.set_ylabel("density", fontsize=7)
-            if i == 0:
-                ax.legend(fontsize=6)
-        for j in range(len(panels), nrow * ncol):
-            axes[j // ncol][j % ncol].axis("off")
-        fig.suptitle(f"{stem}: residual density at Tc=8, in-range neurons (the last bin holds |r| >= "
-                     f"{bins[-2]:.2f})", fontsize=8)
-        fig.tight_layout()
-        save(fig, f"{stem}_residuals.png")
+                ax.stairs(dens, edges, color=CONFIG_COLOURS[(v, ts)], label=f"Vth={vth_label(v)}, Ts={ts}")
+        ax.set_title(panel if len(panel) < 40 else "…" + panel[-38:], fontsize=7)
+        ax.set_xlabel("|residual| (output LSB = θ)", fontsize=7)
+        if i % ncol == 0:
+            ax.set_ylabel("density", fontsize=7)
+    for j in range(len(panels), nrow * ncol):
+        axes[j // ncol][j % ncol].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=7)
+    fig.suptitle(f"{stem}: residual density at Tc=8, in-range neurons (the last bin holds |r| >= "
+                 f"{bins[-2]:.2f})", fontsize=8)
+    return fig
+
+
+#: file name suffix -> figure function, in the order report.md shows them
+FIGURES = (("_latency.png", latency_figure), ("_opf.png", opf_figure), ("_residuals.png", residual_figure),
+           ("_ablation.png", ablation_figure))
+
+
+def figures(model, rows, bins) -> dict:
+    """{file name: writer(path)} for one model's figures."""
+    stem = model.removesuffix(".onnx")
+    files = {}
+    for suffix, make in FIGURES:
+        fig = make(stem, rows, bins)
+        if fig is not None:
+            files[stem + suffix] = lambda path, fig=fig: save_png(fig, path)
     return files
-
-
-# ------------------------------------------------------------------ markdown
-def _summary_row(model, rows):
-    r = pick(rows, 8, 2)
-    if r is None:
-        return f"| {model} | – | – | – | – | – | – | – | no Tc=8, Ts=2 row in the table |"
-    d = None if r["accuracy_snn"] is None or r["accuracy_ann"] is None else 100 * (r["accuracy_snn"] - r["accuracy_ann"])
-    ok = "n/a (no labels)" if d is None else ("yes" if abs(d) <= WITHIN + 1e-9 else "**no**")
-    ratio = f"{r['opf'] / r['ann_macs']:.2f}" if r.get("ann_macs") else "n/a"
-    return (f"| {model} | {r['samples']} | {_pct(r['accuracy_ann'])} | {_pct(r['accuracy_snn'])} | "
-            f"{_pts(r['accuracy_snn'], r['accuracy_ann'])} | {r['tc']} | {r['ts']} | {r['t_inf']} | "
-            f"{_pct(r['top1_agreement'])} | {_frac(r['exact_fraction'])} | {ratio} | {ok} |")
-
-
-def _grid_table(rows, value, fmt) -> list[str]:
-    main = [r for r in rows if _is_main(r)]
-    tcs = sorted({r["tc"] for r in main})
-    tss = sorted({r["ts"] for r in main})
-    out = ["| Tc \\ Ts | " + " | ".join(str(t) for t in tss) + " |", "|---|" + "---|" * len(tss)]
-    for tc in tcs:
-        cells = []
-        for ts in tss:
-            r = pick(main, tc, ts)
-            cells.append("–" if r is None or r.get(value) is None else fmt(r))
-        out.append(f"| {tc} | " + " | ".join(cells) + " |")
-    return out
-
-
-def _layer_table(row) -> list[str]:
-    out = ["| layer | op | exact vs reference | max \\|Δ\\| (LSB) | alone: exact / max \\|Δ\\| | mean \\|residual\\| | "
-           "max \\|residual\\| | clamped | spikes +/− per frame |", "|---|---|---|---|---|---|---|---|---|"]
-    for x in row.get("layers") or []:
-        res = (f"{x['residual_abs_mean']:.3f} | {x['residual_abs_max']:.3f} | {100 * x['clamped_fraction']:.1f}%"
-               if "residual_abs_mean" in x else "– | – | –")
-        spikes = f"{x['spikes_pos']:.0f} / {x['spikes_neg']:.0f}" if "spikes_pos" in x else "–"
-        exact = _frac(x['exact_fraction'], 5) if "exact_fraction" in x else "–"
-        mx = str(x["max_abs_lsb"]) if "max_abs_lsb" in x else "–"
-        alone = (f"{_frac(x['isolated_exact_fraction'], 5)} / {x['isolated_max_abs_lsb']}"
-                 if "isolated_exact_fraction" in x else "–")
-        out.append(f"| `{x['name']}` | {x['op']} | {exact} | {mx} | {alone} | {res} | {spikes} |")
-    return out
-
-
-def _diverging(row) -> str:
-    layers = [x for x in row.get("layers") or [] if "exact_fraction" in x]
-    off = [x for x in layers if x["exact_fraction"] < 1.0]
-    if not off:
-        return "every layer equals the integer reference evaluator"
-    own = [x for x in layers if x.get("isolated_exact_fraction", 1.0) < 1.0]
-    first = off[0]
-    s = (f"the first layer that departs from the integer reference evaluator is `{first['name']}` "
-         f"({_frac(first['exact_fraction'], 5)} exact, up to {first['max_abs_lsb']} LSB)")
-    if own:
-        s += "; layers that err on their own, fed the reference's exact input: " + ", ".join(
-            f"`{x['name']}` ({_frac(x['isolated_exact_fraction'], 5)} exact, up to {x['isolated_max_abs_lsb']} LSB)"
-            for x in own)
-    elif any("isolated_exact_fraction" in x for x in layers):
-        s += "; no layer errs on its own when fed the reference's exact input (the differences are inherited)"
-    last = layers[-1]
-    s += f"; the output is {_frac(last['exact_fraction'], 5)} exact, up to {last['max_abs_lsb']} LSB"
-    return s
-
-
-def markdown(metas, rows, *, figures: dict[str, list[str]], notes: str | None = None,
-             sources: list[str] | None = None, plot_note: str | None = None,
-             discussion: str | None = None, bins=None) -> str:
-    models = sorted({r["model"] for r in rows})
-    by_model = {m: sorted([r for r in rows if r["model"] == m], key=sort_key) for m in models}
-    L = ["# swsc results: SWS spiking networks vs their quantized ANNs", ""]
-    if sources:
-        L += ["Generated by `swsc report` from " + ", ".join(f"`{s}`" for s in sources) + ". "
-              "Accuracies are top-1 on the labelled samples of each table; the quantized ANN's accuracy is "
-              "onnxruntime's on the same samples. The SNN is swsc's numpy runtime (float mode), exact input "
-              "encoder, β = 2, unless a row says otherwise.", ""]
-    limits = sorted({(m, meta.get("limit")) for meta in metas for m in meta.get("models", [])
-                     if meta.get("limit")})
-    if limits:
-        L += ["Sample limits (`--limit`): " + ", ".join(f"{m}: first {n}" for m, n in limits) + ".", ""]
-    if notes:
-        L += [notes.strip(), ""]
-    if plot_note:
-        L += [f"*{plot_note}*", ""]
-
-    L += ["## Summary at Tc = 8, Ts = 2 (Table-2 style)", "",
-          f"Δ is SNN minus ANN accuracy in percentage points; the target is |Δ| ≤ {WITHIN} points. "
-          "One sample is 100/n points (0.20 for 500 samples, 0.25 for 397).", "",
-          "| model | samples | ANN acc | SNN acc | Δ (points) | Tc | Ts | T_inf | top-1 agreement | "
-          "exact outputs | OPF / ANN MACs | within 0.5 |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    L += [_summary_row(m, by_model[m]) for m in models]
-    L.append("")
-    for m in models:
-        r = pick(by_model[m], 8, 2)
-        if r is not None and r["accuracy_snn"] is not None and r["accuracy_ann"] is not None \
-                and abs(r["accuracy_snn"] - r["accuracy_ann"]) * 100 > WITHIN + 1e-9:
-            L += [f"**{m} misses the 0.5-point target** ({_pts(r['accuracy_snn'], r['accuracy_ann'])} points): "
-                  f"{_diverging(r)}.", ""]
-
-    L += _paper_section(by_model)
-    if discussion:
-        L += [discussion.strip(), ""]
-
-    for m in models:
-        rs = by_model[m]
-        L += [f"## {m}", ""]
-        samples = sorted({r["samples"] for r in rs})
-        ann = next((r["accuracy_ann"] for r in rs if r["accuracy_ann"] is not None), None)
-        macs = next((r["ann_macs"] for r in rs), None)
-        L += [f"{', '.join(map(str, samples))} samples; quantized ANN (onnxruntime) accuracy {_pct(ann)}; "
-              f"ANN MACs per frame {macs}; {len(rs)} grid points.", ""]
-        for f in figures.get(m, []):
-            L += [f"![{f}]({f})", ""]
-        main = [r for r in rs if _is_main(r)]
-        if main:
-            L += ["SNN accuracy (vth θ/2, exact encoder); T_inf in parentheses:", ""]
-            L += _grid_table(rs, "accuracy_snn",
-                             lambda r: f"{100 * r['accuracy_snn']:.2f}% ({r['t_inf']})" if r['accuracy_snn'] is not None
-                             else f"– ({r['t_inf']})")
-            L += ["", "Outputs equal to onnxruntime's (fraction of output integers) / OPF in units of the ANN's MACs:",
-                  ""]
-            L += _grid_table(rs, "opf", lambda r: f"{_frac(r['exact_fraction'], 3)} / {r['opf'] / r['ann_macs']:.2f}x")
-            L.append("")
-        abl = [(v, ts, pick(rs, 8, ts, v)) for v, ts in ABLATION]
-        abl = [(v, ts, r) for v, ts, r in abl if r is not None]
-        if abl:
-            L += ["Ablation at Tc = 8 (paper fig. 5b: SWS-ResNet18 on CIFAR10):", "",
-                  "| Vth | Ts | SNN acc | Δ (points) | exact outputs | mean \\|residual\\| (TSA layers) | "
-                  "\\|residual\\| ≥ 1.05θ | paper |",
-                  "|---|---|---|---|---|---|---|---|"]
-            for v, ts, r in abl:
-                mr = _mean_residual(r)
-                big = _large_residual_share(r, bins)
-                L.append(f"| {_vth(v)} | {ts} | {_pct(r['accuracy_snn'])} | {_pts(r['accuracy_snn'], r['accuracy_ann'])} | "
-                         f"{_frac(r['exact_fraction'])} | {'–' if mr is None else f'{mr:.3f}'} | "
-                         f"{'–' if big is None else f'{100 * big:.2f}%'} | {PAPER_ABLATION[(v, ts)]} |")
-            L.append("")
-        enc = [r for r in rs if r["encoder"] == "tsa"]
-        if enc:
-            L += ["Input encoder: the paper's TSA encoder (Ts_enc = its silent period) against the exact encoder "
-                  "at the same Tc, Ts, Vth:", "",
-                  "| encoder | Ts_enc | Tc | Ts | Vth | T_inf | SNN acc | exact outputs | exact encoder: acc / exact outputs |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-            for r in enc:
-                ex = pick(rs, r["tc"], r["ts"], r["vth_factor"])
-                same = "–" if ex is None else f"{_pct(ex['accuracy_snn'])} / {_frac(ex['exact_fraction'])}"
-                L.append(f"| tsa | {r['encoder_ts']} | {r['tc']} | {r['ts']} | {_vth(r['vth_factor'])} | {r['t_inf']} | "
-                         f"{_pct(r['accuracy_snn'])} | {_frac(r['exact_fraction'])} | {same} |")
-            L.append("")
-        r = pick(rs, 8, 2)
-        if r is not None and r.get("layers"):
-            L += ["Per layer at Tc = 8, Ts = 2, vth θ/2 (exact = fraction of the layer's integers equal to the "
-                  "integer reference evaluator, which stands for onnxruntime layer by layer; residuals in output "
-                  "LSBs over in-range neurons; clamped = neurons whose exact value lies outside the output range):",
-                  "", *_layer_table(r), "", f"In short: {_diverging(r)}.", ""]
-    return "\n".join(L).rstrip() + "\n"
-
-
-def _exact_point(by_model) -> str:
-    """At Ts = Tc - 1 every neuron has seen its whole input: the SNN should be the integer ANN."""
-    same, other = [], []
-    for m, rs in by_model.items():
-        top = max((r["tc"] for r in rs), default=None)   # the full code (theta = 1 for 8-bit tensors)
-        for r in rs:
-            if _is_main(r) and r["tc"] == top and r["ts"] == r["tc"] - 1 and r["accuracy_snn"] is not None:
-                (same if r["accuracy_snn"] == r["accuracy_ann"] else other).append(
-                    f"{m} (Tc = {r['tc']}{'' if r['accuracy_snn'] == r['accuracy_ann'] else ', ' + _pts(r['accuracy_snn'], r['accuracy_ann']) + ' points'})")
-    if not same and not other:
-        return ""
-    s = " At Ts = Tc − 1 (every neuron sees its whole input before it fires; docs/semantics.md section 3) the " \
-        "SNN's accuracy equals onnxruntime's for " + (", ".join(same) or "no model")
-    if other:
-        s += "; it differs for " + ", ".join(other)
-    return s + "."
-
-
-def _paper_section(by_model) -> list[str]:
-    L = ["## Measured vs the paper's claims", ""]
-    # Table 2 / accuracy
-    deltas = []
-    for m, rs in by_model.items():
-        r = pick(rs, 8, 2)
-        if r is not None and r["accuracy_snn"] is not None:
-            deltas.append(f"{m} {_pts(r['accuracy_snn'], r['accuracy_ann'])}")
-    if deltas:
-        L += ["- **Accuracy at Tc = 8, Ts = 2 (Table 2).** The paper's SWS rows have ΔAcc from +0.22 to −1.17 "
-              "points (CIFAR10/ImageNet, Tc = 8, Ts = 1 or 2). Measured Δ (points): " + "; ".join(deltas) + "." + _exact_point(by_model)]
-    # fig. 3: smallest latency that reaches the ANN
-    lat = []
-    for m, rs in by_model.items():
-        main = sorted([r for r in rs if _is_main(r) and r["tc"] == 8 and r["accuracy_snn"] is not None],
-                      key=lambda r: r["t_inf"])
-        hit = next((r for r in main if abs(r["accuracy_snn"] - r["accuracy_ann"]) * 100 <= WITHIN + 1e-9), None)
-        if main:
-            lat.append(f"{m}: " + (f"T_inf = {hit['t_inf']} (Ts = {hit['ts']})" if hit else "not reached in the grid"))
-    if lat:
-        L += ["- **Latency (fig. 3).** Smallest T_inf at Tc = 8 whose accuracy is within 0.5 points of the ANN: "
-              + "; ".join(lat) + "."]
-    # OPF
-    opf = []
-    for m, rs in by_model.items():
-        r = pick(rs, 8, 2)
-        if r is not None and r.get("ann_macs"):
-            opf.append(f"{m} {r['opf'] / r['ann_macs']:.2f}x ({r['opf']:.0f} = {r['opf_amplification']:.0f} "
-                       f"amplifications + {r['opf_synaptic']:.0f} synaptic, vs {r['ann_macs']} MACs)")
-    if opf:
-        L += [f"- **OPF (section 4.3, fig. 4a).** The semantics note reads fig. 4a as OPF ≈ {PAPER_OPF_RATIO}x the "
-              "ANN's MACs for LeNet-5 on MNIST at Tc = 8, Ts = 2. Measured OPF / ANN MACs at Tc = 8, Ts = 2: "
-              + "; ".join(opf) + ". OPF counts every spike times the synapses it reaches "
-              "(fewer at padded borders) plus (Tc + Ts) amplifications per TSA neuron (eq. 10)."]
-    ts_eff = []
-    for m, rs in by_model.items():
-        main = [r for r in rs if _is_main(r)]
-        for tc in sorted({r["tc"] for r in main}):
-            pts = sorted((r["ts"], r["opf"]) for r in main if r["tc"] == tc)
-            if len(pts) > 1 and pts[0][0] == 0:
-                hi = max(p for p in pts if p[0] <= 3)
-                if hi[0] > 0:
-                    ts_eff.append((m, tc, pts[0][1], hi))
-    if ts_eff:
-        parts = [f"{m} Tc={tc}: {100 * (o3 / o0 - 1):+.1f}% from Ts=0 to Ts={t3}" for m, tc, o0, (t3, o3) in ts_eff
-                 if tc == 8 or len({x[1] for x in ts_eff if x[0] == m}) == 1]
-        L += ["- **Silent period and OPF.** The paper: \"silent period has a negligible impact on OPF\". "
-              "Measured change of OPF: " + "; ".join(parts) + ". Each step of Ts adds one "
-              "amplification per TSA neuron; waiting also changes how many spikes fire (Ts = 0 fires many "
-              "that later need correcting)."]
-    # ablation
-    abl = []
-    for m, rs in by_model.items():
-        cells = []
-        for v, ts in ABLATION:
-            r = pick(rs, 8, ts, v)
-            if r is not None and r["accuracy_snn"] is not None:
-                cells.append(f"{_vth(v)}/Ts={ts} {100 * r['accuracy_snn']:.2f}%")
-        if len(cells) == len(ABLATION):
-            abl.append(f"{m}: " + ", ".join(cells))
-    if abl:
-        L += ["- **Ablation (fig. 5b).** Paper, SWS-ResNet18 on CIFAR10 at Vth θ/Ts=0, θ/2/Ts=0, θ/Ts=2, "
-              "θ/2/Ts=2: almost random, 35.41%, 84.21%, 95.68%. Measured (Tc = 8): " + "; ".join(abl) + "."]
-    res = []
-    for m, rs in by_model.items():
-        cells = []
-        for v, ts in ABLATION:
-            r = pick(rs, 8, ts, v)
-            mr = None if r is None else _mean_residual(r)
-            if mr is not None:
-                cells.append(f"{_vth(v)}/Ts={ts} {mr:.3f}")
-        if len(cells) == len(ABLATION):
-            res.append(f"{m}: " + ", ".join(cells))
-    if res:
-        L += ["- **Residuals (fig. 5a).** Paper: lowering Vth moves the residual from about 0.5θ to about 0.25θ "
-              "and the silent period removes large deviations. Measured mean |residual| over in-range TSA "
-              "neurons, in θ: " + "; ".join(res) + "."]
-    L.append("")
-    return L
 
 
 # ------------------------------------------------------------------ entry point
 def render(tables: list[str | Path], *, notes: str | None = None, plots: bool = True,
            discussion: str | None = None):
-    """Read tables and build every output: ({file name: writer(path)}, message or None)."""
+    """Read tables and build every output: ({file name: writer(path)}, message or None).
+
+    ``notes`` (markdown) goes near the top of report.md, ``discussion`` after the
+    comparison with the paper. Nothing is written here."""
     metas, rows, sources = [], [], []
     for t in tables:
-        meta, rs = read_table(t)
+        meta, rs = read_sweep(t)
         metas.append(meta)
         rows += rs
         sources.append(Path(t).name)
     seen, unique = set(), []
     for r in sorted(rows, key=sort_key):
-        key = sort_key(r)
-        if key not in seen:
-            seen.add(key)
+        if sort_key(r) not in seen:
+            seen.add(sort_key(r))
             unique.append(r)
     rows = unique
     bins = next((m["residual_bins"] for m in metas if m.get("residual_bins")), None)
-    files, figures, note = {}, {}, None
+    files, shown, note = {}, {}, None
     if plots:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
             note = "matplotlib is not installed (pip install 'swsc[plots]'): report.md has no figures"
-    else:
-        note = None
     if plots and note is None:
         for m in sorted({r["model"] for r in rows}):
-            f = _plots(m, [r for r in rows if r["model"] == m], bins)
+            f = figures(m, [r for r in rows if r["model"] == m], bins)
             files.update(f)
-            order = ("_latency.png", "_opf.png", "_residuals.png", "_ablation.png")
-            figures[m] = sorted(f, key=lambda n: next((i for i, e in enumerate(order) if n.endswith(e)), 9))
-    text = markdown(metas, rows, figures=figures, notes=notes, sources=sources, plot_note=note,
+            shown[m] = list(f)
+    text = markdown(metas, rows, figures=shown, notes=notes, sources=sources, plot_note=note,
                     discussion=discussion, bins=bins)
     files["report.md"] = lambda p: Path(p).write_text(text)
     return files, note
-
-
-def write_report(tables: list[str | Path], out_dir: str | Path, *, notes: str | None = None,
-                 plots: bool = True, discussion: str | None = None) -> tuple[list[Path], str | None]:
-    """Write report.md and the PNGs into ``out_dir`` (all or nothing); returns (paths, message).
-
-    ``notes`` (markdown) goes near the top, ``discussion`` after the comparison with the paper."""
-    from .cli import _write_atomically
-    files, note = render(tables, notes=notes, plots=plots, discussion=discussion)
-    return _write_atomically(Path(out_dir), files), note

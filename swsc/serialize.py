@@ -4,7 +4,8 @@ All swsc ops live in the custom domain ``ai.swsc`` so Netron opens the file and
 onnx.checker accepts it. Things ONNX has no field for ride in ``metadata_props``:
 a tensor's quantization and spike window on its ValueInfo/TensorProto, graph facts
 on the model. Real-valued attributes are stored as float64 tensor attributes so that
-``load(save(g))`` is exact.
+``load(save(g))`` is exact. Constants are stored compactly but bit for bit
+(``swsc.packing``): the file stays near the quantized model's size.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from . import __version__
+from . import __version__, packing
 from .errors import InvalidModelError, IRVerifyError
 from .ir import Graph, Quant, Tensor
 from .ops import DOMAIN
@@ -29,15 +30,30 @@ _ELEM = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE,
          "spike": onnx.TensorProto.INT8}
 
 
-def _quant_json(q: Quant) -> str:
-    return json.dumps({"scale": q.scale.tolist(), "zero_point": q.zero_point.tolist(), "axis": q.axis,
-                       "lo": q.lo, "hi": q.hi, "theta": q.theta}, sort_keys=True)
+#: per-channel quantization parameters longer than this go to binary parts, not JSON text
+#: (a float64 scale as text takes about 20 bytes)
+_INLINE_CHANNELS = 16
 
 
-def _tensor_props(t: Tensor) -> dict[str, str]:
+def _quant_json(q: Quant, name: str, parts: dict | None, taken=()) -> str:
+    """The quantization as JSON; with ``parts``, a long per-channel scale and zero point are
+    put there as arrays (exact binary) and the JSON names them ``{"part": NAME}``."""
+    d = {"scale": q.scale.tolist(), "zero_point": q.zero_point.tolist(), "axis": q.axis,
+         "lo": q.lo, "hi": q.hi, "theta": q.theta}
+    if parts is not None and q.scale.size > _INLINE_CHANNELS:
+        for key, arr in (("scale", q.scale), ("zero_point", packing.narrow(q.zero_point))):
+            pname = f"{name}#{key}"
+            if pname not in taken:
+                parts[pname] = arr
+                d[key] = {"part": pname}
+    return json.dumps(d, sort_keys=True)
+
+
+def _tensor_props(t: Tensor, parts: dict | None = None, taken=()) -> dict[str, str]:
+    """metadata_props of a tensor; a constant's long per-channel arrays go to ``parts``."""
     props = {"swsc.dtype": t.dtype}
     if t.quant is not None:
-        props["swsc.quant"] = _quant_json(t.quant)
+        props["swsc.quant"] = _quant_json(t.quant, t.name, parts, taken)
     if t.window is not None:
         props["swsc.window"] = json.dumps(list(t.window))
     return props
@@ -66,9 +82,17 @@ def to_model(graph: Graph) -> onnx.ModelProto:
     inits, vinfos = [], []
     for t in graph.tensors.values():
         if t.is_const:
-            tp = numpy_helper.from_array(np.ascontiguousarray(t.data), t.name)
-            _set_props(tp, _tensor_props(t))
+            stored, fields, parts = packing.encode(graph, t.name)
+            tp = numpy_helper.from_array(stored, t.name)
+            props = _tensor_props(t, parts, graph.tensors)
+            if fields is not None:
+                props[packing.KEY] = json.dumps(fields, sort_keys=True)
+            _set_props(tp, props)
             inits.append(tp)
+            for pname in sorted(parts):
+                pp = numpy_helper.from_array(packing.contiguous(parts[pname]), pname)
+                _set_props(pp, {packing.PART: t.name})
+                inits.append(pp)
 
     def vi(name):
         t = graph.tensors[name]
@@ -108,11 +132,18 @@ def _attr_value(a: onnx.AttributeProto):
     return v
 
 
-def _tensor_from(name, props, shape, data=None) -> Tensor:
+def _part(name, ref: dict, parts: dict | None):
+    if ref["part"] not in (parts or {}):
+        raise ValueError(f"the quantization of '{name}' refers to a missing part '{ref['part']}' (dangling reference)")
+    return parts[ref["part"]]
+
+
+def _tensor_from(name, props, shape, data=None, parts=None) -> Tensor:
     q = None
     if "swsc.quant" in props:
         d = json.loads(props["swsc.quant"])
-        q = Quant(np.array(d["scale"], dtype=np.float64), np.array(d["zero_point"], dtype=np.int64),
+        scale, zp = (_part(name, v, parts) if isinstance(v, dict) else v for v in (d["scale"], d["zero_point"]))
+        q = Quant(np.array(scale, dtype=np.float64), np.array(zp, dtype=np.int64),
                   d["axis"], d["lo"], d["hi"], d["theta"])
     window = tuple(json.loads(props["swsc.window"])) if "swsc.window" in props else None
     return Tensor(name, props["swsc.dtype"], shape, data=data, quant=q, window=window)
@@ -121,10 +152,20 @@ def _tensor_from(name, props, shape, data=None) -> Tensor:
 def from_model(model: onnx.ModelProto) -> Graph:
     g = Graph(model.graph.name)
     g.meta = {p.key: p.value for p in model.metadata_props}
+    consts, parts = [], {}
     for tp in model.graph.initializer:
         props = {p.key: p.value for p in tp.metadata_props}
-        data = numpy_helper.to_array(tp)
-        g.add_tensor(_tensor_from(tp.name, props, data.shape, data))
+        if packing.PART in props:
+            parts[tp.name] = numpy_helper.to_array(tp)
+        else:
+            fields = json.loads(props[packing.KEY]) if packing.KEY in props else None
+            consts.append((tp.name, props, numpy_helper.to_array(tp), fields))
+    # integer constants first: a scaled float constant is a multiple of one
+    arrays = {}
+    for name, props, stored, fields in sorted(consts, key=lambda c: (c[3] or {}).get("as") == "scaled"):
+        arrays[name] = packing.decode(name, stored, fields, arrays, parts)
+    for name, props, _, _ in consts:
+        g.add_tensor(_tensor_from(name, props, arrays[name].shape, arrays[name], parts))
     for v in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
         props = {p.key: p.value for p in v.metadata_props}
         shape = [d.dim_value for d in v.type.tensor_type.shape.dim]
@@ -163,7 +204,7 @@ def load(path: str | os.PathLike) -> Graph:
     try:
         graph = from_model(model)
         graph.verify()     # a hand-edited or damaged file fails here, not deep in a runtime
-    except (KeyError, ValueError, json.JSONDecodeError, IRVerifyError) as e:
+    except (KeyError, ValueError, IndexError, TypeError, json.JSONDecodeError, IRVerifyError) as e:
         raise InvalidModelError(f"corrupt swsc IR file: {e}", file=str(path),
                                 hint="recompile it from the quantized model with 'swsc compile'") from e
     return graph

@@ -140,8 +140,8 @@ def sweep(model, data, grid=None, limit: int | None = None, progress=None, *,
     (``swsc.check.isolated_layers``; only where theta = 1), which separates what a layer
     gets wrong itself from what it inherits (per-layer ``isolated_*`` keys).
 
-    ``progress``: None (a bar when stderr is a terminal), True/False, or a callable
-    ``progress(done)`` called after each point.
+    ``progress``: None (a bar when stderr is a terminal, else one line per point), True/False,
+    or a callable ``progress(done)`` called after each point.
     """
     from .check import _top1, compare, isolated_layers, load_data, output_quant_tensors
     from .compiler import compile_graph, import_onnx
@@ -161,16 +161,20 @@ def sweep(model, data, grid=None, limit: int | None = None, progress=None, *,
     x, y = load_data(data, graph)
     if limit:
         x, y = x[:limit], (y[:limit] if y is not None else None)
+    bar = progress if callable(progress) and not isinstance(progress, bool) else \
+        Progress(len(points), f"sweep {model.name}", enabled=progress, lines=True, unit="point")
+    if hasattr(bar, "note"):
+        bar.note(f"onnxruntime and the reference evaluator on {len(x)} samples")
     qnames = output_quant_tensors(graph)
     q_ort = Oracle(model, {n: graph.tensors[n].dtype for n in qnames}).run(x)[qnames[0]].astype(np.int64)
     ref = reference.evaluate(graph, x, keep=True)
     top_ort = _top1(q_ort)
     acc_ann = float((top_ort == y).mean()) if y is not None else None
 
-    bar = progress if callable(progress) and not isinstance(progress, bool) else \
-        Progress(len(points), f"sweep {model.name}", enabled=progress)
     rows = []
     for i, (p, opts) in enumerate(zip(points, options)):
+        if hasattr(bar, "status"):   # a line (or the bar's text) per grid point: a point can take a minute
+            bar.status(point_text(p))
         sg = compile_graph(graph, opts)
         res = run(sg, x, intermediate=True)
         q = res.intermediates[qnames[0]]
@@ -189,6 +193,11 @@ def sweep(model, data, grid=None, limit: int | None = None, progress=None, *,
     if hasattr(bar, "close"):
         bar.close()
     return sorted(rows, key=sort_key)
+
+
+def point_text(p: dict) -> str:
+    enc = p["encoder"] + ("" if p.get("encoder_ts") is None else f"/{p['encoder_ts']}")
+    return f"Tc={p['tc']} Ts={p['ts']} vth={p['vth_factor']:g} encoder={enc}"
 
 
 def _layers(sg, res, ref, n, alone) -> list[dict]:

@@ -15,6 +15,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import InvalidModelError
+from ..ops import DOMAIN as SWS_DOMAIN
 from .onnxgraph import OGraph, ONode
 
 #: default-domain opsets the front-end understands (QuantizeLinear exists since 10)
@@ -50,6 +51,8 @@ def _check_external_data(model: onnx.ModelProto, base: Path, file: str) -> bool:
 def read_model(path) -> onnx.ModelProto:
     path = Path(path)
     file = path.name
+    if path.is_dir():
+        raise InvalidModelError(f"{path} is a directory, not an ONNX model file", file=file)
     if not path.is_file():
         raise InvalidModelError(f"no such file: {path}", file=file)
     try:
@@ -59,6 +62,7 @@ def read_model(path) -> onnx.ModelProto:
                                 hint="the file may be truncated or not ONNX") from None
     if not model.HasField("graph") or (not model.graph.node and not model.graph.output):
         raise InvalidModelError("the file holds no ONNX graph (empty or truncated)", file=file)
+    check_model_kind(model, file)
     if _check_external_data(model, path.parent, file):
         try:
             from onnx.external_data_helper import load_external_data_for_model
@@ -66,6 +70,29 @@ def read_model(path) -> onnx.ModelProto:
         except Exception as e:
             raise InvalidModelError(f"cannot read external data ({e})", file=file) from None
     return model
+
+
+#: integer ops whose activation zero point (input 2) must be a constant for static quantization
+_INTEGER_OPS = ("MatMulInteger", "ConvInteger")
+
+
+def check_model_kind(model: onnx.ModelProto, file: str) -> None:
+    """Refuse, with the right advice, models that are ONNX but not what the front-end compiles:
+    a network swsc already compiled, and dynamically quantized models (their scales are
+    computed at run time, so there is no fixed integer network to convert)."""
+    if any(o.domain == SWS_DOMAIN for o in model.opset_import):
+        raise InvalidModelError("is already a compiled swsc network", file=file,
+                                hint="run it with 'swsc run FILE --data D.npz' or print it with 'swsc dump FILE'")
+    consts = {t.name for t in model.graph.initializer}
+    consts |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    for n in model.graph.node:
+        dynamic = n.op_type == "DynamicQuantizeLinear" or (
+            n.op_type in _INTEGER_OPS and len(n.input) > 2 and n.input[2] and n.input[2] not in consts)
+        if dynamic:
+            raise InvalidModelError(
+                f"dynamic quantization is not supported (node '{n.name or n.output[0]}' ({n.op_type}) "
+                "computes its scale at run time)", file=file,
+                hint="quantize statically: onnxruntime.quantization.quantize_static (QDQ or QOperator)")
 
 
 def _attr_value(a: onnx.AttributeProto):
