@@ -92,7 +92,7 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
     q_ort = ort_out[qnames[0]].astype(np.int64)
     report: dict = {"model": Path(model).name, "data": Path(data).name, "samples": int(len(x)), "limit": limit,
                     "input_shape": list(input_shape) if input_shape else None,
-                    "ann": bool(ann), "mode": mode, "backend": backend}
+                    "ann": bool(ann), "mode": mode, "backend": backend, "target": target}
 
     def summarize(q_model, key):
         c = compare(q_model, q_ort)
@@ -193,7 +193,7 @@ def _run_backend(sg: Graph, x, *, mode, backend, progress, report, progress_on=N
     if target == "cortex-m4":   # the same C as firmware in QEMU (swsc.runtime.firmware)
         from swsc.runtime import firmware
         c_out, counts, creport, fw_stats, fw_sizes = firmware.run_graph(sg, x)
-        report.update(target=target, m4_instructions_per_frame=round(fw_stats.instructions_per_frame),
+        report.update(m4_instructions_per_frame=round(fw_stats.instructions_per_frame),
                       m4_flash_bytes=fw_sizes["flash"], m4_ram_bytes=fw_sizes["ram"],
                       m4_stack_bytes=fw_stats.stack_bytes)
     else:
