@@ -35,6 +35,8 @@ import swsc
 from swsc.errors import SwscError, UnsupportedOpError
 from swsc.ir import Graph, Node, scalar
 
+from . import firmware
+
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -63,7 +65,7 @@ def c_ident(text, taken: set, maxlen: int = 32) -> str:
     s = re.sub(r"_+", "_", s).strip("_") or "x"
     if s[0].isdigit():
         s = "n" + s
-    s = s[:maxlen]
+    s = s[:maxlen].rstrip("_")        # truncation must not leave a macro name ending in '_'
     base, i = s, 1
     while s.lower() in taken:
         suffix = f"_{i}"
@@ -773,6 +775,7 @@ def emit_c(graph: Graph, out_dir, *, prefix: str = "sws", header_info: dict | No
         path = out_dir / fname
         path.write_text(text, encoding="ascii")
         written.append(path)
+    written += firmware.write_files(env, ctx, out_dir)   # start-up code + linker script: make TARGET=cortex-m4
     manifest = {
         "prefix": prefix, "exe": exe, "input": {"dtype": pl.input["dtype"], "size": pl.input["n"],
                                                 "dims": pl.input["dims"], "lo": pl.input["lo"], "hi": pl.input["hi"]},
@@ -857,6 +860,18 @@ def run_binary(exe, x_q: np.ndarray, *, per_sample: bool = False, timeout: float
     """
     exe = Path(exe)
     man = _manifest(exe)
+    data, n = input_bytes(man, x_q)
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    r = subprocess.run([str(exe)], input=data, capture_output=True, timeout=timeout, env=env)
+    if r.returncode != 0:
+        raise SwscError(f"{exe.name} exited with {r.returncode}: {r.stderr.decode(errors='replace')[-2000:]}")
+    return parse_results(man, r.stdout, n, per_sample=per_sample, who=exe.name)
+
+
+def input_bytes(man: dict, x_q) -> tuple[bytes, int]:
+    """The harness's raw input for quantized samples ``x_q`` [N, ...]: (bytes, N)."""
     dtype = np.dtype(man["input"]["dtype"])
     x = np.asarray(x_q)
     n = x.shape[0] if x.ndim else 0
@@ -864,18 +879,17 @@ def run_binary(exe, x_q: np.ndarray, *, per_sample: bool = False, timeout: float
         raise SwscError(f"inputs of shape {x.shape} do not hold {n} samples of {man['input']['size']} values")
     if np.any(x != x.astype(dtype)):
         raise SwscError(f"inputs do not fit the model's input type {dtype}")
-    data = np.ascontiguousarray(x.astype(dtype)).tobytes()
-    env = dict(os.environ)
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
-    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
-    r = subprocess.run([str(exe)], input=data, capture_output=True, timeout=timeout, env=env)
-    if r.returncode != 0:
-        raise SwscError(f"{exe.name} exited with {r.returncode}: {r.stderr.decode(errors='replace')[-2000:]}")
+    return np.ascontiguousarray(x.astype(dtype)).tobytes(), n
+
+
+def parse_results(man: dict, raw: bytes, n: int, *, per_sample: bool = False, who: str = "the harness"):
+    """The harness's binary results for ``n`` samples, as ``run_binary`` returns them (shared
+    with the firmware runner, whose output file has the same layout)."""
     L = len(man["layers"])
     rec = man["output_size"] + 2 * L
-    raw = np.frombuffer(r.stdout, dtype=np.int32)
+    raw = np.frombuffer(raw, dtype=np.int32)
     if raw.size != n * rec:
-        raise SwscError(f"{exe.name} wrote {raw.size} values, expected {n * rec}")
+        raise SwscError(f"{who} wrote {raw.size} values, expected {n * rec}")
     raw = raw.reshape(n, rec)
     outs = raw[:, :man["output_size"]].copy()
     if len(man["outputs"]) == 1:

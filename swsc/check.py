@@ -19,6 +19,9 @@ from .ir import Graph
 from .options import CompileOptions
 from .progress import Progress
 
+#: where --backend c runs: this machine, or Cortex-M4 firmware in QEMU (docs/cbackend.md)
+TARGETS = ("host", "cortex-m4")
+
 
 def output_quant_tensors(graph: Graph) -> list[str]:
     """For each graph output, the integer tensor that its Dequantize/SwsDecode reads."""
@@ -67,12 +70,14 @@ def resolve_runtime(ann: bool, mode: str | None, backend: str | None) -> tuple[s
 def check(model: str | Path, data: str | Path, options: CompileOptions | None = None, *,
           ann: bool = False, mode: str | None = None, backend: str | None = None,
           input_shape: tuple[int, ...] | None = None, progress: bool | None = None,
-          limit: int | None = None) -> dict:
+          limit: int | None = None, target: str = "host") -> dict:
     """The ``swsc check`` report (a JSON-able dict); it records every option that shaped the run."""
     from swsc.oracle import Oracle
     from swsc.runtime import reference
 
     mode, backend = resolve_runtime(ann, mode, backend)
+    if target not in TARGETS or (target != "host" and backend != "c"):
+        raise UsageError(f"--target {target} needs --backend c (targets: {', '.join(TARGETS)})")
     options = (options or CompileOptions()).validate()
     graph = import_onnx(model, input_shape)
     x, y = load_data(data, graph)
@@ -87,7 +92,7 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
     q_ort = ort_out[qnames[0]].astype(np.int64)
     report: dict = {"model": Path(model).name, "data": Path(data).name, "samples": int(len(x)), "limit": limit,
                     "input_shape": list(input_shape) if input_shape else None,
-                    "ann": bool(ann), "mode": mode, "backend": backend}
+                    "ann": bool(ann), "mode": mode, "backend": backend, "target": target}
 
     def summarize(q_model, key):
         c = compare(q_model, q_ort)
@@ -106,7 +111,8 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
     sg = compile_graph(graph, options, integer=mode == "int" or backend == "c")
     sg.meta["source"] = Path(model).name
     bar = Progress(len(x), f"swsc numpy {mode}", enabled=progress)
-    res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report, progress_on=progress)
+    res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report, progress_on=progress,
+                       target=target)
     bar.close()
     q_snn = res.intermediates[qnames[0]]
     summarize(q_snn, "accuracy_snn")
@@ -177,14 +183,21 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
     return out
 
 
-def _run_backend(sg: Graph, x, *, mode, backend, progress, report, progress_on=None):
+def _run_backend(sg: Graph, x, *, mode, backend, progress, report, progress_on=None, target="host"):
     from swsc.runtime.interpreter import run
     res = run(sg, x, intermediate=True, progress=progress, mode="int" if backend == "c" else mode)
     if hasattr(progress, "close"):   # one bar at a time: the C steps follow
         progress.close()
     if backend == "numpy":
         return res
-    c_out, counts, creport = run_c(sg, x, progress=progress_on)
+    if target == "cortex-m4":   # the same C as firmware in QEMU (swsc.runtime.firmware)
+        from swsc.runtime import firmware
+        c_out, counts, creport, fw_stats, fw_sizes = firmware.run_graph(sg, x)
+        report.update(m4_instructions_per_frame=round(fw_stats.instructions_per_frame),
+                      m4_flash_bytes=fw_sizes["flash"], m4_ram_bytes=fw_sizes["ram"],
+                      m4_stack_bytes=fw_stats.stack_bytes)
+    else:
+        c_out, counts, creport = run_c(sg, x, progress=progress_on)
     qnames = output_quant_tensors(sg)          # the C writes every output, flat, in graph order
     numpy_q = np.concatenate([res.intermediates[q].reshape(len(x), -1) for q in qnames], axis=1).astype(np.int64)
     c_flat = c_out.reshape(len(x), -1)

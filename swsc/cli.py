@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, cliutil
+from . import raw as _raw
 from .errors import SwscError, SwscWarning, UsageError
 from .options import ENCODERS, CompileOptions, parse_ts
 
@@ -30,6 +31,7 @@ EPILOG = """examples:
   swsc run out/model.sws.onnx --data test.npz -o y.npz        run a compiled network
   swsc sweep model.onnx --data test.npz --tc 4..8 --ts 0..3 -o t.json   accuracy/OPF over a grid
   swsc report t.json -o results/                               plots and report.md from sweep tables
+  swsc raw model.onnx --data test.npz -o in.bin                 samples as the C harness's raw input
 """
 
 
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--mode", choices=("float", "int"), default=None,
                    help="numpy runtime mode (default float; the C is int)")
     k.add_argument("--backend", choices=("numpy", "c"), default=None, help="runtime to check (default numpy)")
+    k.add_argument("--target", choices=("host", "cortex-m4"), default="host",
+                   help="with --backend c: build for this machine (default) or as Cortex-M4 firmware run in "
+                        "qemu-system-arm (mps2-an386), compared bit for bit with the numpy integer mode")
     k.add_argument("--limit", type=int, help="use only the first N samples")
     k.add_argument("--json", action="store_true", help="print exactly one JSON object")
     gates = k.add_argument_group("gates (exit 1 with the reason when one fails; for CI)")
@@ -174,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--limit", type=int, help="use only the first N samples")
     w.add_argument("--input-shape", default=None, help="static input shape for symbolic dimensions")
     w.add_argument("--quiet", action="store_true", help="do not print the table summary")
+
+    _raw.add_parser(sub, _add_compile_options)
 
     rp = sub.add_parser("report", help="plots and report.md from sweep tables",
                         description="Read one or more tables written by 'swsc sweep' (.json for per-layer "
@@ -344,7 +351,7 @@ def cmd_check(a) -> int:
     if a.max_lsb is not None and a.max_lsb < 0:
         raise UsageError(f"--max-lsb must be >= 0, got {a.max_lsb}")
     report = check(model, a.data, _options(a), ann=a.ann, mode=a.mode, backend=a.backend,
-                   input_shape=_input_shape(a), limit=a.limit)
+                   input_shape=_input_shape(a), limit=a.limit, target=a.target)
     limits = {"min_top1": a.min_top1, "min_exact": a.min_exact, "max_lsb": a.max_lsb}
     failures = gate_failures(report, **limits)
     report["gates"] = {k: v for k, v in limits.items() if v is not None}
@@ -398,7 +405,11 @@ def cmd_report(a) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,
+def cmd_raw(a) -> int:
+    return _raw.cmd(a, {"compile": _options(a), "input_shape": _input_shape(a)})
+
+
+COMMANDS = {"raw": cmd_raw, "compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,
             "report": cmd_report}
 
 
