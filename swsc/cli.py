@@ -285,6 +285,8 @@ def cmd_compile(a) -> int:
           f"T_inf = {sg.meta['t_inf']} steps (Tc={opts.tc}), {params} parameters")
     print("passes: " + ", ".join(f"{r.name} {r.seconds * 1000:.0f} ms" for r in records))
     if a.target == "c":
+        if a.prefix is None:
+            print(f"C prefix: {prefix} (from the model's name; --prefix NAME to choose)")
         print(creport.format())
     if totals:
         n, t = totals

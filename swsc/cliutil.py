@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SwscWarning, UsageError
-from .options import CompileOptions, check_c_prefix, check_file_stem
+from .options import CompileOptions, check_c_prefix, check_file_stem, default_c_prefix
 
 
 def help_pointer(argv: list[str], commands) -> str:
@@ -42,8 +42,7 @@ def compile_names(a, model: Path) -> tuple[str, str | None]:
         return name, None
     if a.prefix is not None:
         return name, check_c_prefix(a.prefix)
-    return name, with_hint(check_c_prefix, name, "the default prefix (from --name or the model file name)",
-                            hint="give --prefix NAME")
+    return name, default_c_prefix(name)
 
 
 def with_hint(check, value: str, what: str, *, hint: str) -> str:

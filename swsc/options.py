@@ -106,6 +106,20 @@ def check_file_stem(text: str, option: str = "--name") -> str:
     return text
 
 
+def default_c_prefix(stem: str) -> str:
+    """The C prefix for a model whose user gave no ``--prefix``: its file stem made a valid one.
+
+    Only the default is derived (and printed by ``swsc compile``); an explicit ``--prefix`` is
+    checked, never changed. Characters outside the rule become '_', a leading non-letter gets
+    an 'm', and the result is cut to the rule's length without a trailing '_'.
+    """
+    s = re.sub(r"[^A-Za-z0-9_]", "_", stem)
+    if not s[:1].isalpha():
+        s = "m" + s
+    s = s[:24].rstrip("_") or "model"
+    return check_c_prefix(s, "the default prefix")
+
+
 def check_c_prefix(text: str, option: str = "--prefix") -> str:
     """``text`` as the C symbol prefix, unchanged, or a usage error stating the rule.
 

@@ -122,13 +122,16 @@ def test_a_valid_prefix_is_not_rewritten(tmp_path):
     assert f"{prefix}_run" in (tmp_path / f"{prefix}.h").read_text()
 
 
-def test_a_model_name_that_is_no_prefix_asks_for_one(tmp_path):
-    model = tmp_path / "lenet-5.onnx"
+@pytest.mark.parametrize("stem, prefix", [("lenet-5", "lenet_5"), ("9bad", "m9bad"),
+                                           ("mobilenetv2-12-int8" + "x" * 20, "mobilenetv2_12_int8xxxxx")])
+def test_a_model_name_that_is_no_prefix_gives_a_derived_one_that_is_printed(stem, prefix, tmp_path):
+    """Only the default is derived: the symbols are checked to carry it and the user is told."""
+    model = tmp_path / f"{stem}.onnx"
     shutil.copy(SAMPLE, model)
-    rc, _, err = swsc("compile", model, "--target", "c", "-o", tmp_path / "c")
-    assert rc == 2 and "'lenet-5'" in err and "--prefix NAME" in err, err
-    one_line_error(err, "not a valid C symbol prefix")
-    assert not (tmp_path / "c").exists()
+    rc, out, err = swsc("compile", model, "--target", "c", "-o", tmp_path / "c")
+    assert rc == 0, err
+    assert f"C prefix: {prefix} " in out
+    assert f"{prefix}_run" in (tmp_path / "c" / f"{prefix}.h").read_text()
 
 
 def test_a_dump_directory_that_is_a_file_is_a_usage_error(tmp_path):
