@@ -23,7 +23,8 @@ import numpy as np
 from swsc.errors import SwscError
 from swsc.ir import Graph, Node, scalar
 
-from . import kernels
+from . import kernels, memory
+from .memory import FLOAT32_EXACT
 # tsa_scan and max_pool_spikes are re-exported: tests and passes use them from here
 from .loops import (TIE_TOLERANCE, max_pool_spikes, nonzero_counts, spike_counts, tsa_scan,  # noqa: F401
                     tsa_scan_int, tsa_scan_units)
@@ -53,8 +54,6 @@ RESIDUAL_BINS = np.linspace(-1.5, 1.5, 61)
 BATCH_BYTES = 1 << 30
 #: most samples in one batch: more gains nothing once the GEMMs are large
 MAX_BATCH = 128
-#: float32 represents every integer up to 2^24 exactly
-FLOAT32_EXACT = 2.0 ** 24
 
 
 @dataclass
@@ -78,49 +77,6 @@ class RunResult:
             "spikes_pos": float(sum(s.spikes_pos for s in self.layers) / n),
             "spikes_neg": float(sum(s.spikes_neg for s in self.layers) / n),
         }
-
-
-def _return_freed_memory() -> None:
-    """Serve large blocks from mmap, so freed arrays go back to the system. glibc otherwise
-    raises its mmap threshold after each large free (up to 32 MB) and serves later layer-sized
-    arrays from a heap that fragments and never shrinks: measured on MobileNetV2, peak RSS
-    2.5 GB instead of 1.3 GB at the same batch (benchmarks/bench_memory.py). Once per process;
-    a no-op off glibc."""
-    global _HEAP_SET
-    if _HEAP_SET:
-        return
-    _HEAP_SET = True
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
-    except (OSError, AttributeError):
-        pass
-
-
-_HEAP_SET = False
-M_MMAP_THRESHOLD = -3   # glibc's mallopt parameter number
-
-
-def memory_budget(budget: int | str | None = None) -> int:
-    """The batch memory budget in bytes: ``budget`` if given, else $SWSC_MEMORY_BUDGET, else
-    BATCH_BYTES. Accepts an integer or a string like '512M', '2G'."""
-    import os
-    value = budget if budget is not None else os.environ.get("SWSC_MEMORY_BUDGET")
-    if value is None or value == "":
-        return BATCH_BYTES
-    if isinstance(value, (int, np.integer)):
-        n = int(value)
-    else:
-        text = str(value).strip().upper().removesuffix("B")
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-        try:
-            n = int(float(text[:-1] if scale > 1 else text) * scale)
-        except ValueError:
-            raise SwscError(f"memory budget must be bytes or a size like 512M or 2G, got {value!r}",
-                            hint="set SWSC_MEMORY_BUDGET or pass budget=") from None
-    if n < 1 << 20:
-        raise SwscError(f"memory budget {value!r} is below 1M", hint="set SWSC_MEMORY_BUDGET to e.g. 1G")
-    return n
 
 
 # ---------------------------------------------------------------- linear maps
@@ -258,8 +214,8 @@ class Interpreter:
         self._fanout: dict[str, list[np.ndarray]] = {}
         self.order = graph.topo_order()
         self.t_inf = int(graph.meta["t_inf"]) if "t_inf" in graph.meta else None
-        self.budget = memory_budget(budget)
-        _return_freed_memory()
+        self.budget = memory.memory_budget(budget, BATCH_BYTES)
+        memory.return_freed_memory()
         self._pool: dict = {}
         # tensors no later node reads: freed after node i runs (graph outputs stay)
         last: dict[str, int] = {}
@@ -272,65 +228,30 @@ class Interpreter:
             if name not in keep and not (name in graph.tensors and graph.tensors[name].is_const):
                 self._dead_after[i].append(name)
 
-    def _value_bytes(self, name: str) -> int:
-        """Bytes one sample of a runtime value takes (int8 frames, float32, float64 codes)."""
-        t = self.g.tensors[name]
-        n = int(np.prod(t.shape[1:], dtype=np.int64))
-        if t.dtype == "spike":
-            return n * int(t.window[1] if t.window else 8)
-        return n * (4 if t.dtype == "float32" else 8)
-
-    def _work_bytes(self, node: Node) -> int:
-        """Transient bytes per sample while ``node`` runs, beyond its inputs and output: for a TSA
-        layer its GEMM operands over up to Tc frames (float32, or float64 for wide layers), the
-        membranes and emitted values, the residual statistics; decoding converts frames to float64."""
-        size = lambda name: int(np.prod(self.g.tensors[name].shape[1:], dtype=np.int64))  # noqa: E731
-        if node.op == "TsaLayer":
-            tc, n = int(node.attrs["tc"]), node.attrs["n_inputs"]
-            n_in = sum(size(i) for i in node.inputs[:n])
-            n_out = size(node.outputs[0])
-            width = 4 if node.name in self._row_l1 and self._row_l1[node.name] * 2 ** tc < FLOAT32_EXACT else 8
-            cols = 1
-            if node.attrs["kind"] == "conv" and width == 8:   # numpy's im2col columns
-                cols = int(np.prod(node.attrs["kernel"]))
-            # onnxruntime returns a copy of its conv output: the GEMM result is there twice for a moment
-            return width * tc * (n_in * cols + 2 * n_out) + 16 * n_out + (40 * n_out if self.residuals else 0)
-        if node.op == "SwsEncode":
-            return 40 * size(node.outputs[0])
-        if node.op == "SwsDecode":
-            return 8 * self._value_bytes(node.inputs[0])
-        return self._value_bytes(node.outputs[0])
-
     def sample_bytes(self, intermediate: bool = False) -> int:
-        """Peak bytes per sample of one batch: the live values (each freed after its last reader)
-        plus the working set of the node being run; with ``intermediate`` also every decoded
-        tensor, which is kept."""
-        live = sum(self._value_bytes(i) for i in self.g.inputs)
-        kept = peak = 0
-        for i, node in enumerate(self.order):
-            out = self._value_bytes(node.outputs[0])
-            peak = max(peak, live + kept + out + self._work_bytes(node))
-            live += out - sum(self._value_bytes(t) for t in self._dead_after[i] if t in self.g.tensors)
-            if intermediate and self.g.tensors[node.outputs[0]].quant is not None:
-                kept += 8 * int(np.prod(self.g.tensors[node.outputs[0]].shape[1:], dtype=np.int64))
-        return max(peak, 1)
+        """Peak bytes per sample of one batch (``memory.sample_bytes``)."""
+        return memory.sample_bytes(self.g, self.order, self._dead_after, self._row_l1, self.residuals,
+                                   intermediate)
 
     def default_batch(self, intermediate: bool = False) -> int:
         """Samples per batch: up to MAX_BATCH, fewer where a batch would pass the memory budget
         (``sample_bytes`` per sample; at least one sample)."""
         return int(min(MAX_BATCH, max(1, self.budget // self.sample_bytes(intermediate))))
 
-    def run(self, x, *, intermediate: bool = False, batch: int | None = None, progress=None) -> RunResult:
+    def run(self, x, *, intermediate=False, batch: int | None = None, progress=None) -> RunResult:
+        """``intermediate``: False, True (every tensor decoded to q) or a collection of tensor
+        names to decode (the others are freed as usual)."""
         feeds = x if isinstance(x, dict) else {self.g.inputs[0]: x}
         n = len(next(iter(feeds.values())))
-        batch = batch or self.default_batch(intermediate)
+        wanted = None if intermediate is True or intermediate is False else set(intermediate)
+        batch = batch or self.default_batch(intermediate is True)
         outs: dict[str, list] = {o: [] for o in self.g.outputs}
         inter: dict[str, list] = {}
         stats: dict[str, LayerStats] = {}
         for start in range(0, n, batch):
             part = {k: np.asarray(v)[start:start + batch] for k, v in feeds.items()}
-            decoded: dict[str, np.ndarray] | None = {} if intermediate else None
-            env = self._run_batch(part, stats, False, decoded)
+            decoded: dict[str, np.ndarray] | None = {} if intermediate is not False else None
+            env = self._run_batch(part, stats, False, decoded, wanted)
             for o in self.g.outputs:
                 outs[o].append(env[o])
             for name, v in (decoded or {}).items():
@@ -339,7 +260,7 @@ class Interpreter:
             if progress:
                 progress(min(start + batch, n))
         res = RunResult({k: np.concatenate(v) for k, v in outs.items()}, list(stats.values()), n, self.t_inf,
-                        {k: np.concatenate(v) for k, v in inter.items()} if intermediate else None)
+                        {k: np.concatenate(v) for k, v in inter.items()} if intermediate is not False else None)
         return res
 
     def _decoded(self, env) -> dict[str, np.ndarray]:
@@ -377,10 +298,11 @@ class Interpreter:
                 return float(n.attrs["beta"])
         return 2.0
 
-    def _run_batch(self, feeds, stats, keep_all, decoded: dict | None = None) -> dict:
+    def _run_batch(self, feeds, stats, keep_all, decoded: dict | None = None, wanted: set | None = None) -> dict:
         """Run one batch. With ``keep_all`` the returned env holds every value (raw frames);
         otherwise each value is freed after its last reader, so the env ends with the graph
-        outputs, and ``decoded`` (if given) collects every tensor as its quantized integer q."""
+        outputs, and ``decoded`` (if given) collects every tensor (or those in ``wanted``)
+        as its quantized integer q."""
         env = dict(feeds)
         for i, node in enumerate(self.order):
             fn = getattr(self, "_op_" + node.op, None)
@@ -388,7 +310,8 @@ class Interpreter:
                 raise SwscError("the interpreter cannot run this op", node=node.name, op=node.op)
             out = node.outputs[0]
             env[out] = fn(node, env, stats)
-            if decoded is not None and (q := self._decode_one(out, env[out])) is not None:
+            if decoded is not None and (wanted is None or out in wanted) and \
+                    (q := self._decode_one(out, env[out])) is not None:
                 decoded[out] = q
             if not keep_all:
                 for name in self._dead_after[i]:
@@ -581,15 +504,15 @@ class Interpreter:
         return (scalar(q.scale) * (code + q.lo - scalar(q.zero_point))).astype(np.float32)
 
 
-def run(graph: Graph, x, *, intermediate: bool = False, batch: int | None = None, progress=None,
+def run(graph: Graph, x, *, intermediate=False, batch: int | None = None, progress=None,
         mode: str = "float", residuals: bool = True, budget: int | str | None = None) -> RunResult:
     """Run ``graph`` on inputs ``x`` (array for the single input, or {name: array}).
 
     Samples go through in chunks of ``batch`` (default: up to 128, fewer where a batch would
-    pass the memory ``budget``, see ``Interpreter.default_batch`` and ``memory_budget``);
+    pass the memory ``budget``, see ``Interpreter.default_batch`` and ``memory.memory_budget``);
     ``progress(done)`` is called after each. ``residuals=False`` skips the per-layer residual
-    histograms (a diagnostic). ``intermediate`` keeps every tensor decoded to q, for all
-    samples: that part of the memory grows with the number of samples.
+    histograms (a diagnostic). ``intermediate`` keeps every tensor (True) or the named ones
+    decoded to q, for all samples: that part of the memory grows with the number of samples.
     """
     return Interpreter(graph, mode, residuals, budget).run(x, intermediate=intermediate, batch=batch,
                                                            progress=progress)

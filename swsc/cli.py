@@ -209,7 +209,8 @@ def _add_tune_parser(sub) -> None:
 
 def cmd_tune(a) -> int:
     from .pareto import table, tune_model
-    from .runtime.interpreter import memory_budget
+    from .runtime.interpreter import BATCH_BYTES
+    from .runtime.memory import memory_budget
     from .tune import Target
     model = _need_file(a.model)
     _need_file(a.data, "data")
@@ -228,7 +229,7 @@ def cmd_tune(a) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if a.json else print
     doc = tune_model(model, a.data, opts, target, test=a.test, holdout=a.holdout, limit=a.limit,
                      input_shape=_input_shape(a), max_evals=a.max_evals, uniform=not a.no_uniform,
-                     budget=memory_budget(a.memory_budget), progress=sys.stderr.isatty(), log=log)
+                     budget=memory_budget(a.memory_budget, BATCH_BYTES), progress=sys.stderr.isatty(), log=log)
     files = {}
     if a.output and doc["schedule"] is not None:
         files[a.output] = json.dumps(doc["schedule"], indent=1) + "\n"

@@ -463,6 +463,9 @@ def _paper_section(by_model) -> list[str]:
 def render(tables: list[str | Path], *, notes: str | None = None, plots: bool = True,
            discussion: str | None = None):
     """Read tables and build every output: ({file name: writer(path)}, message or None)."""
+    from .pareto import is_tune_file, report_parts
+    tuned = [t for t in tables if is_tune_file(t)]   # `swsc tune --report` documents (swsc/pareto.py)
+    tables = [t for t in tables if t not in tuned]
     metas, rows, sources = [], [], []
     for t in tables:
         meta, rs = read_table(t)
@@ -492,7 +495,10 @@ def render(tables: list[str | Path], *, notes: str | None = None, plots: bool = 
             order = ("_latency.png", "_opf.png", "_residuals.png", "_ablation.png")
             figures[m] = sorted(f, key=lambda n: next((i for i, e in enumerate(order) if n.endswith(e)), 9))
     text = markdown(metas, rows, figures=figures, notes=notes, sources=sources, plot_note=note,
-                    discussion=discussion, bins=bins)
+                    discussion=discussion, bins=bins) if tables else ""
+    tune_files, tune_lines = report_parts(tuned, plots and note is None)
+    files.update(tune_files)
+    text += "\n".join(tune_lines) + ("\n" if tune_lines else "")
     files["report.md"] = lambda p: Path(p).write_text(text)
     return files, note
 

@@ -192,7 +192,8 @@ def isolated_errors(sg: Graph, ann: Graph, x, *, budget=None, progress=True) -> 
     beta = it._beta()
     wrong = {n.name: np.zeros(tc) for n in layers}
     total = {n.name: 0 for n in layers}
-    batch = max(1, min(ann_it.default_batch(True), it.default_batch()))
+    # one batch holds the ANN's every tensor and one SNN layer's working set: half the budget each
+    batch = max(1, min(ann_it.default_batch(True), it.default_batch()) // 2)
     saved = {n.name: n.attrs["ts"] for n in layers}
     bar = tqdm(total=len(x) * len(layers), desc="isolated layers", unit="layer-frame", disable=not progress,
                leave=False)
