@@ -62,11 +62,11 @@ COLUMNS = (("t_inf", "T_inf", "{:d}"), ("agreement_ann", "agree ANN", "{:.4f}"),
 def table(rows: list[dict], title: str) -> str:
     """A fixed-width text table of held-out rows."""
     cols = [c for c in COLUMNS if any(c[0] in r for r in rows)]
-    head = f"{'schedule':28s}" + "".join(f"{h:>11s}" for _, h, _ in cols)
+    head = f"{'schedule':40s}" + "".join(f"{h:>11s}" for _, h, _ in cols)
     lines = [title, head]
     for r in rows:
         cells = "".join(f"{fmt.format(r[k]) if r.get(k) is not None else '-':>11s}" for k, _, fmt in cols)
-        lines.append(f"{r['label'][:28]:28s}{cells}")
+        lines.append(f"{r['label'][:40]:40s}{cells}")
     return "\n".join(lines)
 
 
@@ -193,9 +193,9 @@ def tune_model(model, data, options, target, *, test=None, holdout: float = 0.5,
     result = tuner.run(max_evals=max_evals)
     from .runtime.interpreter import Interpreter
     q_ann_t = Interpreter(tuner.ann, budget=budget).run(xt, intermediate={qname}).intermediates[qname]
-    picks = [(f"tuned T_inf={e.t_inf} ({e.label})"[:60], e.schedule) for e in front(result.evaluations)]
+    picks = [(f"tuned: {e.label}"[:40], e.schedule) for e in front(result.evaluations)]
     if result.best is not None and all(s != result.best.schedule for _, s in picks):
-        picks.append((f"tuned T_inf={result.best.t_inf} (best)", result.best.schedule))
+        picks.append((f"tuned: {result.best.label}"[:40], result.best.schedule))
     unis = [(f"uniform Ts={ts}", {n: ts for n in tuner.layers}) for ts in range(options.tc)] if uniform else []
     bar = tqdm(total=len(picks) + len(unis), desc="held-out", unit="schedule", disable=not progress, leave=False)
     rows = measure(tuner, picks + unis, xt, yt, q_ann_t, q_ort_t, progress=lambda i: bar.update(1))

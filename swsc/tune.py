@@ -294,16 +294,22 @@ class Tuner:
         bar = tqdm(total=max_evals, desc="tune (end to end)", unit="eval", disable=not self.progress, leave=False)
         best: Evaluation | None = None
 
-        def consider(schedule, label):
+        def consider(schedule, label) -> Evaluation:
             nonlocal best
             before = len(self.cache)
             e = self.evaluate(schedule, label)
+            if self.better(best, e):
+                best = e
             if len(self.cache) > before:
                 bar.update(1)
                 bar.set_postfix(T_inf=best.t_inf if best else "-")
-            if self.better(best, e):
-                best = e
             return e
+
+        def improves(schedule, label) -> bool:
+            """Evaluate; did it become the best answer?"""
+            prev = best
+            consider(schedule, label)
+            return best is not prev
 
         def spent():
             return len(self.cache) >= max_evals
@@ -318,11 +324,14 @@ class Tuner:
             else:
                 lo = mid + 1
         consider(uniform(hi), f"uniform Ts={hi}")
-        # the tolerance family, bisected over its distinct schedules (loose to strict)
+        # the tolerance family, capped at the best uniform Ts (so every member is at most as
+        # long), bisected over its distinct schedules (loose to strict)
+        cap = hi if best is not None else self.tc - 1
         taus = sorted({float(v) for e in errors.values() for v in e}, reverse=True)
         members, seen = [], set()
         for tau in taus:
-            s = fill_slack(self.sg, family(errors, tau), self.tc - 1)
+            s = {n: min(ts, cap) for n, ts in family(errors, tau).items()}
+            s = fill_slack(self.sg, s, self.tc - 1)
             if self.key(s) not in seen:
                 seen.add(self.key(s))
                 members.append((tau, s))
@@ -330,13 +339,15 @@ class Tuner:
         while lo < hi and not spent():
             mid = (lo + hi) // 2
             tau, s = members[mid]
-            if self.target.met(consider(s, f"isolated error <= {tau:.3g}").metrics):
+            if self.target.met(consider(s, f"family tau={tau:.3g}").metrics):
                 hi = mid
             else:
                 lo = mid + 1
         if members and not spent():
-            consider(members[hi][1], f"isolated error <= {members[hi][0]:.3g}")
-        # greedy: lower one layer at a time, least isolated damage first
+            consider(members[hi][1], f"family tau={members[hi][0]:.3g}")
+        # greedy: lower layers by one step, least isolated damage first: the k cheapest
+        # together (k halving from all of them, as deep networks have many layers to lower),
+        # then the others one at a time
         improved = best is not None
         while improved and not spent():
             improved = False
@@ -348,13 +359,21 @@ class Tuner:
                 s = dict(cur)
                 s[n] -= 1
                 if t_inf(self.sg, s) < best.t_inf:
-                    moves.append((errors[n][s[n]] - errors[n][cur[n]], n, s))
-            for _, n, s in sorted(moves, key=lambda m: (m[0], m[1])):
-                if spent():
+                    moves.append((errors[n][s[n]] - errors[n][cur[n]], n))
+            moves.sort()
+            k = len(moves)
+            while k > 1 and not improved and not spent():
+                s = dict(cur)
+                for _, n in moves[:k]:
+                    s[n] -= 1
+                improved = improves(s, f"greedy {k} layers -1")
+                k //= 2
+            for _, n in moves:
+                if improved or spent():
                     break
-                if self.better(best, consider(s, f"greedy: {n} -> {s[n]}")):
-                    improved = True
-                    break
+                s = dict(cur)
+                s[n] -= 1
+                improved = improves(s, f"greedy {n}={s[n]}")
         bar.close()
         notes = []
         if best is None:
