@@ -7,16 +7,17 @@ with depth while most layers need no silence at all. The tuner searches per-laye
 1. **Isolated errors.** Each TSA layer runs alone on the exact quantized ANN's input
    (teacher forcing), once per ``ts`` in ``0..Tc-1``; the fraction of its outputs that
    differ from the ANN's is its own error at that ``ts`` (no end-to-end run needed).
-2. **A one-parameter family.** For a tolerance ``tau`` every layer takes the smallest
-   ``ts`` whose isolated error is at most ``tau``; a layer off the critical path of
-   ``T_inf`` (a residual shortcut's layer beside its branch) then takes the slack its
-   path leaves, since that costs no latency. Uniform schedules are candidates too. A
-   bisection over ``tau``, run end to end, finds the loosest family member that meets
-   the target.
-3. **Greedy repair.** From the best schedule met so far, try lowering one layer's
-   ``ts`` at a time (the layers whose isolated error grows least first), end to end, and
-   keep each step that still meets the target and shortens ``T_inf``, until a budget of
-   evaluations is spent.
+2. **Uniform schedules**, bisected end to end: the smallest uniform ``Ts`` that meets
+   the target bounds the answer.
+3. **A one-parameter family.** For a tolerance ``tau`` every layer takes the smallest
+   ``ts`` whose isolated error is at most ``tau`` (at most the uniform bound); a layer off
+   the critical path of ``T_inf`` (a residual shortcut's layer beside its branch) then
+   takes the slack its path leaves, since that costs no latency. A bisection over
+   ``tau``, run end to end, finds the loosest family member that meets the target.
+4. **Greedy repair.** From the best schedule met so far, lower layers by one step where
+   that shortens ``T_inf``, least isolated damage first: the ``k`` cheapest together
+   (``k`` halving), then single layers; keep each step that still meets the target,
+   until a budget of end-to-end evaluations is spent.
 
 The target holds against a reference: the exact quantized ANN (``ann``, the code-domain
 graph of the ``rescale`` pass, which the SNN at ``Ts >= Tc - 1`` equals on every element)
