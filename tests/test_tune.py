@@ -151,6 +151,12 @@ def test_cli_tune_writes_a_schedule_that_compile_accepts(tmp_path):
     assert rc == 0, err
     assert f"T_inf = {d['t_inf']} steps" in out
     assert set(schedule) == set(tsa_layers(compile_graph(import_onnx(LENET))))
+    # swsc report renders the document: both tables and the plot beside fig. 3
+    rc, out, err = swsc("report", doc, "-o", tmp_path / "rep")
+    assert rc == 0, err
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "Tuned silent periods: lenet5_mnist_qat" in text and "| uniform Ts=7 | 43 |" in text
+    assert (tmp_path / "rep" / "lenet5_mnist_qat_tuned_latency.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("args, message", [
