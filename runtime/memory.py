@@ -3,8 +3,9 @@ from, and the allocator setting that lets freed layer arrays go back to the syst
 
 A batch's peak is the live values (each freed after its last reader) plus the working set
 of the node being run; ``sample_bytes`` walks the graph in execution order to find it, so
-``budget // sample_bytes`` samples fit. Measured on MobileNetV2 (``benchmarks/bench_memory.py``)
-the peak RSS stays flat in the number of frames.
+``budget // sample_bytes`` samples fit. Measured on MobileNetV2 (``benchmarks/bench_memory.py``,
+budget 1G) the peak RSS stays near the budget whatever the number of frames (772 MiB at 4
+frames, 1173 MiB at 27, with 326 MiB held before the run).
 """
 from __future__ import annotations
 
