@@ -105,7 +105,7 @@ def tsa_scan(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, 
 
 
 def tsa_scan_units(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: float, hi_norm: float,
-                   zmul=None, start: int = 0, fold_bias=None):
+                   zmul=None, start: int = 0, fold_bias=None, E=None, v=None):
     """tsa_scan with the membrane counted in units of the reset R = beta^Ts (inputs already
     divided by R): the threshold is ``vth`` and a spike subtracts exactly 1.
 
@@ -115,6 +115,9 @@ def tsa_scan_units(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: f
     (silent) steps into one by linearity: ``z[0]`` is their beta-weighted input and
     ``fold_bias`` their bias, the membrane starts at ``z[0] * zmul + fold_bias``, and
     ``z[1 + t - start]`` is the input of step t.
+
+    ``E`` and ``v`` may be given as C-contiguous float64 arrays shaped like one step (reused
+    work arrays); they are overwritten.
 
     Returns (frames int8 [Tc, ...], E float64, v float64).
     """
@@ -127,7 +130,8 @@ def tsa_scan_units(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: f
     n = shape[0]
     size = int(np.prod(shape[1:], dtype=np.int64))
     frames = np.zeros((tc, n, size), dtype=np.int8)
-    E, v = np.empty((n, size)), np.empty((n, size))
+    E = np.empty((n, size)) if E is None else E.reshape(n, size)
+    v = np.empty((n, size)) if v is None else v.reshape(n, size)
     if z.dtype not in (np.float32, np.float64):
         z = z.astype(np.float64)
     _scan_float(np.ascontiguousarray(z).reshape(z.shape[0], n, size),

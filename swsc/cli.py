@@ -31,6 +31,7 @@ EPILOG = """examples:
   swsc run out/model.sws.onnx --data test.npz -o y.npz        run a compiled network
   swsc sweep model.onnx --data test.npz --tc 4..8 --ts 0..3 -o t.json   accuracy/OPF over a grid
   swsc report t.json -o results/                               plots and report.md from sweep tables
+  swsc tune model.onnx --data cal.npz -o ts.json               per-layer silent periods for --ts
   swsc raw model.onnx --data test.npz -o in.bin                 samples as the C harness's raw input
 """
 
@@ -192,9 +193,98 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
     rp.add_argument("--notes", metavar="FILE.md", help="markdown to include near the top of report.md")
     rp.add_argument("--no-plots", action="store_true", help="write report.md only")
+    _add_tune_parser(sub)
     for sp in sub.choices.values():   # main() takes --debug anywhere on the line; listed for --help
         sp.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return p
+
+
+# ------------------------------------------------------------------ swsc tune (swsc/tune.py, swsc/pareto.py)
+def _add_tune_parser(sub) -> None:
+    t = sub.add_parser("tune", help="find per-layer silent periods: smallest T_inf meeting a fidelity target",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Search per-layer silent periods {layer: ts} that minimise T_inf while the SNN "
+                       "meets a fidelity target on calibration data (each layer alone first, then end to end), "
+                       "and report the Pareto front (T_inf, agreement, OPF) on held-out data beside the "
+                       "uniform Ts = 0..Tc-1. See docs/tune.md.",
+                       epilog="example: swsc tune samples/lenet5_mnist_qat.onnx --data "
+                       "samples/lenet5_mnist_qat_test.npz -o ts.json\n"
+                       "         swsc compile samples/lenet5_mnist_qat.onnx --ts ts.json -o out/")
+    t.add_argument("model", help="quantized .onnx model")
+    t.add_argument("--data", required=True, help="calibration .npz (x[, y]); its last part is held out "
+                   "unless --test is given")
+    t.add_argument("--test", help="held-out .npz to report on (default: the last --holdout of --data)")
+    t.add_argument("--holdout", type=float, default=0.5, help="fraction of --data held out (default 0.5)")
+    t.add_argument("-o", "--output", help="write the schedule here: a .json {layer: ts} for --ts")
+    t.add_argument("--report", help="write the tune document (front, uniform rows) here, a .json for "
+                   "'swsc report'")
+    t.add_argument("--agreement", type=float, default=None,
+                   help="top-1 agreement required with the reference (default 0.99 when no other target)")
+    t.add_argument("--exact", type=float, help="fraction of output elements equal to the reference's")
+    t.add_argument("--accuracy-drop", type=float, help="with labels: accuracy may fall at most this below "
+                   "the reference's (0 = equal accuracy)")
+    t.add_argument("--against", choices=("ann", "ort"), default="ann",
+                   help="reference: the exact quantized ANN (default) or onnxruntime")
+    t.add_argument("--max-evals", type=int, default=40, help="end-to-end evaluations at most (default 40)")
+    t.add_argument("--no-uniform", action="store_true", help="do not measure the uniform schedules")
+    t.add_argument("--limit", type=int, help="use only the first N samples of --data")
+    t.add_argument("--memory-budget", help="runtime memory budget per batch, e.g. 512M, 2G "
+                   "(default $SWSC_MEMORY_BUDGET or 1G)")
+    t.add_argument("--json", action="store_true", help="print the tune document as one JSON object")
+    t.add_argument("--tc", type=int, default=8, help="coding steps Tc (default 8)")
+    t.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
+    t.add_argument("--encoder", choices=ENCODERS, default="exact", help="input encoder (default exact)")
+    t.add_argument("--encoder-ts", type=int, default=1, help="silent period of the tsa encoder (default 1)")
+    t.add_argument("--vth-factor", type=float, default=0.5, help="threshold factor (default 0.5)")
+    t.add_argument("--input-shape", default=None, help="static input shape 'N,C,H,W' for symbolic dimensions")
+
+
+def cmd_tune(a) -> int:
+    from .pareto import table, tune_model
+    from .runtime.interpreter import BATCH_BYTES
+    from .runtime.memory import memory_budget
+    from .tune import Target
+    model = _need_file(a.model)
+    _need_file(a.data, "data")
+    if a.test:
+        _need_file(a.test, "test data")
+    for path, flag in ((a.output, "-o"), (a.report, "--report")):
+        if path and Path(path).suffix != ".json":
+            raise UsageError(f"{flag} writes JSON: give a .json file, not '{path}'")
+    if a.max_evals < 1 or (a.limit is not None and a.limit < 1):
+        raise UsageError("--max-evals and --limit must be >= 1")
+    agreement = a.agreement if a.agreement is not None or a.exact is not None or a.accuracy_drop is not None \
+        else 0.99
+    target = Target(agreement=agreement, exact=a.exact, accuracy_drop=a.accuracy_drop, against=a.against).validate()
+    opts = CompileOptions(tc=a.tc, beta=a.beta, encoder=a.encoder, encoder_ts=a.encoder_ts,
+                          vth_factor=a.vth_factor).validate()
+    log = (lambda m: print(m, file=sys.stderr)) if a.json else print
+    doc = tune_model(model, a.data, opts, target, test=a.test, holdout=a.holdout, limit=a.limit,
+                     input_shape=_input_shape(a), max_evals=a.max_evals, uniform=not a.no_uniform,
+                     budget=memory_budget(a.memory_budget, BATCH_BYTES), progress=sys.stderr.isatty(), log=log)
+    files = {}
+    if a.output and doc["schedule"] is not None:
+        files[a.output] = json.dumps(doc["schedule"], indent=1) + "\n"
+    if a.report:
+        files[a.report] = json.dumps(doc, indent=1, sort_keys=True) + "\n"
+    for path, text in files.items():
+        out = Path(path)
+        _write_atomically(out.parent, {out.name: lambda p, t=text: Path(p).write_text(t)})
+    if a.json:
+        print(json.dumps(doc, sort_keys=True))
+    else:
+        if doc["schedule"] is None:
+            print(f"no schedule met the target on the tuning data ({doc['target']})")
+        else:
+            print(f"tuned T_inf = {doc['t_inf']} ({doc['evaluations']} evaluations, {doc['seconds']:.0f} s); "
+                  f"on the tuning data: top-1 agreement {doc['tuning']['agreement']:.4f}, exact outputs "
+                  f"{doc['tuning']['exact_fraction']:.4f}")
+            print("schedule: " + ", ".join(f"{k}={v}" for k, v in doc["schedule"].items()))
+        print(table(doc["uniform"], f"held-out ({doc['holdout']['source']}), uniform Ts:"))
+        print(table(doc["front"], "held-out, tuned front:"))
+    for path in files:
+        print(f"wrote {path}", file=sys.stderr if a.json else sys.stdout)
+    return 0 if doc["schedule"] is not None else 1
 
 
 def _produce_atomically(out_dir: Path, produce) -> tuple[list[Path], object]:
@@ -411,8 +501,8 @@ def cmd_raw(a) -> int:
     return _raw.cmd(a, {"compile": _options(a), "input_shape": _input_shape(a)})
 
 
-COMMANDS = {"raw": cmd_raw, "compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,
-            "report": cmd_report}
+COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,
+            "report": cmd_report, "tune": cmd_tune, "raw": cmd_raw}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -328,7 +328,10 @@ def render(tables: list[str | Path], *, notes: str | None = None, plots: bool = 
     """Read tables and build every output: ({file name: writer(path)}, message or None).
 
     ``notes`` (markdown) goes near the top of report.md, ``discussion`` after the
-    comparison with the paper. Nothing is written here."""
+    comparison with the paper. Tables written by `swsc tune --report` are recognised and
+    rendered by swsc/pareto.py. Nothing is written here."""
+    tuned = [t for t in tables if is_tune_file(t)]
+    tables = [t for t in tables if t not in tuned]
     metas, rows, sources = [], [], []
     for t in tables:
         meta, rs = read_sweep(t)
@@ -354,6 +357,9 @@ def render(tables: list[str | Path], *, notes: str | None = None, plots: bool = 
             files.update(f)
             shown[m] = list(f)
     text = markdown(metas, rows, figures=shown, notes=notes, sources=sources, plot_note=note,
-                    discussion=discussion, bins=bins)
+                    discussion=discussion, bins=bins) if tables else ""
+    tune_files, tune_lines = report_parts(tuned, plots and note is None)
+    files.update(tune_files)
+    text += "\n".join(tune_lines) + ("\n" if tune_lines else "")
     files["report.md"] = lambda p: Path(p).write_text(text)
     return files, note
