@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import InvalidModelError, UsageError
 from .options import check_file_stem
+from .pareto import is_tune_file, report_parts
 from .report_md import ABLATION, is_main, markdown, pick, vth_label
 from .sweep import COLUMNS, read_table, sort_key
 
