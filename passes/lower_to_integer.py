@@ -51,6 +51,9 @@ class LowerToInteger(Pass):
     name = "lower-to-integer"
     __doc__ = __doc__
 
+    def __init__(self, options=None):
+        self.membrane_bits = int(getattr(options, "membrane_bits", 32))
+
     def run(self, graph: Graph) -> bool:
         bad, window_bound = [], False
         for node in graph.nodes:
@@ -110,11 +113,8 @@ class LowerToInteger(Pass):
             M = (scalar(x.quant.scale) * s_w / scalar(out.quant.scale)) * (x.quant.theta / out.quant.theta)
             M = M.reshape((m,) + (1,) * (b.ndim - 1)) if b.ndim > 1 else M
             fan_in = np.abs(wq).reshape(m, -1).sum(axis=1).max()
-        elif kind == "add":
-            G = ADD_WEIGHT_BITS - max(0, math.ceil(math.log2(max(np.abs(W).max(), 1e-30))))
-            wq = np.rint(W * 2.0 ** G).astype(np.int64)
-            M = np.array([2.0 ** -G])
-            fan_in = int(np.abs(wq).sum())
+        elif kind == "add":   # fixed-point weights round(W 2^G): G is chosen with the constants below
+            wq, M, fan_in = None, np.array([1.0]), 0
         else:  # avgpool: a plain window sum; its factor may vary by position (count_include_pad=0
             # at padded borders), and then so do bq and rq, as per-position constants
             wq = None
@@ -125,44 +125,15 @@ class LowerToInteger(Pass):
                                        "(negative folded BatchNorm scale) is not supported in integer mode")])
         S = _code_sum(tc, beta)
         vth = Fraction(a["vth"]).limit_denominator(64)
-
-        fan_in = float(fan_in)
-        b_over_m = float(np.max(np.abs(b) / M)) * S
-        r_over_m = float(beta ** ts / np.min(M)) * S
-
-        def bound(F):
-            """The largest integer the neuron computes (docs/integer.md), over-estimated in float:
-            den * (beta * (|H| + rq) + one step's input) + num * rq, with |H| bounded by the whole
-            window's input plus the emitted resets."""
-            r, step = r_over_m * 2.0 ** F + 1, (fan_in * S + b_over_m) * 2.0 ** F + 1
-            h = beta ** ts * S * step + S * r * beta
-            return vth.denominator * (beta * (h + r) + step) + vth.numerator * r
-
-        def widest(limit):
-            if bound(0) > limit:
-                return None
-            F = 0
-            while F < 62 and bound(F + 1) <= limit:
-                F += 1
-            return F
-
-        # rounding bq and rq costs at most 0.5 M / 2^F LSB per neuron and window
-        need = max(0, math.ceil(math.log2(0.5 * float(M.max()) / PRECISION_LSB)))
-        f32 = widest(INT32_MAX)
-        if f32 is not None and f32 >= need:
-            F, membrane = f32, "int32"   # the widest F int32 allows: precision for free
-        else:
-            f64 = widest(INT64_MAX)
-            if f64 is None:
-                raise UnsupportedOpError([(node.name, "TsaLayer", "membrane bound exceeds int64")], hint=WINDOW_HINT)
-            F, membrane = min(f64, need + 16), "int64"
-        unit = S * 2.0 ** F      # the membrane counts M / (S 2^F): a tie in the ANN is a tie here
-        bq = np.rint(b * unit / M).astype(np.int64)
-        rq = np.rint(float(beta ** ts) * unit / M).astype(np.int64)
-        rq = np.broadcast_to(rq, np.broadcast_shapes(rq.shape, (1,))).copy()
-        if rq.min() < 1:
-            raise UnsupportedOpError([(node.name, "TsaLayer", "its multiplier is too large for an integer "
-                                       "reset (rq < 1) within int64")], hint=WINDOW_HINT)
+        num, den = vth.numerator, vth.denominator
+        bits = self.membrane_bits
+        limit = 2 ** (bits - 1) - 1
+        plan = _choose(_candidates(kind, wq, W, M, fan_in, S), b, beta, tc, ts, num, den, limit)
+        if plan is None:
+            raise UnsupportedOpError([(node.name, "TsaLayer", f"the membrane bound exceeds {bits} bits even "
+                                       "at the coarsest constants")],
+                                     hint=WINDOW_HINT + ("; or try --membrane-bits 64" if bits < 64 else ""))
+        wq, M, A, bq, rq, sat, bound, err = plan
         extra = []
         if wq is not None:
             extra.append(graph.add_const(f"{node.name}.wq", wq.astype(np.int32)).name)
@@ -171,5 +142,114 @@ class LowerToInteger(Pass):
         extra.append(graph.add_const(f"{node.name}.bq", bq).name)
         extra.append(graph.add_const(f"{node.name}.rq", rq).name)
         node.inputs = node.inputs[:n + 2] + extra
-        a.update(int_acc_mul=S * 2 ** F, int_vth=[vth.numerator, vth.denominator], int_hi=int(math.floor(a["hi_norm"])),
-                 int_membrane=membrane)
+        a.update(int_acc_mul=int(A), int_vth=[num, den], int_hi=int(math.floor(a["hi_norm"])),
+                 int_membrane="int32" if bound <= INT32_MAX else "int64", int_sat=int(sat), int_bound=int(bound),
+                 int_error=float(err))
+
+
+# ---------------------------------------------------------------- the membrane bound
+def saturation_level(*, z_max: int, rq_max: int, beta: int) -> int:
+    """The level ``X`` at which the membrane ``U`` may saturate without changing any spike.
+
+    With ``(beta - 1) X >= z_max + rq`` (``z_max`` bounds one step's input
+    ``|acc * acc_mul + bq|``), a neuron with ``U >= X`` gets ``H = beta U + z >= X + rq``,
+    above either threshold, so it fires ``+1`` or nothing (as its ``E`` allows) and keeps
+    ``U = H - fire * rq >= X``: every later comparison is already decided. Symmetrically
+    below ``-X``. Clamping ``U`` to ``[-X, X]`` after every step therefore gives the same
+    spikes and the same ``E`` as the exact unbounded membrane (a saturated neuron's final
+    residual is the only difference)."""
+    return max(1, -(-(z_max + rq_max) // (beta - 1)))
+
+
+def membrane_bound(*, fan: int, acc_mul: int, bq_max: int, rq_max: int, beta: int, tc: int, ts: int,
+                   num: int, den: int, sat: int = 0) -> int:
+    """The largest magnitude of any membrane-typed integer the neuron of docs/integer.md
+    computes (``H``, ``beta * U``, ``U = H - fire * rq`` before saturation, and the
+    thresholds from ``num * rq + den``): the one proof of no overflow, used by
+    lower-to-integer to choose the constants, by the integer runtime to check every run
+    against, and by the C backend to choose its types. ``fan`` bounds ``|acc|`` (the largest
+    ``sum |wq|`` of a neuron).
+
+    Without saturation (``sat = 0``): ``|H| <= B = beta^Ts S Z + S rq beta`` at every step
+    (``S = sum_k beta^(Tc-k)``, ``Z`` = one step's input), ``|beta U| <= B + Z`` and
+    ``|U| <= B + rq``. With saturation at ``sat = X`` (``saturation_level``): ``|U| <= X``
+    after the clamp, so ``|H| <= beta X + Z`` and ``|H - fire * rq| <= beta X + Z + rq``."""
+    z = fan * acc_mul + bq_max
+    thresholds = num * rq_max + den
+    if sat:
+        return max(beta * sat + z + rq_max, thresholds)
+    S = _code_sum(tc, beta)
+    B = beta ** ts * S * z + S * rq_max * beta
+    return max(B + z + rq_max, thresholds)
+
+
+def membrane_bits(bound: int) -> int:
+    """Bits of a two's-complement register that holds every value up to ``bound`` in magnitude."""
+    return int(bound).bit_length() + 1
+
+
+def _candidates(kind, wq, W, M, fan, S) -> list:
+    """(wq, M, fan, acc_mul, error) in order of decreasing precision: the membrane unit is
+    ``M / acc_mul``; ``error`` bounds the constants' rounding in output LSB per window.
+    ``acc_mul = S 2^F`` keeps exact ties exact (module docstring); below ``F = 0`` it is any
+    integer down to 1, for layers whose constants would not fit otherwise."""
+    out = []
+    if kind == "add":
+        # fixed-point weights round(W_k 2^G). Where some G makes them exact (equal scales: W = 1),
+        # they are treated like integer weights; otherwise their rounding error, up to
+        # 0.5 2^-G per input LSB over S n input LSB, dominates, and the bias/reset unit acc_mul
+        # buys range only: acc_mul = 1 and the widest G that fits
+        e = max(0, math.ceil(math.log2(max(float(np.abs(W).max()), 1e-30))))
+        n = max(1, W.size)
+        exact = next((G for G in range(ADD_WEIGHT_BITS - e + 1) if np.all(np.rint(W * 2.0 ** G) == W * 2.0 ** G)),
+                     None)
+        for G in range(ADD_WEIGHT_BITS - e, -1, -1):
+            q = np.rint(W * 2.0 ** G).astype(np.int64)
+            out.append((q, np.array([2.0 ** -G]), int(np.abs(q).sum()), 1, 0.5 * 2.0 ** -G * S * (n + 1)))
+        if exact is None:
+            return sorted(out, key=lambda c: c[4])
+        wq = np.rint(W * 2.0 ** exact).astype(np.int64)
+        M, fan = np.array([2.0 ** -exact]), int(np.abs(wq).sum())
+    F = 0
+    while F < 62 and 0.5 * float(M.max()) / 2.0 ** F > 2.0 ** -30:
+        F += 1
+    for f in range(F, -1, -1):
+        out.append((wq, M, int(fan), S << f, 0.5 * float(M.max()) / 2.0 ** f))
+    A = S // 2
+    while A >= 1:
+        out.append((wq, M, int(fan), A, 0.5 * float(M.max()) * S / A))
+        A //= 2
+    return sorted(out, key=lambda c: c[4])
+
+
+def _fit(cand, b, beta, tc, ts, num, den, limit, sat: bool):
+    """The integer constants of one candidate and their bound, or None where it exceeds ``limit``."""
+    wq, M, fan, A, err = cand
+    peak = float(np.max(np.abs(b) / M)) * A + beta ** ts * A / float(np.min(M)) + fan * A
+    if peak > 2.0 ** 62:    # a quick float over-estimate keeps int64 below from overflowing
+        return None
+    bq = np.rint(b * A / M).astype(np.int64)
+    rq = np.rint(float(beta ** ts) * A / M).astype(np.int64)
+    rq = np.broadcast_to(rq, np.broadcast_shapes(rq.shape, (1,))).copy()
+    if rq.min() < 1:
+        return None
+    bq_max, rq_max = int(np.abs(bq).max()), int(rq.max())
+    X = saturation_level(z_max=fan * A + bq_max, rq_max=rq_max, beta=beta) if sat else 0
+    bound = membrane_bound(fan=fan, acc_mul=A, bq_max=bq_max, rq_max=rq_max, beta=beta, tc=tc, ts=ts,
+                           num=num, den=den, sat=X)
+    if bound > limit or fan > INT32_MAX:
+        return None
+    return wq, M, A, bq, rq, X, bound, err
+
+
+def _choose(cands, b, beta, tc, ts, num, den, limit):
+    """The most precise constants that fit: first an unsaturated membrane within the precision
+    target (no clamp to pay), then a saturated one within it, then the most precise saturated
+    one at all (a coarser layer, reported by its ``int_error``)."""
+    for sat, target in ((False, PRECISION_LSB), (True, PRECISION_LSB), (True, math.inf)):
+        for c in cands:
+            if c[4] <= target:
+                plan = _fit(c, b, beta, tc, ts, num, den, limit, sat)
+                if plan is not None:
+                    return plan
+    return None

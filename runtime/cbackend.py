@@ -34,6 +34,7 @@ import numpy as np
 import swsc
 from swsc.errors import SwscError, UnsupportedOpError
 from swsc.ir import Graph, Node, scalar
+from swsc.passes.lower_to_integer import membrane_bits, membrane_bound
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -122,6 +123,8 @@ class LayerMem:
     op: str
     flash_bytes: int
     ram_bytes: int
+    membrane_bits: int = 0     # TSA layers: bits the proven membrane bound needs (signed)
+    saturating: bool = False   # TSA layers: the membrane saturates (docs/integer.md)
 
 
 @dataclass
@@ -147,6 +150,10 @@ class CReport:
         lines.append(f"  {'total':<{w}}  {'':<12} {self.flash_bytes:>10} {self.ram_bytes:>10}")
         lines.append(f"  ram = spike arena {self.arena_bytes} (unshared {self.buffers_unshared})"
                      f" + scratch {self.work_bytes} + stats {self.stats_bytes}")
+        tsa = [lay for lay in self.layers if lay.membrane_bits]
+        if tsa:
+            lines.append("  membrane bits needed (proven bound): " + ", ".join(
+                f"{lay.name} {lay.membrane_bits}{' sat' if lay.saturating else ''}" for lay in tsa))
         return "\n".join(lines)
 
 
@@ -334,8 +341,8 @@ class _Planner:
                 for i in st["ins"]:
                     i["off"] = self.buffers[i["buf"]]["offset"]
 
-    def _mem(self, node: Node, flash: int, ram: int) -> None:
-        self.mem.append(LayerMem(c_comment(node.name, 60), node.op, int(flash), int(ram)))
+    def _mem(self, node: Node, flash: int, ram: int, bits: int = 0, sat: bool = False) -> None:
+        self.mem.append(LayerMem(c_comment(node.name, 60), node.op, int(flash), int(ram), bits, sat))
 
     # -- encoder
     def _op_SwsEncode(self, node: Node, idx: int) -> None:
@@ -523,11 +530,17 @@ class _Planner:
             raise SwscError("negative reset rq", node=node.name, op=node.op)
         if fan > INT32_MAX:
             raise SwscError(f"synaptic sum may reach {fan}, beyond int32", node=node.name, op=node.op)
-        need = membrane_need(fan=fan, acc_mul=acc_mul, bq_max=bq_max, rq_max=rq_max, beta=beta, tc=tc, ts=ts,
-                             num=num, den=den)
-        mt, msize = _wide(need, "the membrane", node)
-        if a["int_membrane"] == "int64":
-            mt, msize = "int64_t", 8
+        sat = int(a.get("int_sat", 0))
+        bound = membrane_bound(fan=fan, acc_mul=acc_mul, bq_max=bq_max, rq_max=rq_max, beta=beta, tc=tc, ts=ts,
+                               num=num, den=den, sat=sat)
+        if "int_bound" in a and bound > int(a["int_bound"]):
+            raise SwscError(f"the membrane bound {bound} exceeds what lower-to-integer proved ({a['int_bound']})",
+                            node=node.name, op=node.op)
+        mt, msize = _wide(bound, "the membrane", node)
+        st["sat"] = c_int(sat) if sat else None
+        st["bits"] = membrane_bits(bound)
+        st["thr"] = f"{num} * rqv" if den == 1 else f"({num} * rqv + {den - 1}) / {den}"
+        st["thr_last"] = f"{num} * rqv + 1" if den == 1 else f"{num} * rqv / {den} + 1"
         st["mt"] = mt
         et, _ = _wide(beta * hi + 1, "the emitted value", node)
         st["et"] = et
@@ -540,7 +553,7 @@ class _Planner:
         self.steps.append(st)
         work = 4 * tc * st.get("MB", 1) + 2 * msize + 4
         self.work_bytes = max(self.work_bytes, work)
-        self._mem(node, flash, self.spike_bytes(out) + work)
+        self._mem(node, flash, self.spike_bytes(out) + work, st["bits"], bool(sat))
 
     # -- other spike ops
     def _op_SpikeMaxPool(self, node: Node, idx: int) -> None:
@@ -673,17 +686,6 @@ def _blocking(channels: int, tc: int) -> dict:
     nblocks = -(-channels // cap)
     mb = -(-channels // nblocks)
     return {"MB": mb, "MB_exact": channels % mb == 0}
-
-
-def membrane_need(*, fan, acc_mul, bq_max, rq_max, beta, tc, ts, num, den) -> int:
-    """The largest magnitude any membrane-typed intermediate of the neuron scan can take:
-    the docs/integer.md bound ``B`` on ``|H|`` (valid at every step), times ``den`` for the
-    comparison, plus room for ``num * rq``, ``beta * U`` (= next H minus its input) and
-    ``H - fire * rq``."""
-    S = _code_sum(tc, beta)
-    Z = fan * abs(acc_mul) + bq_max                      # |acc * acc_mul + bq|
-    B = beta ** ts * S * Z + S * rq_max * beta
-    return max(den, 1) * B + num * rq_max + Z + rq_max
 
 
 def _phases(tc: int, ts: int) -> list[dict]:

@@ -162,6 +162,7 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     OpDef("TsaLayer", ("*x", "w", "b", "wq?", "bq?", "rq?"),
           {"kind": True, "n_inputs": True, "ts": True, "tc": True, "beta": True, "vth": True, "hi_norm": True,
            "int_acc_mul": False, "int_vth": False, "int_hi": False, "int_membrane": False,
+           "int_sat": False, "int_bound": False, "int_error": False,
                                          **{k: False for k in _GEOM}, "group": False,
                                          "count_include_pad": False},
           _affine_shape, "TSA neurons with a linear map and silent period ts (semantics section 3)"),
