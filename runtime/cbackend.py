@@ -757,6 +757,7 @@ def emit_c(graph: Graph, out_dir, *, prefix: str = "sws", header_info: dict | No
         "arrays": pl.arrays.items, "tc": pl.tc, "beta": pl.beta, "t_inf": int(graph.meta.get("t_inf", 0)),
         "flash": flash, "ram": ram, "mem": pl.mem, "work": pl.work_bytes, "stats_bytes": stats_bytes,
         "mask_t": pl.mask_t, "bit1": pl.bit1, "arena_bytes": arena_bytes,
+        "arena_struct_bytes": stats_bytes + -(-arena_bytes // 4) * 4,   # sizeof(<prefix>_arena_t)
         "unshared": pl.unshared * pl.mask_bytes, "has_tail": any(o["softmax"] for o in pl.outputs), "exe": exe,
     }
     env = _env()

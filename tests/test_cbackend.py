@@ -485,6 +485,81 @@ def test_two_models_one_binary(tmp_path, cflags):
     assert [int(v) for v in lines[2].split()] == [ca["quant"][0], cb_["quant"][0]]
 
 
+_TWO_ARENAS = r"""
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "sws.h"
+#define MAXN 64
+/* the harness's I/O format; two threads run alternate frames at once, each on its own arena */
+static sws_input_t x[MAXN][SWS_INPUT_SIZE];
+static int32_t y[MAXN][SWS_OUTPUT_SIZE], st[MAXN][2 * SWS_N_LAYERS];
+static long n;
+static sws_arena_t first;
+struct job { sws_arena_t *mem; long start; };
+
+static void *work(void *arg)
+{
+    struct job *j = arg;
+    long i;
+    int k;
+    for (i = j->start; i < n; i += 2) {
+        const struct sws_stats *s;
+        if (sws_run_arena(j->mem, x[i], y[i]) != 0) return arg;
+        s = sws_arena_stats(j->mem);
+        for (k = 0; k < SWS_N_LAYERS; ++k) {
+            st[i][k] = s->spikes_pos[k];
+            st[i][SWS_N_LAYERS + k] = s->spikes_neg[k];
+        }
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    sws_arena_t *second = malloc(SWS_ARENA_BYTES);
+    struct job a, b;
+    pthread_t ta, tb;
+    void *ra, *rb;
+    long i;
+    if (!second) return 2;
+    a.mem = &first, a.start = 0, b.mem = second, b.start = 1;
+    while (n < MAXN && fread(x[n], sizeof x[0][0], SWS_INPUT_SIZE, stdin) == SWS_INPUT_SIZE) ++n;
+    if (pthread_create(&ta, NULL, work, &a) || pthread_create(&tb, NULL, work, &b)) return 2;
+    if (pthread_join(ta, &ra) || pthread_join(tb, &rb) || ra || rb) return 3;
+    for (i = 0; i < n; ++i) {
+        fwrite(y[i], sizeof y[i][0], SWS_OUTPUT_SIZE, stdout);
+        fwrite(st[i], sizeof st[i][0], 2 * SWS_N_LAYERS, stdout);
+    }
+    free(second);
+    return 0;
+}
+"""
+
+
+def test_application_owned_arenas(tmp_path, cflags):
+    """Two caller-owned arenas (one static, one malloc'd) used by two threads at once, with the
+    static instance compiled out (-DSWS_NO_STATIC_ARENA): every frame's outputs and spike counts
+    equal the numpy integer mode's and the static variant's."""
+    g = compile_graph(residual(), CompileOptions(ts=1), integer=True)
+    x = np.random.default_rng(9).uniform(-1, 1, (40, 3, 5, 5)).astype(np.float32)
+    d = tmp_path / "c"
+    x_q = cb.quantize_input(g, x)
+    static_out, static_counts = c_run(g, d, x_q, cflags)
+    (d / "two.c").write_text(_TWO_ARENAS)
+    exe = d / "two"
+    subprocess.run(["gcc", *cflags.split(), "-pthread", "-DSWS_NO_STATIC_ARENA", f"-I{d}", "-o", str(exe),
+                    str(d / "two.c"), str(d / "sws.c"), str(d / "sws_weights.c")], check=True)
+    out, counts = cb.run_binary(exe, x_q, per_sample=True)
+    q, ref_counts, _ = int_reference(g, x)
+    np.testing.assert_array_equal(out, q)
+    np.testing.assert_array_equal(out, static_out)
+    assert {k: (int(p.sum()), int(m.sum())) for k, (p, m) in counts.items()} == ref_counts == static_counts
+    header = (d / "sws.h").read_text()
+    assert re.search(r"#define SWS_ARENA_BYTES \d+", header)
+
+
 def test_float_helpers_and_harness(tmp_path, cflags):
     """quantize/dequantize/softmax helpers agree with numpy; the harness takes files; -m reports."""
     g = compile_graph(tiny_cnn(), CompileOptions(), integer=True)
