@@ -128,12 +128,12 @@ class LowerToInteger(Pass):
         num, den = vth.numerator, vth.denominator
         bits = self.membrane_bits
         limit = 2 ** (bits - 1) - 1
-        plan = _choose(_candidates(kind, wq, W, M, fan_in, S), b, beta, tc, ts, num, den, limit)
+        plan = _choose(_candidates(kind, wq, W, M, fan_in, S, beta, tc, ts, a["hi_norm"]), b, beta, tc, ts, num, den, limit)
         if plan is None:
             raise UnsupportedOpError([(node.name, "TsaLayer", f"the membrane bound exceeds {bits} bits even "
                                        "at the coarsest constants")],
                                      hint=WINDOW_HINT + ("; or try --membrane-bits 64" if bits < 64 else ""))
-        wq, M, A, bq, rq, sat, bound, err = plan
+        wq, M, A, bq, rq, bd, sat, bound, err = plan
         extra = []
         if wq is not None:
             extra.append(graph.add_const(f"{node.name}.wq", wq.astype(np.int32)).name)
@@ -141,6 +141,8 @@ class LowerToInteger(Pass):
             extra.append("")
         extra.append(graph.add_const(f"{node.name}.bq", bq).name)
         extra.append(graph.add_const(f"{node.name}.rq", rq).name)
+        if np.any(bd):
+            extra.append(graph.add_const(f"{node.name}.bd", bd).name)
         node.inputs = node.inputs[:n + 2] + extra
         a.update(int_acc_mul=int(A), int_vth=[num, den], int_hi=int(math.floor(a["hi_norm"])),
                  int_membrane="int32" if bound <= INT32_MAX else "int64", int_sat=int(sat), int_bound=int(bound),
@@ -188,11 +190,15 @@ def membrane_bits(bound: int) -> int:
     return int(bound).bit_length() + 1
 
 
-def _candidates(kind, wq, W, M, fan, S) -> list:
+def _candidates(kind, wq, W, M, fan, S, beta, tc, ts, hi) -> list:
     """(wq, M, fan, acc_mul, error) in order of decreasing precision: the membrane unit is
     ``M / acc_mul``; ``error`` bounds the constants' rounding in output LSB per window.
     ``acc_mul = S 2^F`` keeps exact ties exact (module docstring); below ``F = 0`` it is any
     integer down to 1, for layers whose constants would not fit otherwise."""
+    # rounding error per unit M / acc_mul of the constants, in output LSB: the bias (0.5 per
+    # step, S per window undithered; 0.5 per window dithered) and the reset (0.5 over the
+    # largest output hi, relative to beta^Ts)
+    unit_err = 0.5 * ((1 if dithers(beta, tc) else S) + hi / beta ** ts)
     out = []
     if kind == "add":
         # fixed-point weights round(W_k 2^G). Where some G makes them exact (equal scales: W = 1),
@@ -203,21 +209,35 @@ def _candidates(kind, wq, W, M, fan, S) -> list:
         n = max(1, W.size)
         exact = next((G for G in range(ADD_WEIGHT_BITS - e + 1) if np.all(np.rint(W * 2.0 ** G) == W * 2.0 ** G)),
                      None)
+        w = np.asarray(W, np.float64).reshape(-1)
         for G in range(ADD_WEIGHT_BITS - e, -1, -1):
             q = np.rint(W * 2.0 ** G).astype(np.int64)
-            out.append((q, np.array([2.0 ** -G]), int(np.abs(q).sum()), 1, 0.5 * 2.0 ** -G * S * (n + 1)))
+            out.append((q, np.array([2.0 ** -G]), int(np.abs(q).sum()), 1, 2.0 ** -G * (0.5 * S * n + unit_err)))
         if exact is None:
+            # near the widest scale that can fit (about 3 (sum|W| + beta^Ts) L per membrane), a
+            # scale L that is not a power of two can bring every W_k L close to an integer at
+            # once: search the 2^20 scales below each 2^G for the smallest weight error
+            g_fit = int(math.floor(math.log2(INT32_MAX / (3 * (np.abs(w).sum() + beta ** ts + 1)))))
+            for G in range(max(1, g_fit - 2), min(ADD_WEIGHT_BITS - e, g_fit + 2) + 1):
+                L = np.arange(max(1, 2 ** G - 2 ** 20), 2 ** G, dtype=np.float64)
+                miss = np.abs(np.rint(np.outer(L, w)) - np.outer(L, w)).sum(axis=1)
+                best = int(np.argmin(miss))
+                Lb = float(L[best])
+                q = np.rint(W * Lb).astype(np.int64)
+                out.append((q, np.array([1.0 / Lb]), int(np.abs(q).sum()), 1, (float(miss[best]) * S + unit_err) / Lb))
             return sorted(out, key=lambda c: c[4])
         wq = np.rint(W * 2.0 ** exact).astype(np.int64)
         M, fan = np.array([2.0 ** -exact]), int(np.abs(wq).sum())
-    F = 0
-    while F < 62 and 0.5 * float(M.max()) / 2.0 ** F > 2.0 ** -30:
-        F += 1
-    for f in range(F, -1, -1):
-        out.append((wq, M, int(fan), S << f, 0.5 * float(M.max()) / 2.0 ** f))
+    m = float(M.max())
+    A = S
+    while A < 2**62 and m * unit_err / A > 2.0 ** -30:
+        A *= 2
+    while A >= S:
+        out.append((wq, M, int(fan), A, m * unit_err / A))
+        A //= 2
     A = S // 2
     while A >= 1:
-        out.append((wq, M, int(fan), A, 0.5 * float(M.max()) * S / A))
+        out.append((wq, M, int(fan), A, m * unit_err / A))
         A //= 2
     return sorted(out, key=lambda c: c[4])
 
@@ -228,18 +248,43 @@ def _fit(cand, b, beta, tc, ts, num, den, limit, sat: bool):
     peak = float(np.max(np.abs(b) / M)) * A + beta ** ts * A / float(np.min(M)) + fan * A
     if peak > 2.0 ** 62:    # a quick float over-estimate keeps int64 below from overflowing
         return None
-    bq = np.rint(b * A / M).astype(np.int64)
+    bq, bd = _bias(b * A / M, beta, tc)
     rq = np.rint(float(beta ** ts) * A / M).astype(np.int64)
     rq = np.broadcast_to(rq, np.broadcast_shapes(rq.shape, (1,))).copy()
     if rq.min() < 1:
         return None
-    bq_max, rq_max = int(np.abs(bq).max()), int(rq.max())
+    bq_max, rq_max = int(np.abs(bq).max()) + int(bd.max() > 0), int(rq.max())
     X = saturation_level(z_max=fan * A + bq_max, rq_max=rq_max, beta=beta) if sat else 0
     bound = membrane_bound(fan=fan, acc_mul=A, bq_max=bq_max, rq_max=rq_max, beta=beta, tc=tc, ts=ts,
                            num=num, den=den, sat=X)
     if bound > limit or fan > INT32_MAX:
         return None
-    return wq, M, A, bq, rq, X, bound, err
+    return wq, M, A, bq, rq, bd, X, bound, err
+
+
+def dithers(beta: int, tc: int) -> bool:
+    """Whether the bias is dithered over the input steps (beta = 2: its digits are bits)."""
+    return beta == 2 and tc <= 30
+
+
+def _bias(v, beta, tc):
+    """The per-step bias ``v`` (real, in membrane units) as integers ``bq + d_t``, ``d_t`` the
+    bits of ``bd`` (bit t for input step t): the window's total ``sum_t beta^(Tc-1-t) (bq + d_t)``
+    is ``round(v S)``, so the bias costs 0.5 unit per window instead of 0.5 S. A whole ``v``
+    (the exact-tie case) gives ``bd = 0``: the same constants as plain rounding."""
+    if not dithers(beta, tc):
+        return np.rint(v).astype(np.int64), np.zeros(np.shape(v), np.int64)
+    S = _code_sum(tc, beta)
+    base = np.floor(v)
+    R = np.rint((v - base) * S).astype(np.int64)
+    base = base.astype(np.int64) + (R == S)
+    R = np.where(R == S, 0, R)
+    # R's binary digits, most significant first, land on steps t = 0 .. Tc-1: bit t of bd is
+    # bit Tc-1-t of R
+    bd = np.zeros_like(R)
+    for t in range(tc):
+        bd |= ((R >> (tc - 1 - t)) & 1) << t
+    return base, bd
 
 
 def _choose(cands, b, beta, tc, ts, num, den, limit):

@@ -451,6 +451,8 @@ class _Planner:
         wq = None if not wq_name else np.asarray(self.g.const(wq_name)).astype(np.int64)
         bq = np.asarray(self.g.const(node.inputs[n + 3])).astype(np.int64)
         rq = np.asarray(self.g.const(node.inputs[n + 4])).astype(np.int64)
+        bd = (np.asarray(self.g.const(node.inputs[n + 5])).astype(np.int64)
+              if len(node.inputs) > n + 5 and node.inputs[n + 5] else None)
         out = node.outputs[0]
         frame = self.frame(out)
         ins = [self.spike_in(i, idx) for i in node.inputs[:n]]
@@ -477,13 +479,13 @@ class _Planner:
             fan = int(np.abs(wq).reshape(M, -1).sum(axis=1).max())
             st.update(inp=ins[0], M=M, G=G, MG=MG, CG=CG, KH=KH, KW=KW, H=H, W=W, OH=OH, OW=OW,
                       SY=s[0], SX=s[1], PT=p[0], PL=p[1], DY=d[0], DX=d[1], w=wsym, npos=OH * OW,
-                      wct=self.arrays.items[-1]["ctype"], **_blocking(MG, tc))
+                      wct=self.arrays.items[-1]["ctype"], **_blocking(MG, tc, fan))
         elif kind == "dense":
             M, K = wq.shape
             wsym, wb = self.arrays.add(f"w_{ident}", wq.T, f"weights w - z_w transposed [{K}][{M}], {node.name}")
             flash += wb
             fan = int(np.abs(wq).sum(axis=1).max())
-            st.update(inp=ins[0], M=M, K=K, w=wsym, npos=1, wct=self.arrays.items[-1]["ctype"], **_blocking(M, tc))
+            st.update(inp=ins[0], M=M, K=K, w=wsym, npos=1, wct=self.arrays.items[-1]["ctype"], **_blocking(M, tc, fan))
         elif kind == "avgpool":
             k, s, p, d = _geometry(a)
             if len(k) != 2:
@@ -526,6 +528,14 @@ class _Planner:
         flash += fb
         st["rq"], fr_, rq_max = self._param(rq, frame, f"rq_{ident}", node, "reset rq", spatial)
         flash += fr_
+        st["bd"] = None
+        if bd is not None and np.any(bd):
+            if int(bd.min()) < 0 or int(bd.max()) >= 2**tc or int(bd.max()) > INT32_MAX:
+                raise SwscError("bias dither bd out of range", node=node.name, op=node.op)
+            st["bd"], fd, _ = self._param(bd, frame, f"bd_{ident}", node, "bias dither bd (bit t: +1 at step t)",
+                                          spatial)
+            flash += fd
+            bq_max += 1
         if int(rq.min()) < 0:
             raise SwscError("negative reset rq", node=node.name, op=node.op)
         if fan > INT32_MAX:
@@ -551,7 +561,7 @@ class _Planner:
         st["phases"] = _phases(tc, ts)
         st["stat"] = self.stat(node)
         self.steps.append(st)
-        work = 4 * tc * st.get("MB", 1) + 2 * msize + 4
+        work = st.get("acc_size", 4) * st.get("tcp", tc) * st.get("MB", 1) + 2 * msize + 4
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, flash, self.spike_bytes(out) + work, st["bits"], bool(sat))
 
@@ -679,13 +689,19 @@ def _frame_axis(node: Node, rank: int, batch_error: str) -> int:
     return axis - 1
 
 
-def _blocking(channels: int, tc: int) -> dict:
-    """Output channels are computed in blocks sharing each input spike: block size MB, and
-    whether it divides the channel count (then every block is full: constant trip counts)."""
-    cap = max(1, ACC_BLOCK_BYTES // (4 * tc))
+def _blocking(channels: int, tc: int, fan: int) -> dict:
+    """Output channels are computed in blocks sharing each input: block size MB, whether it
+    divides the channel count (then every block is full: constant trip counts), the
+    accumulator type (int16_t where the synaptic sum ``|acc| <= fan`` fits, so one vector holds
+    more frames) and the frames padded to a vector's length ``tcp`` (the padding frames never
+    spike and stay 0)."""
+    at, size = ("int16_t", 2) if fan <= 2**15 - 1 else ("int32_t", 4)
+    lanes = 16 // size
+    tcp = -(-tc // lanes) * lanes if tc > lanes // 2 else tc
+    cap = max(1, ACC_BLOCK_BYTES // (size * tcp))
     nblocks = -(-channels // cap)
     mb = -(-channels // nblocks)
-    return {"MB": mb, "MB_exact": channels % mb == 0}
+    return {"MB": mb, "MB_exact": channels % mb == 0, "at": at, "acc_size": size, "tcp": tcp}
 
 
 def _phases(tc: int, ts: int) -> list[dict]:
