@@ -472,20 +472,25 @@ class _Planner:
             M, CG, KH, KW = wq.shape
             _, OH, OW = frame
             G, MG = group, M // group
-            wt = wq.reshape(G, MG, CG, KH, KW).transpose(0, 2, 3, 4, 1)
-            wsym, wb = self.arrays.add(f"w_{ident}", wt, f"weights w - z_w as [{G}][{CG}][{KH}][{KW}][{MG}] "
-                                       f"(group, in channel, ky, kx, out channel), {node.name}")
-            flash += wb
             fan = int(np.abs(wq).reshape(M, -1).sum(axis=1).max())
+            blk = _blocking(MG, tc, fan)
+            wt = wq.reshape(G, MG, CG, KH, KW).transpose(0, 2, 3, 4, 1)
+            wt = np.pad(wt, [(0, 0)] * 4 + [(0, blk["MGP"] - MG)])
+            wsym, wb = self.arrays.add(f"w_{ident}", wt, f"weights w - z_w as [{G}][{CG}][{KH}][{KW}][{blk['MGP']}] "
+                                       f"(group, in channel, ky, kx, out channel padded with 0), {node.name}")
+            flash += wb
             st.update(inp=ins[0], M=M, G=G, MG=MG, CG=CG, KH=KH, KW=KW, H=H, W=W, OH=OH, OW=OW,
                       SY=s[0], SX=s[1], PT=p[0], PL=p[1], DY=d[0], DX=d[1], w=wsym, npos=OH * OW,
-                      wct=self.arrays.items[-1]["ctype"], **_blocking(MG, tc, fan))
+                      wct=self.arrays.items[-1]["ctype"], **blk)
         elif kind == "dense":
             M, K = wq.shape
-            wsym, wb = self.arrays.add(f"w_{ident}", wq.T, f"weights w - z_w transposed [{K}][{M}], {node.name}")
-            flash += wb
             fan = int(np.abs(wq).sum(axis=1).max())
-            st.update(inp=ins[0], M=M, K=K, w=wsym, npos=1, wct=self.arrays.items[-1]["ctype"], **_blocking(M, tc, fan))
+            blk = _blocking(M, tc, fan)
+            wsym, wb = self.arrays.add(f"w_{ident}", np.pad(wq.T, [(0, 0), (0, blk["MGP"] - M)]),
+                                       f"weights w - z_w transposed [{K}][{blk['MGP']}] (out channels padded "
+                                       f"with 0), {node.name}")
+            flash += wb
+            st.update(inp=ins[0], M=M, K=K, w=wsym, npos=1, wct=self.arrays.items[-1]["ctype"], **blk)
         elif kind == "avgpool":
             k, s, p, d = _geometry(a)
             if len(k) != 2:
@@ -561,7 +566,7 @@ class _Planner:
         st["phases"] = _phases(tc, ts)
         st["stat"] = self.stat(node)
         self.steps.append(st)
-        work = st.get("acc_size", 4) * st.get("tcp", tc) * st.get("MB", 1) + 2 * msize + 4
+        work = st.get("acc_size", 4) * tc * st.get("MB", 1) + 2 * msize + 4
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, flash, self.spike_bytes(out) + work, st["bits"], bool(sat))
 
@@ -690,18 +695,19 @@ def _frame_axis(node: Node, rank: int, batch_error: str) -> int:
 
 
 def _blocking(channels: int, tc: int, fan: int) -> dict:
-    """Output channels are computed in blocks sharing each input: block size MB, whether it
-    divides the channel count (then every block is full: constant trip counts), the
-    accumulator type (int16_t where the synaptic sum ``|acc| <= fan`` fits, so one vector holds
-    more frames) and the frames padded to a vector's length ``tcp`` (the padding frames never
-    spike and stay 0)."""
+    """Output channels are computed in blocks sharing each input: each input's weight row
+    (padded with zeros to ``MGP`` channels, a whole number of vectors) is added to the block's
+    accumulators ``[Tc][MB]`` in every frame at once. The accumulators are int16_t where the
+    synaptic sum ``|acc| <= fan`` fits (twice the lanes per vector), else int32_t; ``MB`` is
+    the largest whole number of vectors that divides ``MGP`` and keeps the block under
+    ACC_BLOCK_BYTES; ``MB_exact`` when it divides the real channel count too."""
     at, size = ("int16_t", 2) if fan <= 2**15 - 1 else ("int32_t", 4)
     lanes = 16 // size
-    tcp = -(-tc // lanes) * lanes if tc > lanes // 2 else tc
-    cap = max(1, ACC_BLOCK_BYTES // (size * tcp))
-    nblocks = -(-channels // cap)
-    mb = -(-channels // nblocks)
-    return {"MB": mb, "MB_exact": channels % mb == 0, "at": at, "acc_size": size, "tcp": tcp}
+    units = -(-channels // lanes)
+    cap = max(1, ACC_BLOCK_BYTES // (size * tc * lanes))
+    ub = max(u for u in range(1, min(units, cap) + 1) if units % u == 0)
+    mb = ub * lanes
+    return {"MB": mb, "MB_exact": channels % mb == 0, "at": at, "acc_size": size, "MGP": units * lanes}
 
 
 def _phases(tc: int, ts: int) -> list[dict]:
