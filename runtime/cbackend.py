@@ -566,7 +566,7 @@ class _Planner:
         st["phases"] = _phases(tc, ts)
         st["stat"] = self.stat(node)
         self.steps.append(st)
-        work = st.get("acc_size", 4) * tc * st.get("MB", 1) + 2 * msize + 4
+        work = (st["acc_size"] * tc + SCAN_BYTES) * st["MB"] if "MB" in st else 2 * msize + 4
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, flash, self.spike_bytes(out) + work, st["bits"], bool(sat))
 
@@ -680,8 +680,9 @@ class _Planner:
         out["tensor"] = node.outputs[0]
 
 
-#: the accumulators of a block of output channels (Tc x block int32) stay under this many bytes
-ACC_BLOCK_BYTES = 4096
+#: the accumulators and the neuron state of a block of output channels stay under this many bytes (stack)
+ACC_BLOCK_BYTES = 8192
+SCAN_BYTES = 40   # per neuron of a block: U, bq, rq, two thresholds, E, two masks, two counts (4 bytes each)
 
 
 def _frame_axis(node: Node, rank: int, batch_error: str) -> int:
@@ -704,7 +705,7 @@ def _blocking(channels: int, tc: int, fan: int) -> dict:
     at, size = ("int16_t", 2) if fan <= 2**15 - 1 else ("int32_t", 4)
     lanes = 16 // size
     units = -(-channels // lanes)
-    cap = max(1, ACC_BLOCK_BYTES // (size * tc * lanes))
+    cap = max(1, ACC_BLOCK_BYTES // ((size * tc + SCAN_BYTES) * lanes))
     ub = max(u for u in range(1, min(units, cap) + 1) if units % u == 0)
     mb = ub * lanes
     return {"MB": mb, "MB_exact": channels % mb == 0, "at": at, "acc_size": size, "MGP": units * lanes}
