@@ -1,27 +1,32 @@
 """lower-to-integer: integer-only neuron constants for firmware (docs/integer.md).
 
 Per TSA layer the real multiplier ``M`` per output channel (``W = wq * M``) is moved
-into the neuron: the membrane is kept in units of ``M / (S 2^F)``, with
-``S = sum_k beta^(Tc-k)``. The factor ``S`` makes the per-step bias ``b~ / S`` of eq. 19
+into the neuron: the membrane is kept in units of ``M / acc_mul``. With
+``acc_mul = S 2^F`` (``S = sum_k beta^(Tc-k)``) the per-step bias ``b~ / S`` of eq. 19 is
 an integer wherever the ANN's own bias is one in units of ``M`` (AvgPool, Add of equal
 scales), so exact rounding ties of the ANN stay exact ties here. Conv and dense layers
 use the model's integer weights ``w - z_w`` (``M = s_i s_w theta_i / (s_o theta_o)``);
-an add layer gets fixed-point weights ``round(W_k 2^G)`` (``M = 2^-G``); an avgpool
-layer sums its window (``M`` = its factor, per position where count_include_pad=0 divides
-border windows by fewer taps; ``bq`` and ``rq`` are then per-position maps). Then::
+an add layer gets fixed-point weights ``round(W_k L)`` (``M = 1 / L``; ``L = 2^G`` where
+that makes them exact, else the scale near the widest that fits whose weights round best);
+an avgpool layer sums its window (``M`` = its factor, per position where
+count_include_pad=0 divides border windows by fewer taps; ``bq`` and ``rq`` are then
+per-position maps). Then::
 
-    acc_mul = S 2^F     bq = round(b S 2^F / M)     rq = round(beta^Ts S 2^F / M)
-    fire +1 when den*H >= num*rq (strictly > at the last step), -1 symmetrically
+    bq + bd_t = the bias b acc_mul / M, dithered over the input steps (beta = 2)
+    rq = round(beta^Ts acc_mul / M)
+    fire +1 when H >= ceil(num rq / den) (H > num rq / den at the last step), -1 symmetrically
 
-The rounding of ``bq`` and ``rq`` costs at most ``0.5 M / 2^F`` LSB per window. The
-membrane is int32 when the largest ``F`` that keeps the bound of docs/integer.md inside
-int32 also keeps that error below 2^-14 LSB (then that ``F`` is used); else int64 with
-16 more bits of precision. The encoder gets its lookup table of spike trains per
-input code; the decoder, theta in Q16.
+The constants are the most precise candidates whose membrane provably fits
+``--membrane-bits`` (32 by default): exactly (``membrane_bound``), or saturating at
+``saturation_level``, which changes no spike. Each layer records the bound, the
+saturation level and the rounding error in output LSB per window (``int_bound``,
+``int_sat``, ``int_error``). The encoder gets its lookup table of spike trains per input
+code; the decoder, theta in Q16.
 
 Requires: schedule-latencies; an integer beta.
-Guarantees: every TsaLayer has ``wq`` (except avgpool: a window sum), ``bq``, ``rq`` and
-the ``int_*`` attributes; every SwsEncode has ``lut``.
+Guarantees: every TsaLayer has ``wq`` (except avgpool: a window sum), ``bq``, ``rq``
+(and ``bd`` where the bias is dithered) and the ``int_*`` attributes; every SwsEncode has
+``lut``.
 """
 from __future__ import annotations
 
@@ -36,9 +41,7 @@ from swsc.passmanager import Pass
 from swsc.runtime.interpreter import encode_exact, tsa_scan
 
 INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
-ADD_WEIGHT_BITS = 30     # |round(W_k 2^G)| < 2^30: exact enough that only true ties are ties
-PRECISION_LSB = 2.0 ** -14   # worst-case constant rounding error per neuron and window
+ADD_WEIGHT_BITS = 30     # |round(W_k 2^G)| < 2^30: the finest add weights tried
 #: what to tell a user whose layer's integer membrane bound does not fit
 WINDOW_HINT = "the membrane bound grows with --tc, --ts and a layer's fan-in, so a shorter window may fit"
 
@@ -128,7 +131,8 @@ class LowerToInteger(Pass):
         num, den = vth.numerator, vth.denominator
         bits = self.membrane_bits
         limit = 2 ** (bits - 1) - 1
-        plan = _choose(_candidates(kind, wq, W, M, fan_in, S, beta, tc, ts, a["hi_norm"]), b, beta, tc, ts, num, den, limit)
+        cands = _candidates(kind, wq, W, M, fan_in, S, beta, tc, ts, a["hi_norm"])
+        plan = _choose(cands, b, beta, tc, ts, num, den, limit)
         if plan is None:
             raise UnsupportedOpError([(node.name, "TsaLayer", f"the membrane bound exceeds {bits} bits even "
                                        "at the coarsest constants")],
@@ -288,13 +292,10 @@ def _bias(v, beta, tc):
 
 
 def _choose(cands, b, beta, tc, ts, num, den, limit):
-    """The most precise constants that fit: first an unsaturated membrane within the precision
-    target (no clamp to pay), then a saturated one within it, then the most precise saturated
-    one at all (a coarser layer, reported by its ``int_error``)."""
-    for sat, target in ((False, PRECISION_LSB), (True, PRECISION_LSB), (True, math.inf)):
-        for c in cands:
-            if c[4] <= target:
-                plan = _fit(c, b, beta, tc, ts, num, den, limit, sat)
-                if plan is not None:
-                    return plan
+    """The most precise constants that fit, without saturation where that fits too (no clamp
+    to pay), else saturating."""
+    for c in cands:
+        plan = _fit(c, b, beta, tc, ts, num, den, limit, False) or _fit(c, b, beta, tc, ts, num, den, limit, True)
+        if plan is not None:
+            return plan
     return None

@@ -246,8 +246,8 @@ def _scan_int(acc, acc_mul, bq, bd, rq, ts, tc, beta, num, den, hi, sat, frames,
 
 def tsa_scan_int(acc, bq, rq, *, bd=0, acc_mul, ts, tc, beta, vth, hi, sat, bound):
     """The integer TSA neuron of docs/integer.md on exact synaptic sums ``acc[Tc, N, ...]``;
-    ``bq``, ``rq`` and the bias dither ``bd`` (bit t adds 1 at input step t) broadcast against one step; ``sat`` > 0 clamps the membrane ``U`` to
-    ``[-sat, sat]`` after every step. Raises if a membrane passes ``bound`` (what lower_to_integer's
+    ``bq``, ``rq`` and the bias dither ``bd`` (bit t adds 1 at input step t) broadcast
+    against one step; ``sat`` > 0 clamps the membrane ``U`` to ``[-sat, sat]`` after every step. Raises if a membrane passes ``bound`` (what lower_to_integer's
     ``membrane_bound`` proved), which would be a swsc bug."""
     num, den = vth
     shape = tuple(acc.shape[1:])
@@ -259,8 +259,8 @@ def tsa_scan_int(acc, bq, rq, *, bd=0, acc_mul, ts, tc, beta, vth, hi, sat, boun
     if rq2.shape[0] > 1:
         raise SwscError("the integer reset must not vary over samples")
     peak = _scan_int(np.ascontiguousarray(acc, dtype=np.int64).reshape(tc, n, size), int(acc_mul),
-                     _per_neuron(bq, shape, np.int64), _per_neuron(bd, shape, np.int64), rq2, int(ts), int(tc), int(beta), int(num), int(den),
-                     int(hi), int(sat), frames, E, U)
+                     _per_neuron(bq, shape, np.int64), _per_neuron(bd, shape, np.int64), rq2, int(ts), int(tc),
+                     int(beta), int(num), int(den), int(hi), int(sat), frames, E, U)
     if max(int(peak), num * int(np.max(rq)) + den) > bound:
         raise SwscError(f"integer membrane reached {max(int(peak), num * int(np.max(rq)) + den)}, beyond the proven "
                         f"bound {bound}", hint="this is a swsc bug in lower-to-integer; please report it")
