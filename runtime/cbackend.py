@@ -14,10 +14,9 @@
 Python computes every number (loop bounds, offsets, constants, limits, buffer
 placement); the jinja2 templates in ``templates/`` only loop and substitute. The
 generated code executes docs/integer.md exactly as the numpy runtime's integer mode
-does; the widths of all intermediate integers are chosen here from bounds proven here
-(the C may use a wider type than ``int_membrane`` where this module's own bound asks
-for it; exact integer arithmetic gives the same bits at any width that does not
-overflow).
+does; the widths of all intermediate integers are chosen from proven bounds, the
+membrane's from ``lower_to_integer.membrane_bound`` (the same proof the pass and the
+integer runtime use), recomputed here from the constants themselves.
 """
 from __future__ import annotations
 
@@ -566,7 +565,8 @@ class _Planner:
         st["phases"] = _phases(tc, ts)
         st["stat"] = self.stat(node)
         self.steps.append(st)
-        work = (st["acc_size"] * tc + SCAN_BYTES) * st["MB"] if "MB" in st else 2 * msize + 4
+        # a conv/dense block: accumulators, the widened weight row, the neurons' state (scan macro vscan)
+        work = (st["acc_size"] * (tc + 1) + 5 * msize + 24) * st["MB"] if "MB" in st else 2 * msize + 4
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, flash, self.spike_bytes(out) + work, st["bits"], bool(sat))
 
@@ -682,7 +682,7 @@ class _Planner:
 
 #: the accumulators and the neuron state of a block of output channels stay under this many bytes (stack)
 ACC_BLOCK_BYTES = 8192
-SCAN_BYTES = 40   # per neuron of a block: U, bq, rq, two thresholds, E, two masks, two counts (4 bytes each)
+SCAN_BYTES = 44   # per neuron of a block, int32 membranes: U, bq, rq, two thresholds, E, two masks, two counts, bd
 
 
 def _frame_axis(node: Node, rank: int, batch_error: str) -> int:
