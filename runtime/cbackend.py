@@ -563,10 +563,15 @@ class _Planner:
                                         ctype=et, share=True)
         flash += fl
         st["phases"] = _phases(tc, ts)
+        # a conv position whose inputs are all silent gives every block the same outputs when the
+        # neuron constants do not vary by position: computed once per block
+        st["rest"] = kind == "conv" and all(e is None or e.endswith("[m]") or "[" not in e
+                                            for e in (st["bq"], st["rq"], st["bd"]))
         st["stat"] = self.stat(node)
         self.steps.append(st)
         # a conv/dense block: accumulators, the widened weight row, the neurons' state (scan macro vscan)
-        work = (st["acc_size"] * (tc + 1) + 5 * msize + 24) * st["MB"] if "MB" in st else 2 * msize + 4
+        work = ((st["acc_size"] * (tc + 1) + 5 * msize + 24 + 2 * self.mask_bytes * st["rest"]) * st["MB"]
+                if "MB" in st else 2 * msize + 4)
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, flash, self.spike_bytes(out) + work, st["bits"], bool(sat))
 
@@ -595,7 +600,7 @@ class _Planner:
                            "KH": k[0], "KW": k[1], "SY": s[0], "SX": s[1], "PT": p[0], "PL": p[1],
                            "DY": d[0], "DX": d[1], "pt": pt, "tc": self.tc, "beta": self.beta,
                            "nv": k[0] * k[1] if full else None})
-        work = k[0] * k[1] * (psize + 8) + 2 * psize
+        work = k[0] * k[1] * (psize + 2 * self.mask_bytes) + 2 * psize
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, 0, self.spike_bytes(node.outputs[0]) + work)
 
