@@ -42,6 +42,7 @@ from swsc.runtime.interpreter import encode_exact, tsa_scan
 
 INT32_MAX = 2**31 - 1
 ADD_WEIGHT_BITS = 30     # |round(W_k 2^G)| < 2^30: the finest add weights tried
+MAX_ERROR_LSB = 0.1      # coarser constants than this would make the layer's integer outputs meaningless
 #: what to tell a user whose layer's integer membrane bound does not fit
 WINDOW_HINT = "the membrane bound grows with --tc, --ts and a layer's fan-in, so a shorter window may fit"
 
@@ -134,9 +135,9 @@ class LowerToInteger(Pass):
         cands = _candidates(kind, wq, W, M, fan_in, S, beta, tc, ts, a["hi_norm"])
         plan = _choose(cands, b, beta, tc, ts, num, den, limit)
         if plan is None:
-            raise UnsupportedOpError([(node.name, "TsaLayer", f"the membrane bound exceeds {bits} bits even "
-                                       "at the coarsest constants")],
-                                     hint=WINDOW_HINT + ("; or try --membrane-bits 64" if bits < 64 else ""))
+            more = " (--membrane-bits 64 gives more)" if bits < 64 else ""
+            raise UnsupportedOpError([(node.name, "TsaLayer", f"no constants within {MAX_ERROR_LSB} LSB keep the "
+                                       f"membrane bound inside {bits} bits{more}")], hint=WINDOW_HINT)
         wq, M, A, bq, rq, bd, sat, bound, err = plan
         extra = []
         if wq is not None:
@@ -293,8 +294,10 @@ def _bias(v, beta, tc):
 
 def _choose(cands, b, beta, tc, ts, num, den, limit):
     """The most precise constants that fit, without saturation where that fits too (no clamp
-    to pay), else saturating."""
+    to pay), else saturating; None where only constants coarser than MAX_ERROR_LSB would."""
     for c in cands:
+        if c[4] > MAX_ERROR_LSB:
+            break      # sorted by error: the rest are coarser still
         plan = _fit(c, b, beta, tc, ts, num, den, limit, False) or _fit(c, b, beta, tc, ts, num, den, limit, True)
         if plan is not None:
             return plan
