@@ -18,4 +18,4 @@ def pipeline(options: CompileOptions, *, integer: bool = False) -> list:
     """The passes `swsc compile` runs, in order (plus lower-to-integer for integer targets)."""
     passes = [FoldZeroPoints(), Rescale(options), InsertEncoder(options), LowerToSws(options),
               ScheduleLatencies(options)]
-    return passes + [LowerToInteger()] if integer else passes
+    return passes + [LowerToInteger(options)] if integer else passes

@@ -1,27 +1,32 @@
 """lower-to-integer: integer-only neuron constants for firmware (docs/integer.md).
 
 Per TSA layer the real multiplier ``M`` per output channel (``W = wq * M``) is moved
-into the neuron: the membrane is kept in units of ``M / (S 2^F)``, with
-``S = sum_k beta^(Tc-k)``. The factor ``S`` makes the per-step bias ``b~ / S`` of eq. 19
+into the neuron: the membrane is kept in units of ``M / acc_mul``. With
+``acc_mul = S 2^F`` (``S = sum_k beta^(Tc-k)``) the per-step bias ``b~ / S`` of eq. 19 is
 an integer wherever the ANN's own bias is one in units of ``M`` (AvgPool, Add of equal
 scales), so exact rounding ties of the ANN stay exact ties here. Conv and dense layers
 use the model's integer weights ``w - z_w`` (``M = s_i s_w theta_i / (s_o theta_o)``);
-an add layer gets fixed-point weights ``round(W_k 2^G)`` (``M = 2^-G``); an avgpool
-layer sums its window (``M`` = its factor, per position where count_include_pad=0 divides
-border windows by fewer taps; ``bq`` and ``rq`` are then per-position maps). Then::
+an add layer gets fixed-point weights ``round(W_k L)`` (``M = 1 / L``; ``L = 2^G`` where
+that makes them exact, else the scale near the widest that fits whose weights round best);
+an avgpool layer sums its window (``M`` = its factor, per position where
+count_include_pad=0 divides border windows by fewer taps; ``bq`` and ``rq`` are then
+per-position maps). Then::
 
-    acc_mul = S 2^F     bq = round(b S 2^F / M)     rq = round(beta^Ts S 2^F / M)
-    fire +1 when den*H >= num*rq (strictly > at the last step), -1 symmetrically
+    bq + bd_t = the bias b acc_mul / M, dithered over the input steps (beta = 2)
+    rq = round(beta^Ts acc_mul / M)
+    fire +1 when H >= ceil(num rq / den) (H > num rq / den at the last step), -1 symmetrically
 
-The rounding of ``bq`` and ``rq`` costs at most ``0.5 M / 2^F`` LSB per window. The
-membrane is int32 when the largest ``F`` that keeps the bound of docs/integer.md inside
-int32 also keeps that error below 2^-14 LSB (then that ``F`` is used); else int64 with
-16 more bits of precision. The encoder gets its lookup table of spike trains per
-input code; the decoder, theta in Q16.
+The constants are the most precise candidates whose membrane provably fits
+``--membrane-bits`` (32 by default): exactly (``membrane_bound``), or saturating at
+``saturation_level``, which changes no spike. Each layer records the bound, the
+saturation level and the rounding error in output LSB per window (``int_bound``,
+``int_sat``, ``int_error``). The encoder gets its lookup table of spike trains per input
+code; the decoder, theta in Q16.
 
 Requires: schedule-latencies; an integer beta.
-Guarantees: every TsaLayer has ``wq`` (except avgpool: a window sum), ``bq``, ``rq`` and
-the ``int_*`` attributes; every SwsEncode has ``lut``.
+Guarantees: every TsaLayer has ``wq`` (except avgpool: a window sum), ``bq``, ``rq``
+(and ``bd`` where the bias is dithered) and the ``int_*`` attributes; every SwsEncode has
+``lut``.
 """
 from __future__ import annotations
 
@@ -36,9 +41,8 @@ from swsc.passmanager import Pass
 from swsc.runtime.interpreter import encode_exact, tsa_scan
 
 INT32_MAX = 2**31 - 1
-INT64_MAX = 2**63 - 1
-ADD_WEIGHT_BITS = 30     # |round(W_k 2^G)| < 2^30: exact enough that only true ties are ties
-PRECISION_LSB = 2.0 ** -14   # worst-case constant rounding error per neuron and window
+ADD_WEIGHT_BITS = 30     # |round(W_k 2^G)| < 2^30: the finest add weights tried
+MAX_ERROR_LSB = 0.1      # coarser constants than this would make the layer's integer outputs meaningless
 #: what to tell a user whose layer's integer membrane bound does not fit
 WINDOW_HINT = "the membrane bound grows with --tc, --ts and a layer's fan-in, so a shorter window may fit"
 
@@ -50,6 +54,9 @@ def _code_sum(tc: int, beta: int) -> int:
 class LowerToInteger(Pass):
     name = "lower-to-integer"
     __doc__ = __doc__
+
+    def __init__(self, options=None):
+        self.membrane_bits = int(getattr(options, "membrane_bits", 32))
 
     def run(self, graph: Graph) -> bool:
         bad, window_bound = [], False
@@ -110,11 +117,8 @@ class LowerToInteger(Pass):
             M = (scalar(x.quant.scale) * s_w / scalar(out.quant.scale)) * (x.quant.theta / out.quant.theta)
             M = M.reshape((m,) + (1,) * (b.ndim - 1)) if b.ndim > 1 else M
             fan_in = np.abs(wq).reshape(m, -1).sum(axis=1).max()
-        elif kind == "add":
-            G = ADD_WEIGHT_BITS - max(0, math.ceil(math.log2(max(np.abs(W).max(), 1e-30))))
-            wq = np.rint(W * 2.0 ** G).astype(np.int64)
-            M = np.array([2.0 ** -G])
-            fan_in = int(np.abs(wq).sum())
+        elif kind == "add":   # fixed-point weights round(W 2^G): G is chosen with the constants below
+            wq, M, fan_in = None, np.array([1.0]), 0
         else:  # avgpool: a plain window sum; its factor may vary by position (count_include_pad=0
             # at padded borders), and then so do bq and rq, as per-position constants
             wq = None
@@ -125,44 +129,16 @@ class LowerToInteger(Pass):
                                        "(negative folded BatchNorm scale) is not supported in integer mode")])
         S = _code_sum(tc, beta)
         vth = Fraction(a["vth"]).limit_denominator(64)
-
-        fan_in = float(fan_in)
-        b_over_m = float(np.max(np.abs(b) / M)) * S
-        r_over_m = float(beta ** ts / np.min(M)) * S
-
-        def bound(F):
-            """The largest integer the neuron computes (docs/integer.md), over-estimated in float:
-            den * (beta * (|H| + rq) + one step's input) + num * rq, with |H| bounded by the whole
-            window's input plus the emitted resets."""
-            r, step = r_over_m * 2.0 ** F + 1, (fan_in * S + b_over_m) * 2.0 ** F + 1
-            h = beta ** ts * S * step + S * r * beta
-            return vth.denominator * (beta * (h + r) + step) + vth.numerator * r
-
-        def widest(limit):
-            if bound(0) > limit:
-                return None
-            F = 0
-            while F < 62 and bound(F + 1) <= limit:
-                F += 1
-            return F
-
-        # rounding bq and rq costs at most 0.5 M / 2^F LSB per neuron and window
-        need = max(0, math.ceil(math.log2(0.5 * float(M.max()) / PRECISION_LSB)))
-        f32 = widest(INT32_MAX)
-        if f32 is not None and f32 >= need:
-            F, membrane = f32, "int32"   # the widest F int32 allows: precision for free
-        else:
-            f64 = widest(INT64_MAX)
-            if f64 is None:
-                raise UnsupportedOpError([(node.name, "TsaLayer", "membrane bound exceeds int64")], hint=WINDOW_HINT)
-            F, membrane = min(f64, need + 16), "int64"
-        unit = S * 2.0 ** F      # the membrane counts M / (S 2^F): a tie in the ANN is a tie here
-        bq = np.rint(b * unit / M).astype(np.int64)
-        rq = np.rint(float(beta ** ts) * unit / M).astype(np.int64)
-        rq = np.broadcast_to(rq, np.broadcast_shapes(rq.shape, (1,))).copy()
-        if rq.min() < 1:
-            raise UnsupportedOpError([(node.name, "TsaLayer", "its multiplier is too large for an integer "
-                                       "reset (rq < 1) within int64")], hint=WINDOW_HINT)
+        num, den = vth.numerator, vth.denominator
+        bits = self.membrane_bits
+        limit = 2 ** (bits - 1) - 1
+        cands = _candidates(kind, wq, W, M, fan_in, S, beta, tc, ts, a["hi_norm"])
+        plan = _choose(cands, b, beta, tc, ts, num, den, limit)
+        if plan is None:
+            more = " (--membrane-bits 64 gives more)" if bits < 64 else ""
+            raise UnsupportedOpError([(node.name, "TsaLayer", f"no constants within {MAX_ERROR_LSB} LSB keep the "
+                                       f"membrane bound inside {bits} bits{more}")], hint=WINDOW_HINT)
+        wq, M, A, bq, rq, bd, sat, bound, err = plan
         extra = []
         if wq is not None:
             extra.append(graph.add_const(f"{node.name}.wq", wq.astype(np.int32)).name)
@@ -170,6 +146,159 @@ class LowerToInteger(Pass):
             extra.append("")
         extra.append(graph.add_const(f"{node.name}.bq", bq).name)
         extra.append(graph.add_const(f"{node.name}.rq", rq).name)
+        if np.any(bd):
+            extra.append(graph.add_const(f"{node.name}.bd", bd).name)
         node.inputs = node.inputs[:n + 2] + extra
-        a.update(int_acc_mul=S * 2 ** F, int_vth=[vth.numerator, vth.denominator], int_hi=int(math.floor(a["hi_norm"])),
-                 int_membrane=membrane)
+        a.update(int_acc_mul=int(A), int_vth=[num, den], int_hi=int(math.floor(a["hi_norm"])),
+                 int_membrane="int32" if bound <= INT32_MAX else "int64", int_sat=int(sat), int_bound=int(bound),
+                 int_error=float(err))
+
+
+# ---------------------------------------------------------------- the membrane bound
+def saturation_level(*, z_max: int, rq_max: int, beta: int) -> int:
+    """The level ``X`` at which the membrane ``U`` may saturate without changing any spike.
+
+    With ``(beta - 1) X >= z_max + rq`` (``z_max`` bounds one step's input
+    ``|acc * acc_mul + bq|``), a neuron with ``U >= X`` gets ``H = beta U + z >= X + rq``,
+    above either threshold, so it fires ``+1`` or nothing (as its ``E`` allows) and keeps
+    ``U = H - fire * rq >= X``: every later comparison is already decided. Symmetrically
+    below ``-X``. Clamping ``U`` to ``[-X, X]`` after every step therefore gives the same
+    spikes and the same ``E`` as the exact unbounded membrane (a saturated neuron's final
+    residual is the only difference)."""
+    return max(1, -(-(z_max + rq_max) // (beta - 1)))
+
+
+def membrane_bound(*, fan: int, acc_mul: int, bq_max: int, rq_max: int, beta: int, tc: int, ts: int,
+                   num: int, den: int, sat: int = 0) -> int:
+    """The largest magnitude of any membrane-typed integer the neuron of docs/integer.md
+    computes (``H``, ``beta * U``, ``U = H - fire * rq`` before saturation, and the
+    thresholds from ``num * rq + den``): the one proof of no overflow, used by
+    lower-to-integer to choose the constants, by the integer runtime to check every run
+    against, and by the C backend to choose its types. ``fan`` bounds ``|acc|`` (the largest
+    ``sum |wq|`` of a neuron).
+
+    Without saturation (``sat = 0``): ``|H| <= B = beta^Ts S Z + S rq beta`` at every step
+    (``S = sum_k beta^(Tc-k)``, ``Z`` = one step's input), ``|beta U| <= B + Z`` and
+    ``|U| <= B + rq``. With saturation at ``sat = X`` (``saturation_level``): ``|U| <= X``
+    after the clamp, so ``|H| <= beta X + Z`` and ``|H - fire * rq| <= beta X + Z + rq``."""
+    z = fan * acc_mul + bq_max
+    thresholds = num * rq_max + den
+    if sat:
+        return max(beta * sat + z + rq_max, thresholds)
+    S = _code_sum(tc, beta)
+    B = beta ** ts * S * z + S * rq_max * beta
+    return max(B + z + rq_max, thresholds)
+
+
+def membrane_bits(bound: int) -> int:
+    """Bits of a two's-complement register that holds every value up to ``bound`` in magnitude."""
+    return int(bound).bit_length() + 1
+
+
+def _candidates(kind, wq, W, M, fan, S, beta, tc, ts, hi) -> list:
+    """(wq, M, fan, acc_mul, error) in order of decreasing precision: the membrane unit is
+    ``M / acc_mul``; ``error`` bounds the constants' rounding in output LSB per window.
+    ``acc_mul = S 2^F`` keeps exact ties exact (module docstring); below ``F = 0`` it is any
+    integer down to 1, for layers whose constants would not fit otherwise."""
+    # rounding error per unit M / acc_mul of the constants, in output LSB: the bias (0.5 per
+    # step, S per window undithered; 0.5 per window dithered) and the reset (0.5 over the
+    # largest output hi, relative to beta^Ts)
+    unit_err = 0.5 * ((1 if dithers(beta, tc) else S) + hi / beta ** ts)
+    out = []
+    if kind == "add":
+        # fixed-point weights round(W_k 2^G). Where some G makes them exact (equal scales: W = 1),
+        # they are treated like integer weights; otherwise their rounding error, up to
+        # 0.5 2^-G per input LSB over S n input LSB, dominates, and the bias/reset unit acc_mul
+        # buys range only: acc_mul = 1 and the widest G that fits
+        e = max(0, math.ceil(math.log2(max(float(np.abs(W).max()), 1e-30))))
+        n = max(1, W.size)
+        exact = next((G for G in range(ADD_WEIGHT_BITS - e + 1) if np.all(np.rint(W * 2.0 ** G) == W * 2.0 ** G)),
+                     None)
+        w = np.asarray(W, np.float64).reshape(-1)
+        for G in range(ADD_WEIGHT_BITS - e, -1, -1):
+            q = np.rint(W * 2.0 ** G).astype(np.int64)
+            out.append((q, np.array([2.0 ** -G]), int(np.abs(q).sum()), 1, 2.0 ** -G * (0.5 * S * n + unit_err)))
+        if exact is None:
+            # near the widest scale that can fit (about 3 (sum|W| + beta^Ts) L per membrane), a
+            # scale L that is not a power of two can bring every W_k L close to an integer at
+            # once: search the 2^20 scales below each 2^G for the smallest weight error
+            g_fit = int(math.floor(math.log2(INT32_MAX / (3 * (np.abs(w).sum() + beta ** ts + 1)))))
+            for G in range(max(1, g_fit - 2), min(ADD_WEIGHT_BITS - e, g_fit + 2) + 1):
+                L = np.arange(max(1, 2 ** G - 2 ** 20), 2 ** G, dtype=np.float64)
+                miss = np.abs(np.rint(np.outer(L, w)) - np.outer(L, w)).sum(axis=1)
+                best = int(np.argmin(miss))
+                Lb = float(L[best])
+                q = np.rint(W * Lb).astype(np.int64)
+                out.append((q, np.array([1.0 / Lb]), int(np.abs(q).sum()), 1, (float(miss[best]) * S + unit_err) / Lb))
+            return sorted(out, key=lambda c: c[4])
+        wq = np.rint(W * 2.0 ** exact).astype(np.int64)
+        M, fan = np.array([2.0 ** -exact]), int(np.abs(wq).sum())
+    m = float(M.max())
+    A = S
+    while A < 2**62 and m * unit_err / A > 2.0 ** -30:
+        A *= 2
+    while A >= S:
+        out.append((wq, M, int(fan), A, m * unit_err / A))
+        A //= 2
+    A = S // 2
+    while A >= 1:
+        out.append((wq, M, int(fan), A, m * unit_err / A))
+        A //= 2
+    return sorted(out, key=lambda c: c[4])
+
+
+def _fit(cand, b, beta, tc, ts, num, den, limit, sat: bool):
+    """The integer constants of one candidate and their bound, or None where it exceeds ``limit``."""
+    wq, M, fan, A, err = cand
+    peak = float(np.max(np.abs(b) / M)) * A + beta ** ts * A / float(np.min(M)) + fan * A
+    if peak > 2.0 ** 62:    # a quick float over-estimate keeps int64 below from overflowing
+        return None
+    bq, bd = _bias(b * A / M, beta, tc)
+    rq = np.rint(float(beta ** ts) * A / M).astype(np.int64)
+    rq = np.broadcast_to(rq, np.broadcast_shapes(rq.shape, (1,))).copy()
+    if rq.min() < 1:
+        return None
+    bq_max, rq_max = int(np.abs(bq).max()) + int(bd.max() > 0), int(rq.max())
+    X = saturation_level(z_max=fan * A + bq_max, rq_max=rq_max, beta=beta) if sat else 0
+    bound = membrane_bound(fan=fan, acc_mul=A, bq_max=bq_max, rq_max=rq_max, beta=beta, tc=tc, ts=ts,
+                           num=num, den=den, sat=X)
+    if bound > limit or fan > INT32_MAX:
+        return None
+    return wq, M, A, bq, rq, bd, X, bound, err
+
+
+def dithers(beta: int, tc: int) -> bool:
+    """Whether the bias is dithered over the input steps (beta = 2: its digits are bits)."""
+    return beta == 2 and tc <= 30
+
+
+def _bias(v, beta, tc):
+    """The per-step bias ``v`` (real, in membrane units) as integers ``bq + d_t``, ``d_t`` the
+    bits of ``bd`` (bit t for input step t): the window's total ``sum_t beta^(Tc-1-t) (bq + d_t)``
+    is ``round(v S)``, so the bias costs 0.5 unit per window instead of 0.5 S. A whole ``v``
+    (the exact-tie case) gives ``bd = 0``: the same constants as plain rounding."""
+    if not dithers(beta, tc):
+        return np.rint(v).astype(np.int64), np.zeros(np.shape(v), np.int64)
+    S = _code_sum(tc, beta)
+    base = np.floor(v)
+    R = np.rint((v - base) * S).astype(np.int64)
+    base = base.astype(np.int64) + (R == S)
+    R = np.where(R == S, 0, R)
+    # R's binary digits, most significant first, land on steps t = 0 .. Tc-1: bit t of bd is
+    # bit Tc-1-t of R
+    bd = np.zeros_like(R)
+    for t in range(tc):
+        bd |= ((R >> (tc - 1 - t)) & 1) << t
+    return base, bd
+
+
+def _choose(cands, b, beta, tc, ts, num, den, limit):
+    """The most precise constants that fit, without saturation where that fits too (no clamp
+    to pay), else saturating; None where only constants coarser than MAX_ERROR_LSB would."""
+    for c in cands:
+        if c[4] > MAX_ERROR_LSB:
+            break      # sorted by error: the rest are coarser still
+        plan = _fit(c, b, beta, tc, ts, num, den, limit, False) or _fit(c, b, beta, tc, ts, num, den, limit, True)
+        if plan is not None:
+            return plan
+    return None

@@ -14,10 +14,9 @@
 Python computes every number (loop bounds, offsets, constants, limits, buffer
 placement); the jinja2 templates in ``templates/`` only loop and substitute. The
 generated code executes docs/integer.md exactly as the numpy runtime's integer mode
-does; the widths of all intermediate integers are chosen here from bounds proven here
-(the C may use a wider type than ``int_membrane`` where this module's own bound asks
-for it; exact integer arithmetic gives the same bits at any width that does not
-overflow).
+does; the widths of all intermediate integers are chosen from proven bounds, the
+membrane's from ``lower_to_integer.membrane_bound`` (the same proof the pass and the
+integer runtime use), recomputed here from the constants themselves.
 """
 from __future__ import annotations
 
@@ -34,6 +33,7 @@ import numpy as np
 import swsc
 from swsc.errors import SwscError, UnsupportedOpError
 from swsc.ir import Graph, Node, scalar
+from swsc.passes.lower_to_integer import membrane_bits, membrane_bound
 
 from . import firmware
 
@@ -124,6 +124,8 @@ class LayerMem:
     op: str
     flash_bytes: int
     ram_bytes: int
+    membrane_bits: int = 0     # TSA layers: bits the proven membrane bound needs (signed)
+    saturating: bool = False   # TSA layers: the membrane saturates (docs/integer.md)
 
 
 @dataclass
@@ -149,6 +151,10 @@ class CReport:
         lines.append(f"  {'total':<{w}}  {'':<12} {self.flash_bytes:>10} {self.ram_bytes:>10}")
         lines.append(f"  ram = spike arena {self.arena_bytes} (unshared {self.buffers_unshared})"
                      f" + scratch {self.work_bytes} + stats {self.stats_bytes}")
+        tsa = [lay for lay in self.layers if lay.membrane_bits]
+        if tsa:
+            lines.append("  membrane bits needed (proven bound): " + ", ".join(
+                f"{lay.name} {lay.membrane_bits}{' sat' if lay.saturating else ''}" for lay in tsa))
         return "\n".join(lines)
 
 
@@ -336,8 +342,8 @@ class _Planner:
                 for i in st["ins"]:
                     i["off"] = self.buffers[i["buf"]]["offset"]
 
-    def _mem(self, node: Node, flash: int, ram: int) -> None:
-        self.mem.append(LayerMem(c_comment(node.name, 60), node.op, int(flash), int(ram)))
+    def _mem(self, node: Node, flash: int, ram: int, bits: int = 0, sat: bool = False) -> None:
+        self.mem.append(LayerMem(c_comment(node.name, 60), node.op, int(flash), int(ram), bits, sat))
 
     # -- encoder
     def _op_SwsEncode(self, node: Node, idx: int) -> None:
@@ -446,6 +452,8 @@ class _Planner:
         wq = None if not wq_name else np.asarray(self.g.const(wq_name)).astype(np.int64)
         bq = np.asarray(self.g.const(node.inputs[n + 3])).astype(np.int64)
         rq = np.asarray(self.g.const(node.inputs[n + 4])).astype(np.int64)
+        bd = (np.asarray(self.g.const(node.inputs[n + 5])).astype(np.int64)
+              if len(node.inputs) > n + 5 and node.inputs[n + 5] else None)
         out = node.outputs[0]
         frame = self.frame(out)
         ins = [self.spike_in(i, idx) for i in node.inputs[:n]]
@@ -465,20 +473,25 @@ class _Planner:
             M, CG, KH, KW = wq.shape
             _, OH, OW = frame
             G, MG = group, M // group
-            wt = wq.reshape(G, MG, CG, KH, KW).transpose(0, 2, 3, 4, 1)
-            wsym, wb = self.arrays.add(f"w_{ident}", wt, f"weights w - z_w as [{G}][{CG}][{KH}][{KW}][{MG}] "
-                                       f"(group, in channel, ky, kx, out channel), {node.name}")
-            flash += wb
             fan = int(np.abs(wq).reshape(M, -1).sum(axis=1).max())
+            blk = _blocking(MG, tc, fan)
+            wt = wq.reshape(G, MG, CG, KH, KW).transpose(0, 2, 3, 4, 1)
+            wt = np.pad(wt, [(0, 0)] * 4 + [(0, blk["MGP"] - MG)])
+            wsym, wb = self.arrays.add(f"w_{ident}", wt, f"weights w - z_w as [{G}][{CG}][{KH}][{KW}][{blk['MGP']}] "
+                                       f"(group, in channel, ky, kx, out channel padded with 0), {node.name}")
+            flash += wb
             st.update(inp=ins[0], M=M, G=G, MG=MG, CG=CG, KH=KH, KW=KW, H=H, W=W, OH=OH, OW=OW,
                       SY=s[0], SX=s[1], PT=p[0], PL=p[1], DY=d[0], DX=d[1], w=wsym, npos=OH * OW,
-                      wct=self.arrays.items[-1]["ctype"], **_blocking(MG, tc))
+                      wct=self.arrays.items[-1]["ctype"], **blk)
         elif kind == "dense":
             M, K = wq.shape
-            wsym, wb = self.arrays.add(f"w_{ident}", wq.T, f"weights w - z_w transposed [{K}][{M}], {node.name}")
-            flash += wb
             fan = int(np.abs(wq).sum(axis=1).max())
-            st.update(inp=ins[0], M=M, K=K, w=wsym, npos=1, wct=self.arrays.items[-1]["ctype"], **_blocking(M, tc))
+            blk = _blocking(M, tc, fan)
+            wsym, wb = self.arrays.add(f"w_{ident}", np.pad(wq.T, [(0, 0), (0, blk["MGP"] - M)]),
+                                       f"weights w - z_w transposed [{K}][{blk['MGP']}] (out channels padded "
+                                       f"with 0), {node.name}")
+            flash += wb
+            st.update(inp=ins[0], M=M, K=K, w=wsym, npos=1, wct=self.arrays.items[-1]["ctype"], **blk)
         elif kind == "avgpool":
             k, s, p, d = _geometry(a)
             if len(k) != 2:
@@ -521,15 +534,29 @@ class _Planner:
         flash += fb
         st["rq"], fr_, rq_max = self._param(rq, frame, f"rq_{ident}", node, "reset rq", spatial)
         flash += fr_
+        st["bd"] = None
+        if bd is not None and np.any(bd):
+            if int(bd.min()) < 0 or int(bd.max()) >= 2**tc or int(bd.max()) > INT32_MAX:
+                raise SwscError("bias dither bd out of range", node=node.name, op=node.op)
+            st["bd"], fd, _ = self._param(bd, frame, f"bd_{ident}", node, "bias dither bd (bit t: +1 at step t)",
+                                          spatial)
+            flash += fd
+            bq_max += 1
         if int(rq.min()) < 0:
             raise SwscError("negative reset rq", node=node.name, op=node.op)
         if fan > INT32_MAX:
             raise SwscError(f"synaptic sum may reach {fan}, beyond int32", node=node.name, op=node.op)
-        need = membrane_need(fan=fan, acc_mul=acc_mul, bq_max=bq_max, rq_max=rq_max, beta=beta, tc=tc, ts=ts,
-                             num=num, den=den)
-        mt, msize = _wide(need, "the membrane", node)
-        if a["int_membrane"] == "int64":
-            mt, msize = "int64_t", 8
+        sat = int(a.get("int_sat", 0))
+        bound = membrane_bound(fan=fan, acc_mul=acc_mul, bq_max=bq_max, rq_max=rq_max, beta=beta, tc=tc, ts=ts,
+                               num=num, den=den, sat=sat)
+        if "int_bound" in a and bound > int(a["int_bound"]):
+            raise SwscError(f"the membrane bound {bound} exceeds what lower-to-integer proved ({a['int_bound']})",
+                            node=node.name, op=node.op)
+        mt, msize = _wide(bound, "the membrane", node)
+        st["sat"] = c_int(sat) if sat else None
+        st["bits"] = membrane_bits(bound)
+        st["thr"] = f"{num} * rqv" if den == 1 else f"({num} * rqv + {den - 1}) / {den}"
+        st["thr_last"] = f"{num} * rqv + 1" if den == 1 else f"{num} * rqv / {den} + 1"
         st["mt"] = mt
         et, _ = _wide(beta * hi + 1, "the emitted value", node)
         st["et"] = et
@@ -538,11 +565,17 @@ class _Planner:
                                         ctype=et, share=True)
         flash += fl
         st["phases"] = _phases(tc, ts)
+        # a conv position whose inputs are all silent gives every block the same outputs when the
+        # neuron constants do not vary by position: computed once per block
+        st["rest"] = kind == "conv" and all(e is None or e.endswith("[m]") or "[" not in e
+                                            for e in (st["bq"], st["rq"], st["bd"]))
         st["stat"] = self.stat(node)
         self.steps.append(st)
-        work = 4 * tc * st.get("MB", 1) + 2 * msize + 4
+        # a conv/dense block: accumulators, the widened weight row, the neurons' state (scan macro vscan)
+        work = ((st["acc_size"] * (tc + 1) + 5 * msize + 24 + 2 * self.mask_bytes * st["rest"]) * st["MB"]
+                if "MB" in st else 2 * msize + 4)
         self.work_bytes = max(self.work_bytes, work)
-        self._mem(node, flash, self.spike_bytes(out) + work)
+        self._mem(node, flash, self.spike_bytes(out) + work, st["bits"], bool(sat))
 
     # -- other spike ops
     def _op_SpikeMaxPool(self, node: Node, idx: int) -> None:
@@ -569,7 +602,7 @@ class _Planner:
                            "KH": k[0], "KW": k[1], "SY": s[0], "SX": s[1], "PT": p[0], "PL": p[1],
                            "DY": d[0], "DX": d[1], "pt": pt, "tc": self.tc, "beta": self.beta,
                            "nv": k[0] * k[1] if full else None})
-        work = k[0] * k[1] * (psize + 8) + 2 * psize
+        work = k[0] * k[1] * (psize + 2 * self.mask_bytes) + 2 * psize
         self.work_bytes = max(self.work_bytes, work)
         self._mem(node, 0, self.spike_bytes(node.outputs[0]) + work)
 
@@ -654,8 +687,9 @@ class _Planner:
         out["tensor"] = node.outputs[0]
 
 
-#: the accumulators of a block of output channels (Tc x block int32) stay under this many bytes
-ACC_BLOCK_BYTES = 4096
+#: the accumulators and the neuron state of a block of output channels stay under this many bytes (stack)
+ACC_BLOCK_BYTES = 8192
+SCAN_BYTES = 44   # per neuron of a block, int32 membranes: U, bq, rq, two thresholds, E, two masks, two counts, bd
 
 
 def _frame_axis(node: Node, rank: int, batch_error: str) -> int:
@@ -668,24 +702,20 @@ def _frame_axis(node: Node, rank: int, batch_error: str) -> int:
     return axis - 1
 
 
-def _blocking(channels: int, tc: int) -> dict:
-    """Output channels are computed in blocks sharing each input spike: block size MB, and
-    whether it divides the channel count (then every block is full: constant trip counts)."""
-    cap = max(1, ACC_BLOCK_BYTES // (4 * tc))
-    nblocks = -(-channels // cap)
-    mb = -(-channels // nblocks)
-    return {"MB": mb, "MB_exact": channels % mb == 0}
-
-
-def membrane_need(*, fan, acc_mul, bq_max, rq_max, beta, tc, ts, num, den) -> int:
-    """The largest magnitude any membrane-typed intermediate of the neuron scan can take:
-    the docs/integer.md bound ``B`` on ``|H|`` (valid at every step), times ``den`` for the
-    comparison, plus room for ``num * rq``, ``beta * U`` (= next H minus its input) and
-    ``H - fire * rq``."""
-    S = _code_sum(tc, beta)
-    Z = fan * abs(acc_mul) + bq_max                      # |acc * acc_mul + bq|
-    B = beta ** ts * S * Z + S * rq_max * beta
-    return max(den, 1) * B + num * rq_max + Z + rq_max
+def _blocking(channels: int, tc: int, fan: int) -> dict:
+    """Output channels are computed in blocks sharing each input: each input's weight row
+    (padded with zeros to ``MGP`` channels, a whole number of vectors) is added to the block's
+    accumulators ``[Tc][MB]`` in every frame at once. The accumulators are int16_t where the
+    synaptic sum ``|acc| <= fan`` fits (twice the lanes per vector), else int32_t; ``MB`` is
+    the largest whole number of vectors that divides ``MGP`` and keeps the block under
+    ACC_BLOCK_BYTES; ``MB_exact`` when it divides the real channel count too."""
+    at, size = ("int16_t", 2) if fan <= 2**15 - 1 else ("int32_t", 4)
+    lanes = 16 // size
+    units = -(-channels // lanes)
+    cap = max(1, ACC_BLOCK_BYTES // ((size * tc + SCAN_BYTES) * lanes))
+    ub = max(u for u in range(1, min(units, cap) + 1) if units % u == 0)
+    mb = ub * lanes
+    return {"MB": mb, "MB_exact": channels % mb == 0, "at": at, "acc_size": size, "MGP": units * lanes}
 
 
 def _phases(tc: int, ts: int) -> list[dict]:
@@ -757,6 +787,7 @@ def emit_c(graph: Graph, out_dir, *, prefix: str = "sws", header_info: dict | No
         "arrays": pl.arrays.items, "tc": pl.tc, "beta": pl.beta, "t_inf": int(graph.meta.get("t_inf", 0)),
         "flash": flash, "ram": ram, "mem": pl.mem, "work": pl.work_bytes, "stats_bytes": stats_bytes,
         "mask_t": pl.mask_t, "bit1": pl.bit1, "arena_bytes": arena_bytes,
+        "arena_struct_bytes": stats_bytes + -(-arena_bytes // 4) * 4,   # sizeof(<prefix>_arena_t)
         "unshared": pl.unshared * pl.mask_bytes, "has_tail": any(o["softmax"] for o in pl.outputs), "exe": exe,
     }
     env = _env()

@@ -488,9 +488,11 @@ class Interpreter:
         wq = self.g.const(wq_name) if wq_name else np.ones(1)
         acc = np.rint(linear_map(node, [f.astype(np.float64) for f in flat], wq.astype(np.float64))).astype(np.int64)
         acc = acc.reshape((tc, nb) + acc.shape[1:])
-        frames, E, U = tsa_scan_int(acc, bq, rq, acc_mul=a["int_acc_mul"], ts=a["ts"], tc=tc, beta=int(a["beta"]),
-                                    vth=tuple(a["int_vth"]), hi=a["int_hi"],
-                                    limit=2**31 - 1 if a["int_membrane"] == "int32" else 2**63 - 1)
+        bd = self.g.const(node.inputs[n + 5]) if len(node.inputs) > n + 5 and node.inputs[n + 5] else np.zeros(1)
+        frames, E, U = tsa_scan_int(acc, bq, rq, bd=bd, acc_mul=a["int_acc_mul"], ts=a["ts"], tc=tc,
+                                    beta=int(a["beta"]),
+                                    vth=tuple(a["int_vth"]), hi=a["int_hi"], sat=a.get("int_sat", 0),
+                                    bound=a.get("int_bound", 2**31 - 1 if a["int_membrane"] == "int32" else 2**63 - 1))
         return frames, E, U / rq
 
     def _op_SpikeMaxPool(self, node, env, stats):

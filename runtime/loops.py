@@ -212,12 +212,13 @@ def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _scan_int(acc, acc_mul, bq, rq, ts, tc, beta, num, den, hi, frames, E, U):
+def _scan_int(acc, acc_mul, bq, bd, rq, ts, tc, beta, num, den, hi, sat, frames, E, U):
     n_samples, size = U.shape
     peak = 0
     for n in range(n_samples):
         un, en = U[n], E[n]
         b = bq[n if bq.shape[0] > 1 else 0]
+        d = bd[n if bd.shape[0] > 1 else 0]
         r = rq[0]
         un[:] = 0
         en[:] = 0
@@ -228,26 +229,30 @@ def _scan_int(acc, acc_mul, bq, rq, ts, tc, beta, num, den, hi, frames, E, U):
             for j in range(size):
                 H = beta * un[j]
                 if t < tc:
-                    H += acc[t, n, j] * acc_mul + b[j]
-                peak = max(peak, abs(H))
-                if t < ts:
-                    un[j] = H
-                    continue
-                e = en[j]
-                x, y = den * H, num * r[j]
-                pos = ((x > y) if last else (x >= y)) and (beta * e + 1) * wk <= hi
-                neg = ((x < -y) if last else (x <= -y)) and e > 0
-                f = int(pos) - int(neg)
-                frames[k, n, j] = f
-                un[j] = H - f * r[j]
-                en[j] = beta * e + f
+                    H += acc[t, n, j] * acc_mul + b[j] + ((d[j] >> t) & 1)
+                u = H
+                if t >= ts:
+                    # den*H >= num*r is H >= ceil(num*r/den); den*H > num*r is H >= floor(num*r/den) + 1
+                    thr = num * r[j] // den + 1 if last else (num * r[j] + den - 1) // den
+                    e = en[j]
+                    pos = H >= thr and (beta * e + 1) * wk <= hi
+                    neg = H <= -thr and e > 0
+                    f = int(pos) - int(neg)
+                    frames[k, n, j] = f
+                    u = H - f * r[j]
+                    en[j] = beta * e + f
+                peak = max(peak, abs(H), abs(u))
+                if sat > 0:     # saturation changes no spike (lower_to_integer.saturation_level)
+                    u = min(max(u, -sat), sat)
+                un[j] = u
     return peak
 
 
-def tsa_scan_int(acc, bq, rq, *, acc_mul, ts, tc, beta, vth, hi, limit):
+def tsa_scan_int(acc, bq, rq, *, bd=0, acc_mul, ts, tc, beta, vth, hi, sat, bound):
     """The integer TSA neuron of docs/integer.md on exact synaptic sums ``acc[Tc, N, ...]``;
-    ``bq`` and ``rq`` broadcast against one step. Raises if a membrane passes ``limit``
-    (the bound lower-to-integer proved), which would be a swsc bug."""
+    ``bq``, ``rq`` and the bias dither ``bd`` (bit t adds 1 at input step t) broadcast
+    against one step; ``sat`` > 0 clamps the membrane ``U`` to ``[-sat, sat]`` after every step. Raises if a membrane passes ``bound`` (what lower_to_integer's
+    ``membrane_bound`` proved), which would be a swsc bug."""
     num, den = vth
     shape = tuple(acc.shape[1:])
     n = shape[0]
@@ -258,9 +263,9 @@ def tsa_scan_int(acc, bq, rq, *, acc_mul, ts, tc, beta, vth, hi, limit):
     if rq2.shape[0] > 1:
         raise SwscError("the integer reset must not vary over samples")
     peak = _scan_int(np.ascontiguousarray(acc, dtype=np.int64).reshape(tc, n, size), int(acc_mul),
-                     _per_neuron(bq, shape, np.int64), rq2, int(ts), int(tc), int(beta), int(num), int(den),
-                     int(hi), frames, E, U)
-    if int(peak) * den + num * int(np.max(rq)) > limit:
-        raise SwscError(f"integer membrane reached {int(peak) * den}, beyond the proven bound {limit}",
-                        hint="this is a swsc bug in lower-to-integer; please report it")
+                     _per_neuron(bq, shape, np.int64), _per_neuron(bd, shape, np.int64), rq2, int(ts), int(tc),
+                     int(beta), int(num), int(den), int(hi), int(sat), frames, E, U)
+    if max(int(peak), num * int(np.max(rq)) + den) > bound:
+        raise SwscError(f"integer membrane reached {max(int(peak), num * int(np.max(rq)) + den)}, beyond the proven "
+                        f"bound {bound}", hint="this is a swsc bug in lower-to-integer; please report it")
     return frames.reshape((tc,) + shape), E.reshape(shape), U.reshape(shape)

@@ -56,6 +56,9 @@ def _add_compile_options(p: argparse.ArgumentParser) -> None:
                    help="threshold as a fraction of theta*beta^Ts: 0.5 lowered (default), 1.0 = not lowered")
     g.add_argument("--input-shape", default=None,
                    help="static input shape 'N,C,H,W' for models with symbolic dimensions")
+    g.add_argument("--membrane-bits", type=int, default=32,
+                   help="integer mode and C: membranes must provably fit this many bits (16-64; default 32, "
+                        "int32_t; above 32 the C uses int64_t)")
 
 
 def _options(a) -> CompileOptions:
@@ -63,7 +66,8 @@ def _options(a) -> CompileOptions:
         raise UsageError(f"--encoder-ts is the silent period of the tsa encoder; --encoder {a.encoder} has none "
                          "(add --encoder tsa, or drop --encoder-ts)")
     return CompileOptions(tc=a.tc, ts=a.ts, beta=a.beta, encoder=a.encoder,
-                          encoder_ts=1 if a.encoder_ts is None else a.encoder_ts, vth_factor=a.vth_factor).validate()
+                          encoder_ts=1 if a.encoder_ts is None else a.encoder_ts, vth_factor=a.vth_factor,
+                          membrane_bits=getattr(a, "membrane_bits", 32)).validate()
 
 
 def _input_shape(a):

@@ -159,9 +159,10 @@ OPS: dict[str, OpDef] = {op.name: op for op in [
     # --- SWS ops ---
     OpDef("SwsEncode", ("x", "lut?"), {"encoder": True, "ts": True, "tc": True, "beta": True}, _same_shape,
           "quantize the float input and emit its SWS code (exact or tsa encoder)"),
-    OpDef("TsaLayer", ("*x", "w", "b", "wq?", "bq?", "rq?"),
+    OpDef("TsaLayer", ("*x", "w", "b", "wq?", "bq?", "rq?", "bd?"),
           {"kind": True, "n_inputs": True, "ts": True, "tc": True, "beta": True, "vth": True, "hi_norm": True,
            "int_acc_mul": False, "int_vth": False, "int_hi": False, "int_membrane": False,
+           "int_sat": False, "int_bound": False, "int_error": False,
                                          **{k: False for k in _GEOM}, "group": False,
                                          "count_include_pad": False},
           _affine_shape, "TSA neurons with a linear map and silent period ts (semantics section 3)"),

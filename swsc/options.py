@@ -33,6 +33,7 @@ class CompileOptions:
     encoder_ts: int = 1
     vth_factor: float = 0.5
     ts_default: int = 2
+    membrane_bits: int = 32   # integer mode and C: the register the membrane proof must fit (docs/integer.md)
     extra: dict = field(default_factory=dict)
 
     def validate(self) -> "CompileOptions":
@@ -49,6 +50,8 @@ class CompileOptions:
         if not (isinstance(self.vth_factor, (int, float)) and 0 < self.vth_factor <= 1):
             raise OptionError(f"--vth-factor must be in (0, 1] (0.5 = the paper's lowered threshold), "
                               f"got {self.vth_factor!r}")
+        if not isinstance(self.membrane_bits, int) or not 16 <= self.membrane_bits <= 64:
+            raise OptionError(f"--membrane-bits must be an integer from 16 to 64, got {self.membrane_bits!r}")
         ts_values = (self.ts.values() if isinstance(self.ts, dict) else
                      self.ts if isinstance(self.ts, list) else [self.ts])
         for v in list(ts_values) + [self.ts_default]:

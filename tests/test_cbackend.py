@@ -291,39 +291,37 @@ def test_avgpool_divisor_varying_at_padded_borders(tmp_path, cflags):
     assert_matches_numpy(g, x, tmp_path / "c", cflags)
 
 
-def _coarsen(g: Graph) -> int:
-    """Rescale every TSA layer's constants down (membrane units 2^s times coarser) until the
-    membrane provably fits int32, and mark it int32: a valid, less precise integer model that
-    exercises the int32 code path. Returns how many layers became int32."""
-    count = 0
-    for node in g.nodes:
-        if node.op != "TsaLayer":
-            continue
-        a, n = node.attrs, node.attrs["n_inputs"]
-        wq = g.const(node.inputs[n + 2]) if node.inputs[n + 2] else None
-        fan = (int(np.prod(a["kernel"])) if wq is None else int(np.abs(wq).sum()) if a["kind"] == "add"
-               else int(np.abs(wq).reshape(wq.shape[0], -1).sum(axis=1).max()))
-        bq, rq = g.tensors[node.inputs[n + 3]], g.tensors[node.inputs[n + 4]]
-        b0, r0, m0 = bq.data.astype(np.int64), rq.data.astype(np.int64), int(a["int_acc_mul"])
-        num, den = a["int_vth"]
-        for sh in range(64):
-            b, r, m = b0 >> sh, r0 >> sh, m0 >> sh
-            need = cb.membrane_need(fan=fan, acc_mul=m, bq_max=int(np.abs(b).max()), rq_max=int(r.max()),
-                                    beta=int(a["beta"]), tc=a["tc"], ts=a["ts"], num=num, den=den)
-            if need <= 2**31 - 1 and m >= 1:
-                bq.data, rq.data, a["int_acc_mul"], a["int_membrane"] = b, r, m, "int32"
-                count += 1
-                break
-    return count
-
-
-def test_int32_membranes(tmp_path, cflags):
-    g = compile_graph(residual(), CompileOptions(ts=1), integer=True)
-    assert _coarsen(g) >= 2      # the conv layers (the add keeps 20-bit weights: int64)
+def test_int64_membranes_only_on_request(tmp_path, cflags):
+    """--membrane-bits 64 gives int64_t membranes (and finer constants), bit-exact like the default."""
     x = np.random.default_rng(6).uniform(-1, 1, (6, 3, 5, 5)).astype(np.float32)
-    assert_matches_numpy(g, x, tmp_path / "c", cflags)
-    core = (tmp_path / "c" / "sws.c").read_text()
-    assert "int32_t U = 0" in core
+    for bits, want in ((64, "int64_t U = 0"), (32, "int32_t U = 0")):
+        g = compile_graph(residual(), CompileOptions(ts=1, membrane_bits=bits), integer=True)
+        assert_matches_numpy(g, x, tmp_path / str(bits), cflags)
+        core = (tmp_path / str(bits) / "sws.c").read_text()
+        assert want in core
+        assert ("int64_t" in core) == (bits == 64)
+
+
+def _models_at_default_options(corpus_dir):
+    import corpus
+    import_onnx = _frontend()
+    for name in corpus.model_names():
+        yield name, import_onnx(corpus.get_model(name, corpus_dir))
+    for path in sorted((REPO / "samples").glob("*.onnx")):
+        yield path.stem, import_onnx(path)
+
+
+def test_no_int64_in_any_core_at_default_options(corpus_dir, tmp_path):
+    """Every corpus model and bundled sample: int32 membranes (the proven bound fits 32 bits,
+    saturating where the exact one would not) and no 64-bit integer anywhere in the core."""
+    for name, graph in _models_at_default_options(corpus_dir):
+        g = compile_graph(graph, CompileOptions(), integer=True)
+        for node in g.nodes:
+            if node.op == "TsaLayer":
+                assert node.attrs["int_membrane"] == "int32" and node.attrs["int_bound"] < 2**31, (name, node.name)
+        report = cb.emit_c(g, tmp_path / name, prefix="m")
+        assert "int64_t" not in (tmp_path / name / "m.c").read_text(), name
+        assert all(0 < lay.membrane_bits <= 32 for lay in report.layers if lay.op == "TsaLayer"), name
 
 
 def test_raw_input_outside_range(tmp_path, cflags):
@@ -485,6 +483,81 @@ def test_two_models_one_binary(tmp_path, cflags):
     assert [int(v) for v in lines[0].split()] == qa_ref.ravel().tolist()
     assert [int(v) for v in lines[1].split()] == qb_ref.ravel().tolist()
     assert [int(v) for v in lines[2].split()] == [ca["quant"][0], cb_["quant"][0]]
+
+
+_TWO_ARENAS = r"""
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "sws.h"
+#define MAXN 64
+/* the harness's I/O format; two threads run alternate frames at once, each on its own arena */
+static sws_input_t x[MAXN][SWS_INPUT_SIZE];
+static int32_t y[MAXN][SWS_OUTPUT_SIZE], st[MAXN][2 * SWS_N_LAYERS];
+static long n;
+static sws_arena_t first;
+struct job { sws_arena_t *mem; long start; };
+
+static void *work(void *arg)
+{
+    struct job *j = arg;
+    long i;
+    int k;
+    for (i = j->start; i < n; i += 2) {
+        const struct sws_stats *s;
+        if (sws_run_arena(j->mem, x[i], y[i]) != 0) return arg;
+        s = sws_arena_stats(j->mem);
+        for (k = 0; k < SWS_N_LAYERS; ++k) {
+            st[i][k] = s->spikes_pos[k];
+            st[i][SWS_N_LAYERS + k] = s->spikes_neg[k];
+        }
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    sws_arena_t *second = malloc(SWS_ARENA_BYTES);
+    struct job a, b;
+    pthread_t ta, tb;
+    void *ra, *rb;
+    long i;
+    if (!second) return 2;
+    a.mem = &first, a.start = 0, b.mem = second, b.start = 1;
+    while (n < MAXN && fread(x[n], sizeof x[0][0], SWS_INPUT_SIZE, stdin) == SWS_INPUT_SIZE) ++n;
+    if (pthread_create(&ta, NULL, work, &a) || pthread_create(&tb, NULL, work, &b)) return 2;
+    if (pthread_join(ta, &ra) || pthread_join(tb, &rb) || ra || rb) return 3;
+    for (i = 0; i < n; ++i) {
+        fwrite(y[i], sizeof y[i][0], SWS_OUTPUT_SIZE, stdout);
+        fwrite(st[i], sizeof st[i][0], 2 * SWS_N_LAYERS, stdout);
+    }
+    free(second);
+    return 0;
+}
+"""
+
+
+def test_application_owned_arenas(tmp_path, cflags):
+    """Two caller-owned arenas (one static, one malloc'd) used by two threads at once, with the
+    static instance compiled out (-DSWS_NO_STATIC_ARENA): every frame's outputs and spike counts
+    equal the numpy integer mode's and the static variant's."""
+    g = compile_graph(residual(), CompileOptions(ts=1), integer=True)
+    x = np.random.default_rng(9).uniform(-1, 1, (40, 3, 5, 5)).astype(np.float32)
+    d = tmp_path / "c"
+    x_q = cb.quantize_input(g, x)
+    static_out, static_counts = c_run(g, d, x_q, cflags)
+    (d / "two.c").write_text(_TWO_ARENAS)
+    exe = d / "two"
+    subprocess.run(["gcc", *cflags.split(), "-pthread", "-DSWS_NO_STATIC_ARENA", f"-I{d}", "-o", str(exe),
+                    str(d / "two.c"), str(d / "sws.c"), str(d / "sws_weights.c")], check=True)
+    out, counts = cb.run_binary(exe, x_q, per_sample=True)
+    q, ref_counts, _ = int_reference(g, x)
+    np.testing.assert_array_equal(out, q)
+    np.testing.assert_array_equal(out, static_out)
+    assert {k: (int(p.sum()), int(m.sum())) for k, (p, m) in counts.items()} == ref_counts == static_counts
+    header = (d / "sws.h").read_text()
+    assert re.search(r"#define SWS_ARENA_BYTES \d+", header)
 
 
 def test_float_helpers_and_harness(tmp_path, cflags):
