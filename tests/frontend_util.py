@@ -100,3 +100,22 @@ def compare(graph, path, xs, *, intermediates=True):
         d = np.abs(a - b)
         (stats_f if name in finals else stats_i)[name] = (int((d == 0).sum()), int(d.size), int(d.max()))
     return ref, stats_f, stats_i, ort_final
+
+
+def assert_matches_onnxruntime(name, graph, path, xs, *, min_exact):
+    """The reference evaluator against onnxruntime on ``xs``: every compared integer tensor within
+    1 LSB and equal on at least ``min_exact`` of its elements, top-1 equal; returns per tensor
+    (kind, name, equal fraction, max LSB)."""
+    ref, finals, inter, ort_final = compare(graph, path, xs)
+    assert finals, f"{name}: no final quantized tensor compared"
+    report = []
+    for stats, kind in ((finals, "final"), (inter, "intermediate")):
+        for t, (eq, tot, mx) in stats.items():
+            report.append((kind, t, eq / tot, mx))
+            assert mx <= 1, f"{name}: {kind} tensor '{t}' differs from onnxruntime by {mx} LSB"
+            assert eq / tot >= min_exact, f"{name}: {kind} tensor '{t}' equal on only {eq}/{tot}"
+    for t in finals:
+        a = ref[t].reshape(len(xs), -1).argmax(axis=1)
+        b = ort_final[t].reshape(len(xs), -1).argmax(axis=1)
+        assert np.array_equal(a, b), f"{name}: top-1 differs on {(a != b).sum()} samples"
+    return report

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import corpus  # noqa: E402
-from frontend_util import MODELS, SHARED, compare  # noqa: E402
+from frontend_util import MODELS, SHARED, assert_matches_onnxruntime  # noqa: E402
 
 from swsc.frontend import SUPPORTED, import_model  # noqa: E402
 
@@ -25,19 +25,7 @@ MIN_EXACT = 0.999
 
 
 def _check(name, graph, path, xs, *, min_exact=MIN_EXACT):
-    ref, finals, inter, ort_final = compare(graph, path, xs)
-    assert finals, f"{name}: no final quantized tensor compared"
-    report = []
-    for stats, kind in ((finals, "final"), (inter, "intermediate")):
-        for t, (eq, tot, mx) in stats.items():
-            report.append((kind, t, eq / tot, mx))
-            assert mx <= 1, f"{name}: {kind} tensor '{t}' differs from onnxruntime by {mx} LSB"
-            assert eq / tot >= min_exact, f"{name}: {kind} tensor '{t}' equal on only {eq}/{tot}"
-    for t in finals:
-        a = ref[t].reshape(len(xs), -1).argmax(axis=1)
-        b = ort_final[t].reshape(len(xs), -1).argmax(axis=1)
-        assert np.array_equal(a, b), f"{name}: top-1 differs on {(a != b).sum()} samples"
-    return report
+    return assert_matches_onnxruntime(name, graph, path, xs, min_exact=min_exact)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import corpus_torch as ct
-from frontend_util import compare
+from frontend_util import assert_matches_onnxruntime
 from swsc.check import check
 from swsc.compiler import compile_graph, import_onnx
 from swsc.errors import PassError, UnsupportedOpError
@@ -52,17 +52,7 @@ def test_reference_equals_onnxruntime(name, corpus_dir):
     path = ct.get_model(name, corpus_dir)
     g = import_onnx(path)
     xs = ct.make_inputs(name, N_REF, seed=1)
-    ref, finals, inter, ort_final = compare(g, path, xs)
-    assert finals, "no final quantized tensor compared"
-    least = MIN_EXACT[_bits(g)]
-    for kind, stats in (("final", finals), ("intermediate", inter)):
-        for t, (eq, tot, mx) in stats.items():
-            assert mx <= 1, f"{kind} '{t}' differs from onnxruntime by {mx} LSB"
-            assert eq / tot >= least, f"{kind} '{t}' equal on only {eq}/{tot}"
-    for t in finals:
-        a = ref[t].reshape(len(xs), -1).argmax(axis=1)
-        b = ort_final[t].reshape(len(xs), -1).argmax(axis=1)
-        assert np.array_equal(a, b), f"top-1 differs on {(a != b).sum()} samples"
+    assert_matches_onnxruntime(name, g, path, xs, min_exact=MIN_EXACT[_bits(g)])
 
 
 @pytest.mark.parametrize("name", _names())
