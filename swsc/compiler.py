@@ -30,8 +30,3 @@ def compile_graph(graph: Graph, options: CompileOptions | None = None, *,
         records.extend(pm.records)
     return out
 
-
-def compile_model(path: str | Path, options: CompileOptions | None = None, *,
-                  input_shape: tuple[int, ...] | None = None,
-                  print_options: IRPrintOptions | None = None) -> Graph:
-    return compile_graph(import_onnx(path, input_shape), options, print_options=print_options)
