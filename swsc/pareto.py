@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .tune import Evaluation, TuneResult, Tuner, metrics_of
+from .check import output_quant_tensors
+from .compiler import import_onnx
+from .data import load_data
+from .errors import UsageError
+from .oracle import Oracle
+from .runtime.interpreter import Interpreter
+from .tune import Evaluation, TuneResult, Tuner, metrics_of, t_inf
 
 FORMAT = "swsc-tune"
 VERSION = 1
@@ -36,7 +42,6 @@ def front(evals: list[Evaluation]) -> list[Evaluation]:
 def measure(tuner: Tuner, schedules: list[tuple[str, dict]], x, y, q_ann, q_ort, progress=None) -> list[dict]:
     """Each (label, schedule) on held-out data: T_inf, agreement and exact fraction against
     the exact ANN and onnxruntime, accuracy (with labels), OPF per frame."""
-    from .tune import t_inf
     rows = []
     for i, (label, s) in enumerate(schedules):
         q, totals = tuner.ev.outputs(s, x)
@@ -162,10 +167,6 @@ def tune_model(model, data, options, target, *, test=None, holdout: float = 0.5,
     """`swsc tune`: tune on ``data`` (or its first part), report on ``test`` (or the rest).
 
     Returns the tune document (see ``document``); ``log`` gets the progress lines."""
-    from .check import load_data, output_quant_tensors
-    from .compiler import import_onnx
-    from .errors import UsageError
-    from .oracle import Oracle
     model = Path(model)
     graph = import_onnx(model, input_shape)
     x, y = load_data(data, graph)
@@ -191,7 +192,6 @@ def tune_model(model, data, options, target, *, test=None, holdout: float = 0.5,
         f"target: {target.describe()}")
     tuner = Tuner(graph, x, y, options, target, q_ort=q_ort, budget=budget, progress=progress)
     result = tuner.run(max_evals=max_evals)
-    from .runtime.interpreter import Interpreter
     q_ann_t = Interpreter(tuner.ann, budget=budget).run(xt, intermediate={qname}).intermediates[qname]
     picks = [(f"tuned: {e.label}"[:40], e.schedule) for e in front(result.evaluations)]
     if result.best is not None and all(s != result.best.schedule for _, s in picks):
