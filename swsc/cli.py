@@ -16,7 +16,6 @@ from . import __version__, cliutil, raw
 from .cli_commands import cmd_check, cmd_compile, cmd_dump, cmd_report, cmd_run, cmd_sweep, cmd_tune
 from .cliutil import add_compile_options
 from .errors import SwscError, SwscWarning, UsageError
-from .options import ENCODERS
 
 EPILOG = """examples:
   swsc compile samples/lenet5_mnist_qdq.onnx -o out/         compile to out/lenet5_mnist_qdq.sws.onnx
@@ -185,12 +184,7 @@ def _add_tune_parser(sub) -> None:
     t.add_argument("--memory-budget", help="runtime memory budget per batch, e.g. 512M, 2G "
                    "(default $SWSC_MEMORY_BUDGET or 1G)")
     t.add_argument("--json", action="store_true", help="print the tune document as one JSON object")
-    t.add_argument("--tc", type=int, default=8, help="coding steps Tc (default 8)")
-    t.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
-    t.add_argument("--encoder", choices=ENCODERS, default="exact", help="input encoder (default exact)")
-    t.add_argument("--encoder-ts", type=int, default=1, help="silent period of the tsa encoder (default 1)")
-    t.add_argument("--vth-factor", type=float, default=0.5, help="threshold factor (default 0.5)")
-    t.add_argument("--input-shape", default=None, help="static input shape 'N,C,H,W' for symbolic dimensions")
+    add_compile_options(t, ts=False)
 
 
 COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,

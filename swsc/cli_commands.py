@@ -15,7 +15,6 @@ from .cliutil import compile_options, input_shape, need_file, produce_atomically
 from .compiler import compile_graph, import_onnx
 from .data import load_data
 from .errors import UsageError
-from .options import CompileOptions
 from .pareto import table, tune_model
 from .passes import LowerToInteger
 from .passmanager import IRPrintOptions, PassManager
@@ -221,8 +220,7 @@ def cmd_tune(a) -> int:
     agreement = a.agreement if a.agreement is not None or a.exact is not None or a.accuracy_drop is not None \
         else 0.99
     target = Target(agreement=agreement, exact=a.exact, accuracy_drop=a.accuracy_drop, against=a.against).validate()
-    opts = CompileOptions(tc=a.tc, beta=a.beta, encoder=a.encoder, encoder_ts=a.encoder_ts,
-                          vth_factor=a.vth_factor).validate()
+    opts = compile_options(a)
     log = (lambda m: print(m, file=sys.stderr)) if a.json else print
     doc = tune_model(model, a.data, opts, target, test=a.test, holdout=a.holdout, limit=a.limit,
                      input_shape=input_shape(a), max_evals=a.max_evals, uniform=not a.no_uniform,

@@ -16,12 +16,14 @@ from .options import ENCODERS, CompileOptions, check_c_prefix, check_file_stem, 
 from .passes import PASSES, pipeline
 
 
-def add_compile_options(p: argparse.ArgumentParser) -> None:
+def add_compile_options(p: argparse.ArgumentParser, *, ts: bool = True) -> None:
+    """The conversion options of compile, check, raw and tune (``ts=False``: tune finds --ts itself)."""
     g = p.add_argument_group("conversion options (semantics: docs/semantics.md)")
     g.add_argument("--tc", type=int, default=8, help="coding steps Tc per spike train (default 8)")
-    g.add_argument("--ts", type=parse_ts, default=2,
-                   help="silent period of every TSA layer: N, a list 'N,N,...' (one per TSA layer in "
-                        "order) or a .json file {layer: N} (default 2)")
+    if ts:
+        g.add_argument("--ts", type=parse_ts, default=2,
+                       help="silent period of every TSA layer: N, a list 'N,N,...' (one per TSA layer in "
+                            "order) or a .json file {layer: N} (default 2)")
     g.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
     g.add_argument("--encoder", choices=ENCODERS, default="exact",
                    help="input encoder: exact MSB-first code (default) or the paper's TSA encoder")
@@ -41,7 +43,7 @@ def compile_options(a) -> CompileOptions:
     if a.encoder_ts is not None and a.encoder != "tsa":
         raise UsageError(f"--encoder-ts is the silent period of the tsa encoder; --encoder {a.encoder} has none "
                          "(add --encoder tsa, or drop --encoder-ts)")
-    return CompileOptions(tc=a.tc, ts=a.ts, beta=a.beta, encoder=a.encoder,
+    return CompileOptions(tc=a.tc, ts=getattr(a, "ts", CompileOptions.ts), beta=a.beta, encoder=a.encoder,
                           encoder_ts=1 if a.encoder_ts is None else a.encoder_ts, vth_factor=a.vth_factor,
                           membrane_bits=getattr(a, "membrane_bits", 32)).validate()
 
