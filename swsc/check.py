@@ -40,6 +40,16 @@ def output_quant_tensors(graph: Graph) -> list[str]:
     return names
 
 
+def load_model_data(model, data, input_shape: tuple[int, ...] | None = None,
+                    limit: int | None = None) -> tuple[Graph, np.ndarray, np.ndarray | None]:
+    """(imported model, x, y) of a model and its data file, x and y cut to the first ``limit`` samples."""
+    graph = import_onnx(model, input_shape)
+    x, y = load_data(data, graph)
+    if limit:
+        x, y = x[:limit], (y[:limit] if y is not None else None)
+    return graph, x, y
+
+
 def compare(q: np.ndarray, q_ref: np.ndarray) -> dict:
     d = np.abs(np.rint(q).astype(np.int64) - np.rint(q_ref).astype(np.int64))
     return {"exact_fraction": float((d == 0).mean()) if d.size else 1.0,
@@ -80,10 +90,7 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
     if target not in TARGETS or (target != "host" and backend != "c"):
         raise UsageError(f"--target {target} needs --backend c (targets: {', '.join(TARGETS)})")
     options = (options or CompileOptions()).validate()
-    graph = import_onnx(model, input_shape)
-    x, y = load_data(data, graph)
-    if limit:
-        x, y = x[:limit], (y[:limit] if y is not None else None)
+    graph, x, y = load_model_data(model, data, input_shape, limit)
     qnames = output_quant_tensors(graph)
     oracle = Oracle(model, {n: graph.tensors[n].dtype for n in qnames})
     bar = Progress(len(x), "onnxruntime", enabled=progress)

@@ -11,7 +11,7 @@ import onnx
 
 from . import cliutil
 from .check import check, gate_failures, output_quant_tensors, report_lines, resolve_runtime, run_c
-from .cliutil import compile_options, input_shape, need_file, produce_atomically, write_atomically
+from .cliutil import check_limit, compile_options, input_shape, need_file, produce_atomically, write_atomically
 from .compiler import compile_graph, import_onnx
 from .data import load_data
 from .errors import UsageError
@@ -150,8 +150,7 @@ def run_outputs(g, x, mode: str, backend: str) -> tuple[dict, dict]:
 def cmd_check(a) -> int:
     model = need_file(a.model)
     need_file(a.data, "data")
-    if a.limit is not None and a.limit < 1:
-        raise UsageError(f"--limit must be >= 1, got {a.limit}")
+    check_limit(a)
     if a.max_lsb is not None and a.max_lsb < 0:
         raise UsageError(f"--max-lsb must be >= 0, got {a.max_lsb}")
     report = check(model, a.data, compile_options(a), ann=a.ann, mode=a.mode, backend=a.backend,
@@ -176,8 +175,7 @@ def cmd_sweep(a) -> int:
     kind = table_kind(a.output)
     grid = {axis: parse_values(getattr(a, axis), axis) for axis in AXES}
     points = grid_points(grid)   # every value is checked before the first (slow) point runs
-    if a.limit is not None and a.limit < 1:
-        raise UsageError(f"--limit must be >= 1, got {a.limit}")
+    check_limit(a)
     rows = sweep(model, a.data, points, limit=a.limit, input_shape=input_shape(a), beta=a.beta)
     out = Path(a.output)
     write_atomically(out.parent, {out.name: lambda p: write_table(rows, p, data=a.data, limit=a.limit)})

@@ -63,6 +63,12 @@ def need_file(path: str, what: str = "model") -> Path:
     return p
 
 
+def check_limit(a) -> None:
+    """--limit N (the first N samples) takes N >= 1."""
+    if a.limit is not None and a.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {a.limit}")
+
+
 def help_pointer(argv: list[str], commands) -> str:
     """'swsc <subcommand> --help' for the subcommand on the command line, else 'swsc --help'."""
     sub = next((a for a in argv if not a.startswith("-")), None)

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .check import output_quant_tensors
-from .compiler import import_onnx
+from .check import load_model_data, output_quant_tensors
 from .data import load_data
 from .errors import UsageError
 from .oracle import Oracle
@@ -168,10 +167,7 @@ def tune_model(model, data, options, target, *, test=None, holdout: float = 0.5,
 
     Returns the tune document (see ``document``); ``log`` gets the progress lines."""
     model = Path(model)
-    graph = import_onnx(model, input_shape)
-    x, y = load_data(data, graph)
-    if limit:
-        x, y = x[:limit], (y[:limit] if y is not None else None)
+    graph, x, y = load_model_data(model, data, input_shape, limit)
     if test is not None:
         xt, yt = load_data(test, graph)
         where = Path(test).name

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .cliutil import add_compile_options, compile_options, input_shape
-from .compiler import compile_graph, import_onnx
-from .data import load_data
+from .check import load_model_data
+from .cliutil import add_compile_options, check_limit, compile_options, input_shape, need_file
+from .compiler import compile_graph
 from .errors import UsageError
 from .runtime import cbackend
 
@@ -34,14 +34,10 @@ def add_parser(sub) -> None:
 
 def cmd(a) -> int:
     options, shape = compile_options(a), input_shape(a)
-    for path, what in ((a.model, "model"), (a.data, "data")):
-        if not Path(path).is_file():
-            raise UsageError(f"{what} file '{path}' does not exist")
-    if a.limit is not None and a.limit < 1:
-        raise UsageError(f"--limit must be >= 1, got {a.limit}")
-    graph = import_onnx(a.model, shape)
-    x, _ = load_data(a.data, graph)
-    x = x[:a.limit] if a.limit else x
+    need_file(a.model)
+    need_file(a.data, "data")
+    check_limit(a)
+    graph, x, _ = load_model_data(a.model, a.data, shape, a.limit)
     sg = compile_graph(graph, options, integer=True)
     q = cbackend.quantize_input(sg, x)
     data = q.tobytes()

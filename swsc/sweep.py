@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .check import _top1, compare, isolated_layers, output_quant_tensors
-from .compiler import compile_graph, import_onnx
-from .data import load_data
+from .check import _top1, compare, isolated_layers, load_model_data, output_quant_tensors
+from .compiler import compile_graph
 from .errors import InvalidModelError, OptionError, UsageError
 from .options import ENCODERS, CompileOptions
 from .oracle import Oracle
@@ -157,10 +156,7 @@ def sweep(model, data, grid=None, limit: int | None = None, progress=None, *,
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--limit must be an integer >= 1, got {limit!r}")
     model = Path(model)
-    graph = import_onnx(model, input_shape)
-    x, y = load_data(data, graph)
-    if limit:
-        x, y = x[:limit], (y[:limit] if y is not None else None)
+    graph, x, y = load_model_data(model, data, input_shape, limit)
     bar = progress if callable(progress) and not isinstance(progress, bool) else \
         Progress(len(points), f"sweep {model.name}", enabled=progress, lines=True, unit="point")
     if hasattr(bar, "note"):
