@@ -13,12 +13,12 @@ from .check import load_model_data, output_quant_tensors
 from .data import load_data
 from .errors import UsageError
 from .oracle import Oracle
+from .plotting import pyplot, save_png
 from .runtime.interpreter import Interpreter
 from .tune import Evaluation, TuneResult, Tuner, metrics_of, t_inf
 
 FORMAT = "swsc-tune"
 VERSION = 1
-DPI = 100
 
 
 def front(evals: list[Evaluation]) -> list[Evaluation]:
@@ -114,10 +114,7 @@ def _metric(rows):
 
 def plot(doc: dict, path) -> None:
     """Accuracy (or agreement) against T_inf on held-out data: uniform Ts and the tuned front."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": 8, "path.simplify": False})
+    plt = pyplot()
     key, label = _metric(doc["uniform"] or doc["front"])
     fig, ax = plt.subplots(figsize=(4.2, 3.2))
     for rows, style, name in ((doc["uniform"], "o--", "uniform Ts (paper)"), (doc["front"], "s-", "tuned per layer")):
@@ -133,8 +130,7 @@ def plot(doc: dict, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def report_parts(paths, plots: bool) -> tuple[dict, list[str]]:
