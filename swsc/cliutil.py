@@ -45,7 +45,7 @@ def compile_options(a) -> CompileOptions:
                          "(add --encoder tsa, or drop --encoder-ts)")
     return CompileOptions(tc=a.tc, ts=getattr(a, "ts", CompileOptions.ts), beta=a.beta, encoder=a.encoder,
                           encoder_ts=1 if a.encoder_ts is None else a.encoder_ts, vth_factor=a.vth_factor,
-                          membrane_bits=getattr(a, "membrane_bits", 32)).validate()
+                          membrane_bits=a.membrane_bits).validate()
 
 
 def input_shape(a):
