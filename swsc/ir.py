@@ -131,6 +131,17 @@ class Graph:
         #: the SWS coding (Tc, beta), set by rescale; None for an imported graph
         self.coding: Coding | None = None
 
+    # typed facts (transitional: still stored as strings in meta; read them only through these)
+    @property
+    def t_inf(self) -> int | None:
+        """Steps from the first input spike to the last output spike (set by schedule-latencies)."""
+        return int(self.meta["t_inf"]) if "t_inf" in self.meta else None
+
+    @property
+    def integer(self) -> bool:
+        """Whether lower-to-integer has run (integer mode and the C backend need it)."""
+        return self.meta.get("integer") == "1"
+
     # -- construction -------------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:
         self.tensors[t.name] = t
