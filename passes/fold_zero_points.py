@@ -31,7 +31,7 @@ import numpy as np
 from swsc.errors import UnsupportedOpError
 from swsc.ir import Graph, Node, scalar
 from swsc.passmanager import Pass
-from swsc.runtime import kernels
+from swsc import kernels
 
 _GEOM_KEYS = ("kernel", "strides", "pads", "dilations", "group", "count_include_pad")
 

@@ -19,7 +19,7 @@ normalized; MaxPool and structural ops see equal thetas on inputs and outputs.
 from __future__ import annotations
 
 from swsc.errors import OptionError
-from swsc.ir import Graph
+from swsc.ir import Coding, Graph
 from swsc.options import CompileOptions
 from swsc.passmanager import Pass
 
@@ -32,7 +32,8 @@ class Rescale(Pass):
         self.options = options
 
     def run(self, graph: Graph) -> bool:
-        S = self.options.code_sum
+        graph.coding = Coding(self.options.tc, float(self.options.beta))
+        S = graph.coding.code_sum
         for t in graph.tensors.values():
             if t.quant is not None and not t.is_const and t.dtype != "float32":
                 hi = t.quant.hi - t.quant.lo

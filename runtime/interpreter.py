@@ -20,14 +20,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from swsc import kernels
 from swsc.errors import SwscError
 from swsc.ir import ACTIVATION_DTYPES, Graph, Node, scalar
-
-from . import kernels, memory
-from .memory import FLOAT32_EXACT
 # tsa_scan and max_pool_spikes are re-exported: tests and passes use them from here
-from .loops import (TIE_TOLERANCE, max_pool_spikes, nonzero_counts, spike_counts, tsa_scan,  # noqa: F401
+from swsc.loops import (TIE_TOLERANCE, max_pool_spikes, nonzero_counts, spike_counts, tsa_scan,  # noqa: F401
                     tsa_scan_int, tsa_scan_units)
+
+from . import memory
+from .memory import FLOAT32_EXACT
 
 
 @dataclass

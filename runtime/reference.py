@@ -34,7 +34,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from .kernels import conv2d, float_arith, max_pool, pool_counts, sum_pool
+from swsc.kernels import conv2d, float_arith, max_pool, pool_counts, sum_pool
 
 f32 = np.float32
 
@@ -226,7 +226,7 @@ def _s8_as_u8(g) -> bool:
 
 
 def _win(x, attrs):
-    from .kernels import _windows, geometry
+    from swsc.kernels import _windows, geometry
     k, s, p, d = geometry(attrs)
     return _windows(x, k, s, p, d)
 

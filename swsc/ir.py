@@ -66,6 +66,23 @@ class Quant:
                 and bool(np.all(self.zero_point == other.zero_point)))
 
 
+@dataclass(frozen=True)
+class Coding:
+    """The SWS coding of a compiled graph, stored once on the graph (``Graph.coding``):
+    every spike train has ``tc`` steps and the weight of step k is ``beta^(tc-k)``."""
+
+    tc: int
+    beta: float
+
+    @property
+    def code_sum(self) -> float:
+        """S = sum_{k=1..tc} beta^(tc-k): the largest value a train of +1 spikes encodes."""
+        return float(sum(self.beta ** (self.tc - k) for k in range(1, self.tc + 1)))
+
+    def text(self) -> str:
+        return f"tc={self.tc} beta={self.beta!r}"
+
+
 @dataclass
 class Tensor:
     name: str
@@ -83,6 +100,11 @@ class Tensor:
     @property
     def is_const(self) -> bool:
         return self.data is not None
+
+    @property
+    def t0(self) -> int | None:
+        """The step at which a spike train starts (None for other tensors)."""
+        return None if self.window is None else self.window[0]
 
 
 @dataclass
@@ -106,6 +128,19 @@ class Graph:
         self.outputs: list[str] = []
         #: free-form string facts: source file, compile options, T_inf, ...
         self.meta: dict[str, str] = {}
+        #: the SWS coding (Tc, beta), set by rescale; None for an imported graph
+        self.coding: Coding | None = None
+
+    # typed facts (transitional: still stored as strings in meta; read them only through these)
+    @property
+    def t_inf(self) -> int | None:
+        """Steps from the first input spike to the last output spike (set by schedule-latencies)."""
+        return int(self.meta["t_inf"]) if "t_inf" in self.meta else None
+
+    @property
+    def integer(self) -> bool:
+        """Whether lower-to-integer has run (integer mode and the C backend need it)."""
+        return self.meta.get("integer") == "1"
 
     # -- construction -------------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:

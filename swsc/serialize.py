@@ -19,7 +19,7 @@ from onnx import helper, numpy_helper
 
 from . import __version__, packing
 from .errors import InvalidModelError, IRVerifyError
-from .ir import Graph, Quant, Tensor
+from .ir import Coding, Graph, Quant, Tensor
 from .ops import DOMAIN
 
 SUFFIX = ".sws.onnx"
@@ -114,7 +114,10 @@ def to_model(graph: Graph) -> onnx.ModelProto:
     model = helper.make_model(g, producer_name="swsc", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid(DOMAIN, 1)])
     model.ir_version = 10
-    _set_props(model, dict(graph.meta))
+    props = dict(graph.meta)
+    if graph.coding is not None:
+        props["swsc.coding"] = json.dumps({"tc": graph.coding.tc, "beta": graph.coding.beta})
+    _set_props(model, props)
     return model
 
 
@@ -152,6 +155,8 @@ def _tensor_from(name, props, shape, data=None, parts=None) -> Tensor:
 def from_model(model: onnx.ModelProto) -> Graph:
     g = Graph(model.graph.name)
     g.meta = {p.key: p.value for p in model.metadata_props}
+    if "swsc.coding" in g.meta:
+        g.coding = Coding(**json.loads(g.meta.pop("swsc.coding")))
     consts, parts = [], {}
     for tp in model.graph.initializer:
         props = {p.key: p.value for p in tp.metadata_props}

@@ -84,6 +84,8 @@ def to_text(graph: Graph, *, produced_by: str | None = None) -> str:
     for k in sorted(graph.meta):
         if k != "produced_by":
             out.append(f"# {k} = {graph.meta[k]!r}"[:2000])
+    if graph.coding is not None:
+        out.append(f"coding: {graph.coding.text()}")
     out.append("inputs:")
     out += [f"  {fmt_name(i)} : {fmt_type(graph.tensors[i])}" for i in graph.inputs]
     consts, seen = [], set()

@@ -89,7 +89,7 @@ def test_saturated_membrane_changes_no_spike(beta, num, den):
     """Clamping U at saturation_level (and comparing H with the divided thresholds) gives the
     spikes and E of the exact unbounded neuron, on inputs that drive it far past the clamp."""
     from swsc.passes.lower_to_integer import membrane_bound, saturation_level
-    from swsc.runtime.loops import tsa_scan_int
+    from swsc.loops import tsa_scan_int
     rng = np.random.default_rng(beta * 100 + den)
     for tc, ts in ((8, 2), (8, 7), (5, 0), (4, 9)):
         n, fan, acc_mul = 400, 50, 3

@@ -9,7 +9,7 @@ from swsc.compiler import compile_graph
 from swsc.ir import Graph, Quant, Tensor
 from swsc.options import CompileOptions
 from swsc.runtime.interpreter import decode, encode_exact, max_pool_spikes, run, tsa_scan
-from swsc.runtime.loops import tsa_scan_units
+from swsc.loops import tsa_scan_units
 
 from graphs import residual, tiny_cnn
 

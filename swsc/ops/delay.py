@@ -1,0 +1,25 @@
+"""``SpikeDelay``: shift a spike train by ``delay`` steps (inserted by schedule-latencies)."""
+from __future__ import annotations
+
+from .base import Op, register
+
+
+@register
+class SpikeDelay(Op):
+    name = "SpikeDelay"
+    inputs = ("x",)
+    attrs = {"delay": True}
+    doc = "shift a spike train by delay steps"
+    spike_inputs = True
+    spike_output = True
+
+    def latency(self, node):
+        return node.attrs.get("delay", 0)
+
+    # -- reference (ANN)
+
+    # -- passes
+
+    # -- numpy runtime
+
+    # -- C backend

@@ -1,0 +1,23 @@
+"""``FloatArith``: float pre-processing before the input quantizer (normalization)."""
+from __future__ import annotations
+
+from .base import Op, broadcast, register
+
+
+@register
+class FloatArith(Op):
+    name = "FloatArith"
+    inputs = ("x", "c")
+    attrs = {"op": True, "reverse": False}
+    doc = "float32 x op c (op Add/Sub/Mul/Div; reverse: c op x) of the float input, e.g. normalization"
+
+    def shape(self, graph, node):
+        return [broadcast([graph.tensors[i].shape for i in node.inputs], node)]
+
+    # -- reference (ANN)
+
+    # -- passes
+
+    # -- numpy runtime
+
+    # -- C backend

@@ -1,0 +1,30 @@
+"""``Reshape``: a static reshape, of integer tensors and spike frames alike."""
+from __future__ import annotations
+
+from swsc.errors import IRVerifyError
+
+from .base import Op, prod, register
+
+
+@register
+class Reshape(Op):
+    name = "Reshape"
+    inputs = ("x",)
+    attrs = {"shape": True}
+    doc = "static reshape"
+    structural = True
+
+    def shape(self, graph, node):
+        x = graph.tensors[node.inputs[0]].shape
+        target = tuple(node.attrs["shape"])
+        if prod(x) != prod(target):
+            raise IRVerifyError(f"cannot reshape {x} to {target}", node=node.name, op=node.op)
+        return [target]
+
+    # -- reference (ANN)
+
+    # -- passes
+
+    # -- numpy runtime
+
+    # -- C backend
