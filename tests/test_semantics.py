@@ -8,8 +8,13 @@ from hypothesis import given, settings, strategies as st
 from swsc.compiler import compile_graph
 from swsc.ir import Graph, Quant, Tensor
 from swsc.options import CompileOptions
-from swsc.runtime.interpreter import decode, encode_exact, max_pool_spikes, run, tsa_scan
-from swsc.loops import tsa_scan_units
+from swsc.errors import SwscError
+from swsc.kernels import decode, encode_exact
+from swsc.loops import max_pool_spikes, tsa_scan, tsa_scan_units
+from swsc.ops import op_of
+from swsc.ops.quantize import encode_frames
+from swsc.runtime import reference
+from swsc.runtime.interpreter import run
 
 from graphs import residual, tiny_cnn
 
@@ -49,6 +54,32 @@ def test_tsa_encoder_levels(encoder_ts, wrong):
     if encoder_ts == 0:
         assert y[212] == 191
     assert int(sg.meta["t_inf"]) == 8 + encoder_ts
+
+
+@pytest.mark.parametrize("encoder, encoder_ts", [("exact", 0), ("tsa", 0), ("tsa", 1)])
+def test_integer_encoder_table_is_the_encoder_simulation(encoder, encoder_ts):
+    """lower-to-integer's table of the input encoder (what integer mode and the C read) holds,
+    for every code, the frames of the one encoder simulation the float interpreter runs."""
+    sg = compile_graph(_identity_graph(), CompileOptions(encoder=encoder, encoder_ts=encoder_ts), integer=True)
+    enc = next(n for n in sg.nodes if n.op == "SwsEncode")
+    q = sg.tensors[enc.outputs[0]].quant
+    codes = np.arange(q.hi - q.lo + 1, dtype=np.float64)
+    frames = encode_frames(codes, encoder, enc.attrs["ts"], sg.coding, q.theta or 1.0, q.hi - q.lo)
+    assert np.array_equal(sg.const(enc.inputs[1]), frames.T)
+
+
+def test_runtimes_run_ops_through_their_hooks():
+    """Every op of a compiled graph has a numpy ``run`` hook and every op of a canonical one a
+    ``reference`` hook; a graph of the other kind is refused with a SwscError, not a crash."""
+    canonical = tiny_cnn()
+    sg = compile_graph(tiny_cnn(), CompileOptions(ts=2))
+    assert all(callable(getattr(op_of(n), "run", None)) for n in sg.nodes)
+    assert all(callable(getattr(op_of(n), "reference", None)) for n in canonical.nodes)
+    x = np.zeros((1,) + canonical.tensors[canonical.inputs[0]].shape[1:], np.float32)
+    with pytest.raises(SwscError, match="interpreter cannot run"):
+        run(canonical, x)
+    with pytest.raises(SwscError, match="reference evaluator does not run"):
+        reference.evaluate(sg, x)
 
 
 def _valid_trains(rng, shape, tc, beta):
