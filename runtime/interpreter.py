@@ -123,6 +123,9 @@ class Interpreter:
         if mode == "int" and not graph.integer:
             raise SwscError("integer mode needs a graph compiled with lower-to-integer",
                             hint="compile with integer=True or --target c")
+        if graph.coding is None and any(t.dtype == "spike" for t in graph.tensors.values()):
+            raise SwscError("a spiking graph without its coding (Tc, beta)",
+                            hint="graph.coding is set by the rescale pass; compile the graph with swsc")
         self.mode = mode
         self.residuals = residuals
         self.g = graph

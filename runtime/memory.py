@@ -89,7 +89,7 @@ def value_bytes(g: Graph, name: str) -> int:
     t = g.tensors[name]
     n = _size(g, name)
     if t.dtype == "spike":
-        return n * (g.coding.tc if g.coding is not None else 8)
+        return n * g.coding.tc
     return n * (4 if t.dtype == "float32" else 8)
 
 
