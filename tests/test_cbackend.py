@@ -620,13 +620,13 @@ def test_softmax_tail(tmp_path, corpus_dir, cflags):
 def test_memory_plan(tmp_path):
     """Buffers whose lifetimes overlap never share bytes; a chain reuses; the report adds up."""
     g = compile_graph(residual(), CompileOptions(), integer=True)
-    pl = cb._Planner(g, "sws")
+    pl = cb.Planner(g, "sws")
     pl.plan()
     bufs = list(pl.buffers.values())
     for i, a in enumerate(bufs):
         for b in bufs[i + 1:]:
-            if not (a["end"] < b["start"] or b["end"] < a["start"]):
-                assert a["offset"] + a["size"] <= b["offset"] or b["offset"] + b["size"] <= a["offset"]
+            if not (a.end < b.start or b.end < a.start):
+                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
     # a train of Tc = 8 frames is two uint8 masks; the shortcut c0 stays alive until the add:
     # three 150-byte buffers at once, not two, and not all four
     assert pl.mask_t == "uint8_t"
