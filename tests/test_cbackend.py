@@ -6,7 +6,9 @@ marked ``slow``.
 """
 from __future__ import annotations
 
+import dataclasses
 import filecmp
+import inspect
 import json
 import os
 import re
@@ -18,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import swsc.ops
 from graphs import dense_output, residual, tiny_cnn
 from swsc.compiler import compile_graph
-from swsc.errors import SwscError
+from swsc.errors import SwscError, UnsupportedOpError
 from swsc.ir import Graph, Quant, Tensor
 from swsc.options import CompileOptions
 from swsc.runtime import cbackend as cb
+from swsc.runtime import cplan, ctemplates
 from swsc.runtime.interpreter import Interpreter, decode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -427,6 +431,27 @@ def test_core_links_alone_with_prefixed_symbols(tmp_path):
                           str(tmp_path / "tnet.c")], capture_output=True, text=True)
     missing_target = any(w in m32.stderr for w in ("-m32", "unrecognized", "No such file", "not supported"))
     assert m32.returncode == 0 or missing_target, m32.stderr
+
+
+def test_every_plan_names_a_shipped_fragment():
+    """The plans' templates exist where the loader looks (swsc/ops/<op>.c.j2, shipped as
+    package data), and an op without a c_plan is listed as unsupported by name."""
+    env = ctemplates.env()
+    plans = [obj for mod in vars(swsc.ops).values() if inspect.ismodule(mod)
+             for obj in vars(mod).values() if dataclasses.is_dataclass(obj) and isinstance(obj, type)
+             and isinstance(getattr(obj, "template", None), str)]
+    assert len(plans) >= 10
+    for plan in plans:
+        assert plan.template.startswith("ops/") and plan.template.endswith(".c.j2"), plan
+        env.get_template(plan.template)
+    assert '"swsc.ops" = ["*.c.j2"]' in (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    g = compile_graph(tiny_cnn(), CompileOptions(), integer=True)
+    g.nodes[1].op, saved = "QConv", g.nodes[1].op   # an op without a C plan
+    try:
+        with pytest.raises(UnsupportedOpError, match="no code for this op"):
+            cplan.Planner(g, "sws")
+    finally:
+        g.nodes[1].op = saved
 
 
 def test_deterministic(tmp_path):
