@@ -59,17 +59,15 @@ class TsaLayer(Op):
         ident = pl.ident(node)
         syn = synapse_of(node).c_plan(pl, node, ident, xs)
         flash = syn.flash
-        consts = []
-        for what, values, name in (("bias bq", bq, "bq"), ("reset rq", rq, "rq"),
-                                   ("bias dither bd (bit t: +1 at step t)", bd, "bd")):
-            if name == "bd" and (bd is None or not np.any(bd)):
-                consts.append(None)
-                continue
-            if name == "bd" and (int(bd.min()) < 0 or int(bd.max()) >= 2**tc or int(bd.max()) > pl.INT32_MAX):
+        bqc, f1 = _c_neuron_const(pl, bq, frame, f"bq_{ident}", node, "bias bq", syn.spatial)
+        rqc, f2 = _c_neuron_const(pl, rq, frame, f"rq_{ident}", node, "reset rq", syn.spatial)
+        bdc, f3 = None, 0
+        if bd is not None and np.any(bd):
+            if int(bd.min()) < 0 or int(bd.max()) >= 2**tc or int(bd.max()) > pl.INT32_MAX:
                 raise SwscError("bias dither bd out of range", node=node.name, op=node.op)
-            c, nbytes = _c_neuron_const(pl, values, frame, f"{name}_{ident}", node, what, syn.spatial)
-            consts.append(c)
-            flash += nbytes
+            bdc, f3 = _c_neuron_const(pl, bd, frame, f"bd_{ident}", node, "bias dither bd (bit t: +1 at step t)",
+                                      syn.spatial)
+        flash += f1 + f2 + f3
         if int(rq.min()) < 0:
             raise SwscError("negative reset rq", node=node.name, op=node.op)
         if syn.fan > pl.INT32_MAX:
@@ -83,9 +81,9 @@ class TsaLayer(Op):
         flash += fl
         sat = int(a.get("int_sat", 0))
         neu = NeuronPlan(beta=beta, ts=ts, one=pl.c_int(int(a["int_acc_mul"])), num=num, den=den, den_less1=den - 1,
-                         mt=mt, et=et, bq=consts[0], rq=consts[1], bd=consts[2], sat=pl.c_int(sat) if sat else None,
+                         mt=mt, et=et, bq=bqc, rq=rqc, bd=bdc, sat=pl.c_int(sat) if sat else None,
                          lim=lim_sym, phases=_c_phases(tc, ts),
-                         per_channel=all(c is None or c.form in ("literal", "channel") for c in consts))
+                         per_channel=all(c is None or c.form in ("literal", "channel") for c in (bqc, rqc, bdc)))
         bits = pl.membrane_bits(bound)
         plan = TsaPlan(template=syn.template, fn=pl.fn(idx, ident), comment=pl.comment(node.name), out=obuf,
                        syn=syn, neu=neu, stat=pl.stat(node))
