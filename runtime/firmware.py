@@ -22,6 +22,7 @@ multi-cycle instructions.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -29,19 +30,20 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from swsc.errors import SwscError
 
-#: QEMU's mps2 SYSCLK drives SysTick's processor clock; with -icount shift=0 one instruction is 1 ns
-SYSCLK_HZ = 25_000_000
-NS_PER_TICK = 1_000_000_000 // SYSCLK_HZ
-#: the stack reserved at the top of RAM (the network needs about ACC_BLOCK_BYTES + a few hundred)
-STACK_BYTES = 64 * 1024
+from . import cbackend
+from .ctemplates import FW_FILES as FILES  # noqa: F401
+from .ctemplates import NS_PER_TICK, STACK_BYTES, SYSCLK_HZ  # noqa: F401
+from .ctemplates import write_firmware_files as write_files  # noqa: F401
+
 TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm", "make")
 FW_CFLAGS = "-std=c99 -O2 -Wall -Wextra"
 #: the generated Makefile's MCUFLAGS and link flags (for builds outside it, e.g. the benchmark's peer)
 MCU_FLAGS = "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16"
 LINK_FLAGS = "-nostartfiles --specs=rdimon.specs -Wl,--gc-sections"
-FILES = {"fw_startup.c": "firmware/startup.c.j2", "fw_link.ld": "firmware/link.ld.j2"}
 _STATS_RE = re.compile(r"fw: frames (\d+) ticks (\d+) ns_per_tick (\d+) stack (\d+)( overflow)? rc (\d+)")
 _PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -55,21 +57,6 @@ class FwStats:
     @property
     def instructions_per_frame(self) -> float:
         return self.instructions / max(self.frames, 1)
-
-
-def write_files(env, ctx: dict, out_dir: Path) -> list[Path]:
-    """Render the start-up code and linker script into ``out_dir`` (called by ``emit_c``; also
-    usable for another harness, given ``{"prefix", "info"}`` and ``env=None``)."""
-    if env is None:
-        from swsc.runtime.cbackend import _env
-        env = _env()
-    ctx = dict(ctx, ns_per_tick=NS_PER_TICK, sysclk_mhz=SYSCLK_HZ // 1_000_000, stack_bytes=STACK_BYTES)
-    written = []
-    for fname, tpl in FILES.items():
-        path = Path(out_dir) / fname
-        path.write_text(env.get_template(tpl).render(**ctx), encoding="ascii")
-        written.append(path)
-    return written
 
 
 def missing_tools() -> str | None:
@@ -100,7 +87,6 @@ def build(out_dir, cflags: str = FW_CFLAGS, *, ldflags: str = "") -> Path:
 
 
 def _manifest(out_dir: Path) -> dict:
-    import json
     return json.loads((Path(out_dir) / "manifest.json").read_text())
 
 
@@ -131,18 +117,17 @@ def qemu(elf, args: list[str], cwd, timeout: float = 600) -> tuple[str, FwStats]
 def run(elf, x_q, *, per_sample: bool = False, timeout: float = 600):
     """Run the firmware on quantized inputs ``x_q`` [N, ...] in QEMU; returns
     ``(outputs_q, spikes, FwStats)``, the first two as ``cbackend.run_binary`` returns them."""
-    from swsc.runtime.cbackend import input_bytes, parse_results
     _tools()
     elf = Path(elf)
     man = _manifest(elf.parent)
-    data, n = input_bytes(man, x_q)
+    data, n = cbackend.input_bytes(man, x_q)
     with tempfile.TemporaryDirectory(prefix="swsc-fw-") as d:
         (Path(d) / "in.bin").write_bytes(data)
         _, st = qemu(elf, ["in.bin", "out.bin"], d, timeout)
         raw = (Path(d) / "out.bin").read_bytes()
     if st.frames != n:
         raise SwscError(f"{elf.name} ran {st.frames} frames of {n}")
-    outs, counts = parse_results(man, raw, n, per_sample=per_sample, who=elf.name)
+    outs, counts = cbackend.parse_results(man, raw, n, per_sample=per_sample, who=elf.name)
     return outs, counts, st
 
 
@@ -180,9 +165,6 @@ def sizes(out_dir, stack_bytes: int | None = None) -> dict:
 def run_graph(sg, x, timeout: float = 600):
     """Emit, build and run an integer-lowered graph on float inputs ``x`` as Cortex-M4 firmware
     (for ``swsc check --target cortex-m4``). Returns (q [N, ...] int64, spikes, CReport, FwStats, sizes)."""
-    import numpy as np
-
-    from swsc.runtime import cbackend
     _tools()
     with tempfile.TemporaryDirectory(prefix="swsc-m4-") as d:
         creport = cbackend.emit_c(sg, d, prefix="sws", header_info={"model": sg.meta.get("source", sg.name)})

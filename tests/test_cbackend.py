@@ -6,7 +6,9 @@ marked ``slow``.
 """
 from __future__ import annotations
 
+import dataclasses
 import filecmp
+import inspect
 import json
 import os
 import re
@@ -18,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import swsc.ops
 from graphs import dense_output, residual, tiny_cnn
 from swsc.compiler import compile_graph
-from swsc.errors import SwscError
+from swsc.errors import SwscError, UnsupportedOpError
 from swsc.ir import Graph, Quant, Tensor
 from swsc.options import CompileOptions
 from swsc.runtime import cbackend as cb
+from swsc.runtime import cplan, ctemplates
 from swsc.runtime.interpreter import Interpreter, decode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -429,6 +433,27 @@ def test_core_links_alone_with_prefixed_symbols(tmp_path):
     assert m32.returncode == 0 or missing_target, m32.stderr
 
 
+def test_every_plan_names_a_shipped_fragment():
+    """The plans' templates exist where the loader looks (swsc/ops/<op>.c.j2, shipped as
+    package data), and an op without a c_plan is listed as unsupported by name."""
+    env = ctemplates.env()
+    plans = [obj for mod in vars(swsc.ops).values() if inspect.ismodule(mod)
+             for obj in vars(mod).values() if dataclasses.is_dataclass(obj) and isinstance(obj, type)
+             and isinstance(getattr(obj, "template", None), str)]
+    assert len(plans) >= 10
+    for plan in plans:
+        assert plan.template.startswith("ops/") and plan.template.endswith(".c.j2"), plan
+        env.get_template(plan.template)
+    assert '"swsc.ops" = ["*.c.j2"]' in (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    g = compile_graph(tiny_cnn(), CompileOptions(), integer=True)
+    g.nodes[1].op, saved = "QConv", g.nodes[1].op   # an op without a C plan
+    try:
+        with pytest.raises(UnsupportedOpError, match="no code for this op"):
+            cplan.Planner(g, "sws")
+    finally:
+        g.nodes[1].op = saved
+
+
 def test_deterministic(tmp_path):
     g1 = compile_graph(residual(), CompileOptions(), integer=True)
     g2 = compile_graph(residual(), CompileOptions(), integer=True)
@@ -620,13 +645,13 @@ def test_softmax_tail(tmp_path, corpus_dir, cflags):
 def test_memory_plan(tmp_path):
     """Buffers whose lifetimes overlap never share bytes; a chain reuses; the report adds up."""
     g = compile_graph(residual(), CompileOptions(), integer=True)
-    pl = cb._Planner(g, "sws")
+    pl = cb.Planner(g, "sws")
     pl.plan()
     bufs = list(pl.buffers.values())
     for i, a in enumerate(bufs):
         for b in bufs[i + 1:]:
-            if not (a["end"] < b["start"] or b["end"] < a["start"]):
-                assert a["offset"] + a["size"] <= b["offset"] or b["offset"] + b["size"] <= a["offset"]
+            if not (a.end < b.start or b.end < a.start):
+                assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
     # a train of Tc = 8 frames is two uint8 masks; the shortcut c0 stays alive until the add:
     # three 150-byte buffers at once, not two, and not all four
     assert pl.mask_t == "uint8_t"

@@ -5,8 +5,13 @@ import numpy as np
 
 from swsc import kernels
 from swsc.requant import dq32, f32, finish, float_node, meta_list, mlas_global_mean, requant_float, s8_as_u8
+from dataclasses import dataclass
+from typing import ClassVar
+
+from swsc.errors import UnsupportedOpError
 
 from .base import GEOM, Op, Synapse, register, spatial_shape
+from .cgeometry import c_window
 
 
 @register
@@ -111,3 +116,36 @@ class AvgPoolSynapse(Synapse):
         return 1
 
     # -- C backend
+    def c_plan(self, pl, node, ident, xs):
+        """A sum-pool layer's loops (avgpool.c.j2): each window's spikes summed frame by frame."""
+        geo = c_window(node)
+        if geo is None:
+            raise UnsupportedOpError([(node.name, node.op, "only 2-D pooling")])
+        C, H, W = pl.frame(node.inputs[0])
+        _, OH, OW = pl.frame(node.outputs[0])
+        return AvgPoolPlan(inp=xs[0], M=C, H=H, W=W, OH=OH, OW=OW, geo=geo, npos=OH * OW,
+                           chan_stride=H * W * 2, fan=geo.KH * geo.KW, flash=0)
+
+
+# ---- C backend helpers
+@dataclass
+class AvgPoolPlan:
+    """The sum-pool synapse's part of a TSA layer's C step (avgpool.c.j2): ``M`` planes H x W
+    (``chan_stride`` mask words apart) to OH x OW (``npos`` positions) through window ``geo``."""
+    template: ClassVar[str] = "ops/avgpool.c.j2"
+    spatial: ClassVar[bool] = True     # count_include_pad=0: the constants vary at the borders
+    inp: object
+    M: int
+    H: int
+    W: int
+    OH: int
+    OW: int
+    geo: object
+    npos: int
+    chan_stride: int
+    fan: int
+    flash: int
+
+    def scratch(self, msize: int, per_channel: bool, mask_bytes: int, tc: int) -> int:
+        """One neuron at a time: its membrane and state."""
+        return 2 * msize + 4

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+from dataclasses import dataclass
+from typing import ClassVar
 
 from swsc.errors import IRVerifyError
+from swsc.errors import UnsupportedOpError
 
 from .base import Op, register
 from .base import inputs_of
+from .base import prod
 
 
 @register
@@ -39,3 +43,42 @@ class Concat(Op):
         return np.concatenate([env[i] for i in xs], axis=node.attrs["axis"] + rt.lead(xs[0]))
 
     # -- C backend
+    def c_plan(self, pl, node, idx):
+        """Block copies: each outer index of the output holds one block of every input in turn."""
+        pl.require_spikes(node)
+        outf = pl.frame(node.outputs[0])
+        fa = pl.frame_axis(node, len(outf) + 1, "a concat along the batch axis")
+        outer = prod(outf[:fa])
+        inner = prod(outf[fa + 1:]) * 2
+        parts, off = [], 0
+        for name in node.inputs:
+            mid = pl.frame(name)[fa]
+            parts.append(ConcatPart(buf=pl.spike_in(name, idx), block=mid * inner, dst=off * inner))
+            off += mid
+        out = pl.new_buffer(node.outputs[0], idx)
+        ident = pl.ident(node)
+        pl.report(node, 0, pl.spike_bytes(node.outputs[0]))
+        return ConcatPlan(fn=pl.fn(idx, ident), comment=pl.comment(node.name), parts=parts, out=out, outer=outer,
+                          row=outf[fa] * inner)
+
+
+# ---- C backend helpers
+@dataclass
+class ConcatPart:
+    """One input of a concat: ``block`` mask words per outer index, at word ``dst`` of the output row."""
+    buf: object
+    block: int
+    dst: int
+
+
+@dataclass
+class ConcatPlan:
+    """The concat's C step (concat.c.j2): for each of ``outer`` rows of ``row`` mask words,
+    every part's block copied to its place."""
+    template: ClassVar[str] = "ops/concat.c.j2"
+    fn: str
+    comment: str
+    parts: list
+    out: object
+    outer: int
+    row: int

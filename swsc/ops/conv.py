@@ -8,8 +8,17 @@ from swsc.requant import centered, f32, float_node, ort_float_mirror, requant_li
 
 from swsc.errors import IRVerifyError
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from swsc.errors import IRVerifyError
+from swsc.errors import UnsupportedOpError
+
 from .base import GEOM, SYNAPSES, Op, Synapse, register, spatial_shape
 from .base import inputs_of
+from .cgeometry import c_window
 
 
 @register
@@ -97,6 +106,27 @@ class ConvSynapse(Synapse):
         return int(np.prod(node.attrs["kernel"]))
 
     # -- C backend
+    def c_plan(self, pl, node, ident, xs):
+        """A conv layer's loops (conv.c.j2): output channels in blocks (``pl.blocking``), each
+        active input adding its weight row to the block; weights as [G][CG][KH][KW][MGP]."""
+        wn = inputs_of(node).wq
+        wq = pl.const(wn) if wn is not None else None
+        if wq is None or wq.ndim != 4:
+            raise UnsupportedOpError([(node.name, node.op, "only 2-D convolutions")])
+        geo = c_window(node)
+        G = int(node.attrs.get("group", 1))
+        _, H, W = pl.frame(node.inputs[0])
+        M, CG, KH, KW = wq.shape
+        _, OH, OW = pl.frame(node.outputs[0])
+        MG = M // G
+        fan = int(np.abs(wq).reshape(M, -1).sum(axis=1).max())
+        blk = pl.blocking(MG, fan)
+        wt = wq.reshape(G, MG, CG, KH, KW).transpose(0, 2, 3, 4, 1)
+        wt = np.pad(wt, [(0, 0)] * 4 + [(0, blk.MGP - MG)])
+        wsym, wb, wct = pl.array(f"w_{ident}", wt, f"weights w - z_w as [{G}][{CG}][{KH}][{KW}][{blk.MGP}] "
+                                 f"(group, in channel, ky, kx, out channel padded with 0), {node.name}")
+        return ConvPlan(inp=xs[0], M=M, G=G, MG=MG, CG=CG, H=H, W=W, OH=OH, OW=OW, geo=geo, w=wsym, wct=wct,
+                        npos=OH * OW, group_stride=CG * H * W * 2, blk=blk, fan=fan, flash=wb)
 
 
 # ---- numpy runtime helpers
@@ -119,3 +149,35 @@ def gemm_weights(graph, node, tail: tuple):
     den = (wq.reshape(m, -1) ** 2).sum(axis=1)
     mult = np.divide(num, den, out=np.zeros(m), where=den > 0)
     return wq.astype(np.float32), mult.reshape((m,) + tail)
+
+
+# ---- C backend helpers
+@dataclass
+class ConvPlan:
+    """The conv synapse's part of a TSA layer's C step (conv.c.j2): ``G`` groups of ``MG``
+    output channels (``M`` in all) over ``CG`` input channels each; input planes H x W
+    (``group_stride`` mask words per group), output OH x OW (``npos`` positions), window
+    ``geo``; weights ``w`` of C type ``wct``; channel blocks ``blk``; ``fan`` bounds |acc|."""
+    template: ClassVar[str] = "ops/conv.c.j2"
+    spatial: ClassVar[bool] = True     # its neuron constants may vary by position (padding)
+    inp: object
+    M: int
+    G: int
+    MG: int
+    CG: int
+    H: int
+    W: int
+    OH: int
+    OW: int
+    geo: object
+    w: str
+    wct: str
+    npos: int
+    group_stride: int
+    blk: object
+    fan: int
+    flash: int
+
+    def scratch(self, msize: int, per_channel: bool, mask_bytes: int, tc: int) -> int:
+        """Stack bytes of a block: accumulators, the widened weight row, the neurons' state, and a silent position's output where the constants are per channel."""
+        return (self.blk.acc_size * (tc + 1) + 5 * msize + 24 + 2 * mask_bytes * per_channel) * self.blk.MB

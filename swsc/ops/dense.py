@@ -7,6 +7,13 @@ from swsc.requant import centered, float_node, ort_float_mirror, requant_linear,
 
 from swsc.errors import IRVerifyError
 
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from swsc.errors import IRVerifyError
+
 from .base import SYNAPSES, Op, Synapse, register
 from .base import inputs_of
 from .conv import gemm_weights
@@ -85,3 +92,35 @@ class DenseSynapse(Synapse):
         return 1
 
     # -- C backend
+    def c_plan(self, pl, node, ident, xs):
+        """A dense layer's loops (dense.c.j2): output channels in blocks (``pl.blocking``), each
+        active input adding its weight row; weights transposed as [K][MGP]."""
+        wq = pl.const(inputs_of(node).wq)
+        M, K = wq.shape
+        fan = int(np.abs(wq).sum(axis=1).max())
+        blk = pl.blocking(M, fan)
+        wsym, wb, wct = pl.array(f"w_{ident}", np.pad(wq.T, [(0, 0), (0, blk.MGP - M)]),
+                                 f"weights w - z_w transposed [{K}][{blk.MGP}] (out channels padded "
+                                 f"with 0), {node.name}")
+        return DensePlan(inp=xs[0], M=M, K=K, w=wsym, wct=wct, blk=blk, fan=fan, flash=wb)
+
+
+# ---- C backend helpers
+@dataclass
+class DensePlan:
+    """The dense synapse's part of a TSA layer's C step (dense.c.j2): ``M`` outputs from ``K``
+    inputs, weights ``w`` of C type ``wct``, channel blocks ``blk``; ``fan`` bounds |acc|."""
+    template: ClassVar[str] = "ops/dense.c.j2"
+    spatial: ClassVar[bool] = False
+    inp: object
+    M: int
+    K: int
+    w: str
+    wct: str
+    blk: object
+    fan: int
+    flash: int
+
+    def scratch(self, msize: int, per_channel: bool, mask_bytes: int, tc: int) -> int:
+        """Stack bytes of a block: accumulators, the widened weight row, the neurons' state."""
+        return (self.blk.acc_size * (tc + 1) + 5 * msize + 24) * self.blk.MB

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
+from dataclasses import dataclass
+from typing import ClassVar
+
+from swsc.errors import UnsupportedOpError
 
 from .base import Op, register
+from .base import prod
 
 
 @register
@@ -29,3 +34,30 @@ class Softmax(Op):
         return e / e.sum(axis=node.attrs["axis"], keepdims=True)
 
     # -- C backend
+    def c_plan(self, pl, node, idx):
+        """Softmax on a decoded output: part of the float tail (``<prefix>_apply_tail``), no core step."""
+        src = node.inputs[0]
+        out = pl.output_of(src)
+        if out is None or out.softmax is not None:
+            raise UnsupportedOpError([(node.name, node.op, "a Softmax that does not follow a decoder")])
+        if len(pl.g.consumers(src)) > 1 or src in pl.g.outputs:
+            raise UnsupportedOpError([(node.name, node.op, "a decoded output used by more than the Softmax")])
+        dims = out.dims
+        fa = pl.frame_axis(node, len(dims) + 1, "softmax over the batch axis")
+        inner = prod(dims[fa + 1:])
+        out.softmax = SoftmaxPlan(outer=prod(dims[:fa]), length=dims[fa], inner=inner, stride=dims[fa] * inner)
+        out.tensor = node.outputs[0]
+        return None
+
+
+# ---- C backend helpers
+@dataclass
+class SoftmaxPlan:
+    """The float tail of one output (softmax.c.j2, rendered into ``<prefix>_float.c`` with
+    its output ``o``): ``outer`` x ``inner`` softmaxes over ``length`` values ``inner`` apart,
+    ``stride`` values between one outer index and the next."""
+    template: ClassVar[str] = "ops/softmax.c.j2"
+    outer: int
+    length: int
+    inner: int
+    stride: int
