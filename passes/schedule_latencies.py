@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from swsc.errors import OptionError
 from swsc.ir import Graph, Tensor
+from swsc.ops import op_of
 from swsc.options import CompileOptions
 from swsc.passmanager import Pass
 
@@ -46,14 +47,14 @@ class ScheduleLatencies(Pass):
         return {n: ts.get(n, self.options.ts_default) for n in names}
 
     def run(self, graph: Graph) -> bool:
+        before = _schedule(graph)
         graph.sort()
-        layers = [n for n in graph.nodes if n.op == "TsaLayer"]
+        layers = [n for n in graph.nodes if op_of(n).neuron_layer]
         ts_of = self._silent_periods(layers)
         delayed: dict[tuple[str, int], str] = {}
         for node in list(graph.nodes):
+            # the encoder's float input has no spikes: its start was set by insert-encoder
             spikes = [i for i in node.inputs if graph.tensors[i].dtype == "spike"]
-            if node.op == "SwsEncode":
-                continue
             if spikes:
                 start = max(graph.tensors[i].window[0] for i in spikes)
                 for k, name in enumerate(node.inputs):
@@ -68,14 +69,22 @@ class ScheduleLatencies(Pass):
                                        {"delay": d}, index=graph.nodes.index(node))
                         delayed[(name, d)] = dn
                     node.inputs[k] = delayed[(name, d)]
-                shift = 0
-                if node.op == "TsaLayer":
-                    node.attrs["ts"] = shift = ts_of[node.name]
+                if node.name in ts_of:
+                    node.attrs["ts"] = ts_of[node.name]
+                shift = op_of(node).latency(node)
                 for o in node.outputs:
                     out = graph.tensors[o]
                     if out.dtype == "spike":
                         out.window = (start + shift, self.options.tc)
-        ends = [graph.tensors[n.inputs[0]].window[0] for n in graph.nodes if n.op == "SwsDecode"]
+        # the decoders (spikes in, values out) end the spiking part
+        ends = [graph.tensors[n.inputs[0]].window[0] for n in graph.nodes
+                if op_of(n).spike_inputs and not op_of(n).spike_output]
         graph.meta["t_inf"] = str(self.options.tc + max(ends, default=0))
         graph.meta["l_tsa"] = str(len(layers))
-        return True
+        return _schedule(graph) != before
+
+
+def _schedule(graph: Graph) -> tuple:
+    """What this pass sets: node order, silent periods, windows, T_inf (to report a change)."""
+    return ([(n.name, tuple(n.inputs), n.attrs.get("ts")) for n in graph.nodes],
+            [(k, t.window) for k, t in graph.tensors.items()], graph.meta.get("t_inf"), graph.meta.get("l_tsa"))

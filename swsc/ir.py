@@ -79,6 +79,11 @@ class Coding:
         """S = sum_{k=1..tc} beta^(tc-k): the largest value a train of +1 spikes encodes."""
         return float(sum(self.beta ** (self.tc - k) for k in range(1, self.tc + 1)))
 
+    @property
+    def int_code_sum(self) -> int:
+        """S as an exact integer, for an integer beta (integer mode's constants need it exact)."""
+        return sum(int(self.beta) ** (self.tc - k) for k in range(1, self.tc + 1))
+
     def text(self) -> str:
         return f"tc={self.tc} beta={self.beta!r}"
 

@@ -23,9 +23,6 @@ from .base import (DOMAIN, GEOM, OPS, SYNAPSES, Geometry, Inputs, Op, Synapse, b
                    inputs_of, op_of, prod, register, spatial_shape, synapse_of, window_out)
 
 
-#: transitional (the passes still list these): ops that act frame by frame on spike tensors
-STRUCTURAL = tuple(n for n, d in OPS.items() if d.structural)
-
 
 def check_node(graph, node) -> None:
     """Check one node against its op: arity, attributes, declared output shapes, spike rules."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import GEOM, Op, register, synapse_of
+from .base import inputs_of
 
 
 @register
@@ -18,6 +19,28 @@ class Affine(Op):
     # -- reference (ANN)
 
     # -- passes
+    def rescale(self, graph, node, coding):
+        """eq. 18-19: ``W = W~ theta_in / theta_out`` (per synapse kind), ``b = b~ / (theta_out S)``."""
+        ins = inputs_of(node)
+        th_out = graph.tensors[node.outputs[0]].quant.theta
+        wt, bt = graph.tensors[ins.w], graph.tensors[ins.b]
+        wt.data = synapse_of(node).rescale_weights(graph, node, wt.data.copy(), th_out)
+        bt.data = bt.data / (th_out * coding.code_sum)
+        node.attrs["code_sum"] = coding.code_sum
+        return True
+
+    def lower_sws(self, graph, node, options):
+        """-> ``TsaLayer`` with the threshold factor ``vth`` and ``hi_norm = hi' / theta_out``
+        (the upper-clamp rule of semantics section 3); ``ts`` is set by schedule-latencies."""
+        out = graph.tensors[node.outputs[0]]
+        node.op = "TsaLayer"
+        node.attrs.pop("code_sum", None)
+        hi_norm = (out.quant.hi - out.quant.lo) / out.quant.theta
+        if abs(hi_norm - round(hi_norm)) < 1e-9 * max(1.0, hi_norm):
+            hi_norm = float(round(hi_norm))   # theta = hi'/S must give exactly S
+        node.attrs.update(ts=0, tc=options.tc, beta=float(options.beta), vth=float(options.vth_factor),
+                          hi_norm=hi_norm)
+        return True
 
     # -- numpy runtime
 

@@ -1,9 +1,13 @@
 """Convolution: ``QConv`` (the quantized ONNX Conv) and the conv synapse of fused layers."""
 from __future__ import annotations
 
+import numpy as np
+
 from swsc.errors import IRVerifyError
+from swsc import kernels
 
 from .base import GEOM, SYNAPSES, Op, Synapse, register, spatial_shape
+from .base import fold_linear, inputs_of, model_int_weights
 
 
 @register
@@ -19,6 +23,8 @@ class QConv(Op):
     # -- reference (ANN)
 
     # -- passes
+    def fold(self, graph, node):
+        return fold_linear(graph, node, SYNAPSES["conv"])
 
     # -- numpy runtime
 
@@ -43,6 +49,18 @@ class ConvSynapse(Synapse):
     # -- reference (ANN)
 
     # -- passes
+    def fold_bias(self, graph, node, w_tilde, const, shift):
+        """b~ = const + shift * (sum of W~ over the taps inside the input): a per-position map
+        where padding cuts taps off, else one value per channel."""
+        x = graph.tensors[inputs_of(node).x]
+        tap_sum = kernels.conv2d(np.ones((1,) + x.shape[1:]), w_tilde, node.attrs)[0]
+        b = const.reshape(-1, 1, 1) + shift * tap_sum
+        if np.all(b == b[:, :1, :1]):
+            b = b[:, :1, :1].copy()
+        return b
+
+    def int_weights(self, graph, node, W, b):
+        return model_int_weights(graph, node, b)
 
     # -- numpy runtime
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from swsc.errors import IRVerifyError
 
 from .base import SYNAPSES, Op, Synapse, register
+from .base import fold_linear, model_int_weights
 
 
 @register
@@ -19,6 +20,8 @@ class QDense(Op):
     # -- reference (ANN)
 
     # -- passes
+    def fold(self, graph, node):
+        return fold_linear(graph, node, SYNAPSES["dense"])
 
     # -- numpy runtime
 
@@ -39,6 +42,12 @@ class DenseSynapse(Synapse):
     # -- reference (ANN)
 
     # -- passes
+    def fold_bias(self, graph, node, w_tilde, const, shift):
+        """b~ = const + shift * (sum of W~ over the inputs): every input is real."""
+        return const + shift * w_tilde.sum(axis=1)
+
+    def int_weights(self, graph, node, W, b):
+        return model_int_weights(graph, node, b)
 
     # -- numpy runtime
 

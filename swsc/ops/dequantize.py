@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import Op, register
+from .base import inputs_of
 
 
 @register
@@ -14,6 +15,10 @@ class Dequantize(Op):
     # -- reference (ANN)
 
     # -- passes
+    def lower_sws(self, graph, node, options):
+        """-> ``SwsDecode``: the spike trains' values, dequantized."""
+        node.op = SwsDecode.name
+        return True
 
     # -- numpy runtime
 
@@ -30,6 +35,13 @@ class SwsDecode(Op):
     # -- reference (ANN)
 
     # -- passes
+    def lower_int(self, graph, node, lowering):
+        """The decoder's theta in Q16, where it is not 1."""
+        theta = graph.tensors[inputs_of(node).x].quant.theta or 1.0
+        if theta == 1.0:
+            return False
+        node.attrs["int_theta_q16"] = int(round(theta * 65536))
+        return True
 
     # -- numpy runtime
 

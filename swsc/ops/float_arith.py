@@ -17,6 +17,8 @@ class FloatArith(Op):
     # -- reference (ANN)
 
     # -- passes
+    def lower_sws(self, graph, node, options):
+        return False     # a float op: it stays as it is around the spiking part
 
     # -- numpy runtime
 

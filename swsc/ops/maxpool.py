@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .base import GEOM, Op, register, spatial_shape
+from .base import one_theta
 
 
 @register
@@ -18,6 +19,14 @@ class MaxPool(Op):
     # -- reference (ANN)
 
     # -- passes
+    def rescale(self, graph, node, coding):
+        one_theta(graph, node)     # the running max passes its input frames on as they are
+        return False
+
+    def lower_sws(self, graph, node, options):
+        """-> ``SpikeMaxPool``: the exact running max of spike trains (semantics section 5)."""
+        node.op = SpikeMaxPool.name
+        return True
 
     # -- numpy runtime
 

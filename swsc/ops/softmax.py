@@ -14,6 +14,8 @@ class Softmax(Op):
     # -- reference (ANN)
 
     # -- passes
+    def lower_sws(self, graph, node, options):
+        return False     # a float op: it stays as it is around the spiking part
 
     # -- numpy runtime
 
