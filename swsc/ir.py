@@ -25,6 +25,16 @@ INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int
               "int32": (-2**31, 2**31 - 1)}
 
 
+def fresh_name(base: str, taken) -> str:
+    """``base``, else the first of ``base_1``, ``base_2``, ... not in ``taken``: the one rule
+    by which the front-end and the passes keep node and tensor names unique."""
+    name, i = base, 1
+    while name in taken:
+        name = f"{base}_{i}"
+        i += 1
+    return name
+
+
 def scalar(a) -> float:
     """The value of a per-tensor parameter (scalar, or a 1-element array as exporters write it)."""
     return float(np.asarray(a).reshape(-1)[0])
@@ -167,13 +177,8 @@ class Graph:
         return node
 
     def unique_name(self, base: str) -> str:
-        taken = set(self.tensors) | {n.name for n in self.nodes}
-        if base not in taken:
-            return base
-        i = 1
-        while f"{base}_{i}" in taken:
-            i += 1
-        return f"{base}_{i}"
+        """A name no tensor or node of the graph has (``fresh_name``)."""
+        return fresh_name(base, set(self.tensors) | {n.name for n in self.nodes})
 
     def remove_node(self, node: Node) -> None:
         self.nodes.remove(node)
@@ -217,7 +222,7 @@ class Graph:
         for n in self.nodes:
             if n.name == name:
                 return n
-        raise KeyError(name)
+        raise IRVerifyError(f"no node named '{name}'")
 
     def const(self, name: str) -> np.ndarray | None:
         t = self.tensors.get(name)

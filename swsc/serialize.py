@@ -137,7 +137,7 @@ def _attr_value(a: onnx.AttributeProto):
 
 def _part(name, ref: dict, parts: dict | None):
     if ref["part"] not in (parts or {}):
-        raise ValueError(f"the quantization of '{name}' refers to a missing part '{ref['part']}' (dangling reference)")
+        raise InvalidModelError(f"the quantization of '{name}' refers to a missing part '{ref['part']}' (dangling reference)")
     return parts[ref["part"]]
 
 
@@ -209,7 +209,7 @@ def load(path: str | os.PathLike) -> Graph:
     try:
         graph = from_model(model)
         graph.verify()     # a hand-edited or damaged file fails here, not deep in a runtime
-    except (KeyError, ValueError, IndexError, TypeError, json.JSONDecodeError, IRVerifyError) as e:
+    except (KeyError, ValueError, IndexError, TypeError, json.JSONDecodeError, InvalidModelError, IRVerifyError) as e:
         raise InvalidModelError(f"corrupt swsc IR file: {e}", file=str(path),
                                 hint="recompile it from the quantized model with 'swsc compile'") from e
     return graph
