@@ -8,7 +8,8 @@ the code ``P - lo`` as Tc ternary frames:
 * ``tsa``: a TSA neuron driven by the constant current ``code / S`` with its own
   silent period ``ts`` (paper eq. 9); lossy at ``ts = 0``.
 
-Requires: rescale (the input tensor has theta). Options: encoder, encoder_ts.
+Requires: rescale (the input tensor has theta; the graph has its coding). Options: encoder,
+encoder_ts. The rewrite is ``Quantize.insert_encoder`` (swsc/ops/quantize.py).
 Guarantees: no Quantize remains; encoder outputs are spike tensors.
 """
 from __future__ import annotations
@@ -36,6 +37,6 @@ class InsertEncoder(Pass):
             ins = [graph.tensors[i] for i in node.inputs]
             out = graph.tensors[node.outputs[0]]
             if op_of(node).structural and out.dtype != "spike" and ins and all(t.dtype == "spike" for t in ins):
-                out.dtype, out.window = "spike", ins[0].window
+                out.dtype, out.t0 = "spike", ins[0].t0
                 changed = True
         return changed

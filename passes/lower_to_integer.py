@@ -89,7 +89,7 @@ class LowerToInteger(Pass):
                                      "layers; " + (WINDOW_HINT + "; " if window_bound else "")
                                      + "the float numpy runtime runs them (docs/integer.md)")
         graph.remove_unused_tensors()
-        graph.meta["integer"] = "1"
+        graph.integer = True
         return changed
 
     def constants(self, graph: Graph, node: Node, synapse, W, b, wq, M, fan) -> NeuronConstants:

@@ -1,17 +1,19 @@
 """lower-to-sws: integer-domain layers and ops become spiking ops.
 
 * ``Affine`` -> ``TsaLayer`` with the normalized weights of ``rescale``, the neuron
-  constants ``tc``, ``beta``, ``vth`` (threshold factor: 1/2 lowered, 1 not lowered)
-  and ``hi_norm = hi' / theta_out`` (the upper-clamp rule of semantics section 3);
-  its silent period ``ts`` is set by schedule-latencies.
+  constants ``vth`` (threshold factor: 1/2 lowered, 1 not lowered) and
+  ``hi_norm = hi' / theta_out`` (the upper-clamp rule of semantics section 3); its
+  silent period ``ts`` is set by schedule-latencies; Tc and beta are the graph's coding.
 * ``MaxPool`` -> ``SpikeMaxPool`` (exact running max, section 5).
 * ``Dequantize`` -> ``SwsDecode``; float tail ops (Softmax) and float head ops (FloatArith) stay.
 * ``Reshape``/``Transpose``/``Concat`` stay and act frame by frame.
 
 Every integer activation tensor becomes a spike tensor (its quantization stays: it
-says how to decode). Windows are provisional (t0 = 0) until schedule-latencies.
+says how to decode). Start steps are provisional (t0 = 0) until schedule-latencies.
+Each op's ``lower_sws`` (swsc/ops) does its rewrite; ops that already act on spike trains,
+structural ops and float ops stay; any other op is reported unsupported.
 
-Requires: insert-encoder, rescale. Options: tc, beta, vth_factor.
+Requires: insert-encoder, rescale. Options: vth_factor.
 Guarantees: no Affine/MaxPool/Dequantize/Quantize remain; all integer activations are spikes.
 """
 from __future__ import annotations
@@ -42,6 +44,6 @@ class LowerToSws(Pass):
             raise UnsupportedOpError(bad)
         for t in graph.tensors.values():
             if not t.is_const and t.quant is not None and t.dtype in ACTIVATION_DTYPES:
-                t.dtype, t.window = "spike", (0, o.tc)
+                t.dtype, t.t0 = "spike", 0
                 changed = True
         return changed

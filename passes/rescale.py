@@ -8,13 +8,14 @@ rewritten to the normalized weights and per-step bias of eq. 18-19::
 
     W = W~ theta_in / theta_out          b = b~ / (theta_out S)
 
-and records ``S`` (attribute ``code_sum``). Affine's meaning is unchanged by this pass:
-``c_o = clamp(round(theta_o (W . c_i / theta_i + S b)), 0, hi')`` is the same number
-before (all theta = 1, S = 1) and after.
+and sets the graph's coding (``graph.coding``: Tc, beta and so S). Affine's meaning is
+unchanged by this pass: ``c_o = clamp(round(theta_o (W . c_i / theta_i + S b)), 0, hi')``
+is the same number before (all theta = 1, no coding: S = 1) and after.
 
 Requires: fold-zero-points (only Affine layers compute). Options: tc, beta.
-Guarantees: every integer activation tensor has ``quant.theta``; Affine weights are
-normalized; MaxPool and structural ops see equal thetas on inputs and outputs.
+Guarantees: ``graph.coding`` is set; every integer activation tensor has ``quant.theta``;
+Affine weights are normalized (each op's ``rescale``, per synapse kind); MaxPool and
+structural ops see equal thetas on inputs and outputs.
 """
 from __future__ import annotations
 

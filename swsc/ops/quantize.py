@@ -24,9 +24,9 @@ class Quantize(Op):
         ``tsa`` encoder waits its own silent period, so its output starts there."""
         ts = options.encoder_ts if options.encoder == "tsa" else 0
         node.op = SwsEncode.name
-        node.attrs = {"encoder": options.encoder, "ts": ts, "tc": options.tc, "beta": float(options.beta)}
+        node.attrs = {"encoder": options.encoder, "ts": ts}
         out = graph.tensors[node.outputs[0]]
-        out.dtype, out.window = "spike", (ts, options.tc)
+        out.dtype, out.t0 = "spike", ts
         return True
 
     # -- numpy runtime
@@ -37,7 +37,7 @@ class Quantize(Op):
 class SwsEncode(Op):
     name = "SwsEncode"
     inputs = ("x", "lut?")
-    attrs = {"encoder": True, "ts": True, "tc": True, "beta": True}
+    attrs = {"encoder": True, "ts": True}
     doc = "quantize the float input and emit its SWS code (exact or tsa encoder)"
     spike_output = True
 

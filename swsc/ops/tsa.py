@@ -15,7 +15,7 @@ from .base import inputs_of
 class TsaLayer(Op):
     name = "TsaLayer"
     inputs = ("*x", "w", "b", "wq?", "bq?", "rq?", "bd?")
-    attrs = {"kind": True, "n_inputs": True, "ts": True, "tc": True, "beta": True, "vth": True, "hi_norm": True,
+    attrs = {"kind": True, "n_inputs": True, "ts": True, "vth": True, "hi_norm": True,
              "int_acc_mul": False, "int_vth": False, "int_hi": False, "int_membrane": False,
              "int_sat": False, "int_bound": False, "int_error": False,
              **{k: False for k in GEOM}, "group": False, "count_include_pad": False}
