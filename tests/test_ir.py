@@ -196,3 +196,17 @@ def test_pass_manager_rejects_unknown_print_pass():
     from swsc.errors import UsageError
     with pytest.raises(UsageError, match="no-such-pass"):
         PassManager(pipeline(CompileOptions()), print_options=IRPrintOptions(after={"no-such-pass"}))
+
+
+@pytest.mark.parametrize("make", [tiny_cnn, residual])
+def test_passes_report_changed_truthfully(make):
+    """Every pass changes a fresh graph; run again on its own output, the passes that are
+    idempotent find nothing to do and say so."""
+    g = make()
+    for p in pipeline(CompileOptions(), integer=True):
+        assert p.run(g) is True, p.name
+        g.verify()
+        if p.name in ("fold-zero-points", "insert-encoder", "lower-to-sws", "schedule-latencies"):
+            before = to_text(g)
+            assert p.run(g) is False, p.name
+            assert to_text(g) == before, p.name

@@ -11,7 +11,9 @@ stage             hooks (an op defines only those of the stages it exists at)
 ================  ============================================================================
 IR                ``shape``, ``verify``, ``latency``
 reference (ANN)   ``reference``
-passes            ``fold`` (fold-zero-points), ``rescale``, ``lower_sws``, ``lower_int``
+passes            ``fold`` (fold-zero-points), ``rescale``, ``insert_encoder``, ``lower_sws``,
+                  ``lower_int``; synapses: ``fold_bias``, ``rescale_weights``, ``int_weights``,
+                  ``int_candidates``
 numpy runtime     ``run``
 C backend         ``c_plan`` (returns the op's plan dataclass), ``c_template``
 ================  ============================================================================
