@@ -82,7 +82,7 @@ def _adversarial(seed: int):
     flat[np.flatnonzero(k.reshape(-1) == 0)[:1]] = -0.0
     flat[3] = np.nan
     W.data = w
-    b = g.tensors[conv.inputs[n + 1]]
+    b = g.tensors[ins.b]
     b.data = np.broadcast_to(rng.choice([0.0, -0.0, 0.5, 1 / 3], (b.shape[0], 1, 6)), (b.shape[0], 6, 6)).copy()
     b.shape = b.data.shape
     extra = {"i16": np.arange(-200, 200, dtype=np.int64), "i64": np.array([2 ** 40, -1] * 9, dtype=np.int64),
