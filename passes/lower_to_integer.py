@@ -30,13 +30,12 @@ Guarantees: every TsaLayer has ``wq`` (except avgpool: a window sum), ``bq``, ``
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
-from swsc.errors import OptionError, UnsupportedOpError
+from swsc.errors import IRVerifyError, OptionError, UnsupportedOpError
 from swsc.ir import Coding, Graph, Node
 from swsc.ops import op_of
 from swsc.passmanager import Pass
@@ -71,6 +70,8 @@ class LowerToInteger(Pass):
         self.membrane_bits = int(getattr(options, "membrane_bits", 32))
 
     def run(self, graph: Graph) -> bool:
+        if graph.coding is None:
+            raise IRVerifyError("lower-to-integer needs a spiking graph (no coding: rescale has not run)")
         beta = graph.coding.beta
         if float(beta) != int(beta):
             raise OptionError(f"integer mode needs an integer --beta, got {beta}",
