@@ -26,12 +26,16 @@ INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int
               "int32": (-2**31, 2**31 - 1)}
 
 
-def fresh_name(base: str, taken) -> str:
+def fresh_name(base: str, taken, *, maxlen: int | None = None, key=None) -> str:
     """``base``, else the first of ``base_1``, ``base_2``, ... not in ``taken``: the one rule
-    by which the front-end and the passes keep node and tensor names unique."""
+    by which the front-end and the passes keep node and tensor names unique. ``maxlen``
+    shortens ``base`` so a suffixed name stays within it; ``key`` maps a name to what
+    ``taken`` holds (``str.lower`` for names that must differ case-insensitively, as C
+    identifiers upper-cased into macros must)."""
     name, i = base, 1
-    while name in taken:
-        name = f"{base}_{i}"
+    while (key(name) if key else name) in taken:
+        suffix = f"_{i}"
+        name = (base if maxlen is None else base[:maxlen - len(suffix)]) + suffix
         i += 1
     return name
 

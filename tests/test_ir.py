@@ -7,7 +7,7 @@ import pytest
 
 from swsc import serialize
 from swsc.errors import InvalidModelError, IRVerifyError, PassError
-from swsc.ir import Coding, Tensor
+from swsc.ir import Coding, Tensor, fresh_name
 from swsc.passmanager import IRPrintOptions, Pass, PassManager
 from swsc.passes import FoldZeroPoints, pipeline
 from swsc.options import CompileOptions
@@ -210,3 +210,12 @@ def test_passes_report_changed_truthfully(make):
             before = to_text(g)
             assert p.run(g) is False, p.name
             assert to_text(g) == before, p.name
+
+
+def test_fresh_name_is_the_one_uniquing_rule():
+    assert fresh_name("a", {"b"}) == "a"
+    assert fresh_name("a", {"a", "a_1"}) == "a_2"
+    # the C backend's form: case-insensitive, and the suffix fits in maxlen
+    assert fresh_name("Conv1", {"conv1"}, maxlen=5, key=str.lower) == "Con_1"
+    g = tiny_cnn()
+    assert g.unique_name("conv") == "conv_1" and g.unique_name("fresh") == "fresh"
