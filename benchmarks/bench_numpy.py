@@ -47,7 +47,7 @@ def bench(model: Path, opts: CompileOptions, samples: int, repeats: int = 7):
     run(sg, x[:8])      # first call: numba's compiled loops load from their cache
     t_ort, t_snn, t_full = best_of(lambda: oracle.run(x, chunk=64), lambda: run(sg, x, residuals=False),
                                    lambda: run(sg, x), repeats=repeats)
-    return t_ort / len(x), t_snn / len(x), t_full / len(x), int(sg.meta["t_inf"])
+    return t_ort / len(x), t_snn / len(x), t_full / len(x), sg.t_inf
 
 
 def main(argv=None):

@@ -13,6 +13,11 @@ Values while running:
 * integer (code-domain) tensors: float64 ``[N, ...]`` holding codes ``q - lo``;
 * spike tensors: int8 ``[Tc, N, ...]`` frames in {-1, 0, +1};
 * float tensors: float32 ``[N, ...]``.
+
+Each op runs through its ``run(rt, node, env, stats)`` hook (``swsc/ops/<op>.py``, the
+``# -- numpy runtime`` section), with this Interpreter as ``rt``: it offers the mode, the
+graph, scratch buffers, the layer statistics and the SWS decoding; the TSA neuron scan
+shared by every layer kind is runtime/neurons.py.
 """
 from __future__ import annotations
 
@@ -20,15 +25,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from swsc import kernels
 from swsc.errors import SwscError
-from swsc.ir import ACTIVATION_DTYPES, Graph, Node, scalar
-# tsa_scan and max_pool_spikes are re-exported: tests and passes use them from here
-from swsc.loops import (TIE_TOLERANCE, max_pool_spikes, nonzero_counts, spike_counts, tsa_scan,  # noqa: F401
-                    tsa_scan_int, tsa_scan_units)
+from swsc.ir import ACTIVATION_DTYPES, Graph, Node
+# decode, encode_exact, tsa_scan and max_pool_spikes are re-exported: tests,
+# passes and tools use them from here
+from swsc.kernels import decode, encode_exact, int_code  # noqa: F401
+from swsc.loops import max_pool_spikes, spike_counts, tsa_scan  # noqa: F401
+from swsc.ops import op_of, synapse_of
 
-from . import memory
-from .memory import FLOAT32_EXACT
+from . import memory, neurons
 
 
 @dataclass
@@ -47,6 +52,28 @@ class LayerStats:
     residual_abs_max: float = 0.0
     in_range: int = 0
     clamped: int = 0
+
+    def count_spikes(self, frames: np.ndarray) -> None:
+        pos, neg = spike_counts(frames)
+        self.spikes_pos += pos
+        self.spikes_neg += neg
+
+    def add_residuals(self, E: np.ndarray, r: np.ndarray, hi_norm: float) -> None:
+        """Residual (final membrane in output LSBs) of the neurons whose exact value is in range;
+        clamped neurons keep their out-of-range value in u by design and are counted apart."""
+        value = E + r
+        inside = (value >= -0.5) & (value <= hi_norm + 0.5)
+        ri = r[inside]
+        idx = np.clip(np.floor((ri - RESIDUAL_BINS[0]) / (RESIDUAL_BINS[1] - RESIDUAL_BINS[0])), 0,
+                      len(RESIDUAL_BINS) - 2).astype(np.int64)
+        h = np.bincount(idx, minlength=len(RESIDUAL_BINS) - 1)
+        self.residual_hist = h if self.residual_hist is None else self.residual_hist + h
+        self.in_range += int(ri.size)
+        self.clamped += int(r.size - ri.size)
+        if ri.size:
+            a = np.abs(ri)
+            self.residual_abs_sum += float(a.sum())
+            self.residual_abs_max = max(self.residual_abs_max, float(a.max()))
 
 
 RESIDUAL_BINS = np.linspace(-1.5, 1.5, 61)
@@ -80,141 +107,36 @@ class RunResult:
         }
 
 
-# ---------------------------------------------------------------- linear maps
-def linear_map(node: Node, xs: list[np.ndarray], w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """The synaptic map of an Affine/TsaLayer on a batch (no bias); conv and dense write into
-    ``out`` where given (float32 operands)."""
-    kind = node.attrs["kind"]
-    if kind == "conv":
-        return kernels.conv2d(xs[0], w, node.attrs, out)
-    if kind == "dense":
-        return np.matmul(xs[0], w.T, out=out) if out is not None else xs[0] @ w.T
-    if kind == "avgpool":
-        return kernels.sum_pool(xs[0], node.attrs) * w
-    if kind == "add":
-        return sum(wk * x for wk, x in zip(w, xs))
-    raise SwscError(f"unknown layer kind '{kind}'", node=node.name, op=node.op)
-
-
-def split_weights(graph: Graph, node: Node):
-    """Conv/dense weights as integers ``wq`` (float32, exact) and a real multiplier per output
-    channel with ``W = wq * mult``, so a frame of spikes goes through an exact float32 GEMM
-    (semantics note section 7). (None, None) where the layer has no integer weights."""
-    n = node.attrs["n_inputs"]
-    if node.attrs["kind"] not in ("conv", "dense") or len(node.inputs) < n + 3:
-        return None, None
-    W = graph.const(node.inputs[n])
-    t = graph.tensors[node.inputs[n + 2]]
-    wq = t.data.astype(np.float64)
-    if t.quant is not None:
-        zp = np.broadcast_to(t.quant.zero_point, (wq.shape[0],))
-        wq = wq - zp.reshape((-1,) + (1,) * (wq.ndim - 1))
-    m = wq.shape[0]
-    num = (W.reshape(m, -1) * wq.reshape(m, -1)).sum(axis=1)
-    den = (wq.reshape(m, -1) ** 2).sum(axis=1)
-    mult = np.divide(num, den, out=np.zeros(m), where=den > 0)
-    shape = (m, 1, 1) if node.attrs["kind"] == "conv" else (m,)
-    return wq.astype(np.float32), mult.reshape(shape)
-
-
-def fanout(node: Node, in_shapes, w: np.ndarray) -> list[np.ndarray]:
-    """The synapses each input position reaches, one map per input (shaped like one input
-    frame): a spike there costs that many synaptic operations."""
-    kind = node.attrs["kind"]
-    if kind in ("conv", "avgpool"):
-        per = w.shape[0] // int(node.attrs.get("group", 1)) if kind == "conv" else 1
-        return [np.broadcast_to(kernels.window_hits(in_shapes[0][1:], node.attrs) * per, in_shapes[0])]
-    if kind == "dense":
-        return [np.full(in_shapes[0], w.shape[0], dtype=np.int64)]
-    return [np.ones(s, dtype=np.int64) for s in in_shapes]
-
-
-def dense_macs(node: Node, graph: Graph, w: np.ndarray) -> int:
-    out = graph.tensors[node.outputs[0]]
-    per_out = {"conv": lambda: int(np.prod(w.shape[1:])), "dense": lambda: w.shape[1],
-               "avgpool": lambda: int(np.prod(node.attrs["kernel"])),
-               "add": lambda: node.attrs["n_inputs"]}[node.attrs["kind"]]()
-    return int(np.prod(out.shape[1:])) * per_out
-
-
-# ---------------------------------------------------------------- SWS primitives
-def encode_exact(code: np.ndarray, tc: int, beta: float, theta: float) -> np.ndarray:
-    """Greedy MSB-first SWS code of code/theta: binary digits for beta = 2, balanced
-    digits otherwise. Exact for every integer level the window can code."""
-    r = np.rint(code / theta)
-    frames = np.zeros((tc,) + code.shape, dtype=np.int8)
-    for k in range(tc):
-        wk = beta ** (tc - 1 - k)
-        if beta == 2:
-            d = (r >= wk).astype(np.int8)
-        else:
-            d = np.clip(np.floor(r / wk + 0.5), -1, 1).astype(np.int8)
-        frames[k] = d
-        r = r - d.astype(np.float64) * wk
-    return frames
-
-
-def decode(frames: np.ndarray, beta: float) -> np.ndarray:
-    tc = frames.shape[0]
-    weights = np.array([beta ** (tc - 1 - k) for k in range(tc)])
-    return np.tensordot(weights, frames.astype(np.float64), axes=1)
-
-
-def round_half_even(v: np.ndarray) -> np.ndarray:
-    """rint, except that values within TIE_TOLERANCE of a half count as exact ties, so float
-    noise in the (exact in theory) bias cannot decide a tie."""
-    f = np.floor(v)
-    frac = v - f
-    tie = np.abs(frac - 0.5) <= TIE_TOLERANCE
-    return np.where(tie, f + (f % 2 != 0), np.rint(v))
-
-
-def _count_spikes(s: LayerStats, frames: np.ndarray) -> None:
-    pos, neg = spike_counts(frames)
-    s.spikes_pos += pos
-    s.spikes_neg += neg
-
-
-def _residuals(s: LayerStats, E: np.ndarray, r: np.ndarray, hi_norm: float) -> None:
-    """Residual (final membrane in output LSBs) of the neurons whose exact value is in range;
-    clamped neurons keep their out-of-range value in u by design and are counted apart."""
-    value = E + r
-    inside = (value >= -0.5) & (value <= hi_norm + 0.5)
-    ri = r[inside]
-    idx = np.clip(np.floor((ri - RESIDUAL_BINS[0]) / (RESIDUAL_BINS[1] - RESIDUAL_BINS[0])), 0,
-                  len(RESIDUAL_BINS) - 2).astype(np.int64)
-    h = np.bincount(idx, minlength=len(RESIDUAL_BINS) - 1)
-    s.residual_hist = h if s.residual_hist is None else s.residual_hist + h
-    s.in_range += int(ri.size)
-    s.clamped += int(r.size - ri.size)
-    if ri.size:
-        a = np.abs(ri)
-        s.residual_abs_sum += float(a.sum())
-        s.residual_abs_max = max(s.residual_abs_max, float(a.max()))
-
-
 # ---------------------------------------------------------------- the interpreter
 class Interpreter:
     """Runs a graph. ``mode="int"`` executes the integer constants of lower-to-integer
-    (docs/integer.md) exactly as the generated C does."""
+    (docs/integer.md) exactly as the generated C does.
+
+    What an op's ``run(rt, node, env, stats)`` hook may use: ``mode``, ``g`` (the graph),
+    ``residuals``, ``scratch``, ``stat``, ``lead``, ``spike_code``, and for fused layers
+    ``weights``, ``fanout`` and ``tsa`` (the neuron scan)."""
 
     def __init__(self, graph: Graph, mode: str = "float", residuals: bool = True,
                  budget: int | str | None = None):
         if mode not in ("float", "int"):
             raise SwscError(f"unknown runtime mode '{mode}' (float or int)")
-        if mode == "int" and graph.meta.get("integer") != "1":
+        if mode == "int" and not graph.integer:
             raise SwscError("integer mode needs a graph compiled with lower-to-integer",
                             hint="compile with integer=True or --target c")
+        if graph.coding is None and any(t.dtype == "spike" for t in graph.tensors.values()):
+            raise SwscError("a spiking graph without its coding (Tc, beta)",
+                            hint="graph.coding is set by the rescale pass; compile the graph with swsc")
         self.mode = mode
         self.residuals = residuals
         self.g = graph
-        self._split = {n.name: split_weights(graph, n) for n in graph.nodes if n.op == "TsaLayer"}
-        # the largest L1 norm of a weight row: bounds every partial sum of a GEMM of frames
-        self._row_l1 = {k: float(np.abs(wq.reshape(len(wq), -1)).sum(axis=1).max())
-                        for k, (wq, _) in self._split.items() if wq is not None}
+        self._tsa = neurons.tsa_int if mode == "int" else neurons.tsa_float
+        self._weights: dict[str, tuple] = {}
+        self._row_l1: dict[str, float | None] = {}
         self._fanout: dict[str, list[np.ndarray]] = {}
         self.order = graph.topo_order()
-        self.t_inf = int(graph.meta["t_inf"]) if "t_inf" in graph.meta else None
+        # each node's run hook, looked up once (None: the op has no numpy execution)
+        self._hooks = [getattr(op_of(n), "run", None) for n in self.order]
+        self.t_inf = graph.t_inf
         self.budget = memory.memory_budget(budget, BATCH_BYTES)
         memory.return_freed_memory()
         self._pool: dict = {}
@@ -231,8 +153,7 @@ class Interpreter:
 
     def sample_bytes(self, intermediate: bool = False) -> int:
         """Peak bytes per sample of one batch (``memory.sample_bytes``)."""
-        return memory.sample_bytes(self.g, self.order, self._dead_after, self._row_l1, self.residuals,
-                                   intermediate)
+        return memory.sample_bytes(self, intermediate)
 
     def default_batch(self, intermediate: bool = False) -> int:
         """Samples per batch: up to MAX_BATCH, fewer where a batch would pass the memory budget
@@ -277,27 +198,27 @@ class Interpreter:
         t = self.g.tensors.get(name)
         if t is None or t.quant is None or t.is_const:
             return None
-        if t.dtype == "spike" and self.mode == "int":
-            code = self._int_code(decode(v, self._beta()), t.quant.theta or 1.0)
-        elif t.dtype == "spike":
-            code = decode(v, self._beta()) * (t.quant.theta or 1.0)
+        if t.dtype == "spike":
+            code = self.spike_code(v, t.quant.theta or 1.0)
         elif t.dtype in ACTIVATION_DTYPES:
             code = v
         else:
             return None
         return code + t.quant.lo
 
-    @staticmethod
-    def _int_code(A: np.ndarray, theta: float) -> np.ndarray:
-        """The integer decoder (docs/integer.md): A, or round(theta A) with theta in Q16."""
-        A = np.rint(A).astype(np.int64)
-        return A if theta == 1.0 else (A * int(round(theta * 65536)) + 2**15) >> 16
+    def spike_code(self, frames: np.ndarray, theta: float) -> np.ndarray:
+        """The code (q - lo) spike frames carry: decoded in float64 times theta, or by the
+        integer decoder of docs/integer.md in integer mode."""
+        if self.mode == "int":
+            return int_code(decode(frames, self.g.coding.beta), theta)
+        return decode(frames, self.g.coding.beta) * theta
 
-    def _beta(self) -> float:
-        for n in self.g.nodes:
-            if "beta" in n.attrs:
-                return float(n.attrs["beta"])
-        return 2.0
+    def run_node(self, node: Node, env: dict, stats: dict) -> np.ndarray:
+        """Run one node on the values in ``env``; returns its output."""
+        hook = getattr(op_of(node), "run", None)
+        if hook is None:
+            raise SwscError("the interpreter cannot run this op", node=node.name, op=node.op)
+        return hook(self, node, env, stats)
 
     def _run_batch(self, feeds, stats, keep_all, decoded: dict | None = None, wanted: set | None = None) -> dict:
         """Run one batch. With ``keep_all`` the returned env holds every value (raw frames);
@@ -306,11 +227,11 @@ class Interpreter:
         as its quantized integer q."""
         env = dict(feeds)
         for i, node in enumerate(self.order):
-            fn = getattr(self, "_op_" + node.op, None)
-            if fn is None:
+            hook = self._hooks[i]
+            if hook is None:
                 raise SwscError("the interpreter cannot run this op", node=node.name, op=node.op)
             out = node.outputs[0]
-            env[out] = fn(node, env, stats)
+            env[out] = hook(self, node, env, stats)
             if decoded is not None and (wanted is None or out in wanted) and \
                     (q := self._decode_one(out, env[out])) is not None:
                 decoded[out] = q
@@ -319,8 +240,18 @@ class Interpreter:
                     env.pop(name, None)
         return env
 
-    # -- helpers
-    def _scratch(self, key: str, shape, dtype) -> np.ndarray:
+    # transitional: swsc/check.py, swsc/tune.py and tests/test_cbackend.py (owned elsewhere) still
+    # call these; remove once they call run_node and read graph.coding.beta
+    def _op_TsaLayer(self, node, env, stats):
+        return self.run_node(node, env, stats)
+
+    _op_SpikeMaxPool = _op_TsaLayer
+
+    def _beta(self) -> float:
+        return self.g.coding.beta
+
+    # -- what the run hooks use
+    def scratch(self, key: str, shape, dtype) -> np.ndarray:
         """A work array reused from layer to layer and batch to batch: fresh arrays of layer
         size cost more in page faults (the kernel zeroing new pages) than the neuron scan
         itself (measured on MobileNetV2: system time 0.3-0.4 s per frame). Valid until the
@@ -333,182 +264,44 @@ class Interpreter:
             buf = self._pool[(key, dt)] = np.empty(n, dt)
         return buf[:n].reshape(shape)
 
-    def _t(self, name):
-        return self.g.tensors[name]
-
-    def _stat(self, stats, node, **kw) -> LayerStats:
+    def stat(self, stats, node, **kw) -> LayerStats:
+        """The node's LayerStats in ``stats`` (created with ``kw`` on its first batch)."""
         s = stats.get(node.name)
         if s is None:
             s = stats[node.name] = LayerStats(node.name, node.op, **kw)
         return s
 
-    # -- code-domain (ANN) ops
-    def _op_Quantize(self, node, env, stats):
-        q = self._t(node.outputs[0]).quant
-        x = np.asarray(env[node.inputs[0]], dtype=np.float32)
-        v = np.rint(x / np.float32(scalar(q.scale))) + scalar(q.zero_point)
-        return np.clip(v, q.lo, q.hi).astype(np.float64) - q.lo
+    def lead(self, name) -> int:
+        """Leading axes of a runtime value before its batch axis: spike frames carry Tc first."""
+        return 1 if self.g.tensors[name].dtype == "spike" else 0
 
-    def _op_Affine(self, node, env, stats):
-        n = node.attrs["n_inputs"]
-        out = self._t(node.outputs[0]).quant
-        w, b = self.g.const(node.inputs[n]), self.g.const(node.inputs[n + 1])
-        ins = [env[i] / (self._t(i).quant.theta or 1.0) for i in node.inputs[:n]]
-        acc = linear_map(node, ins, w) + node.attrs.get("code_sum", 1.0) * b
-        theta = out.theta or 1.0
-        return np.clip(round_half_even(theta * acc), 0, out.hi - out.lo)
+    def weights(self, node) -> tuple:
+        """(wq, mult) of a fused layer: its integer weights (float32) and the real multiplier
+        per output channel (``Synapse.split_weights``), or (None, None); computed once."""
+        w = self._weights.get(node.name)
+        if w is None:
+            w = self._weights[node.name] = synapse_of(node).split_weights(self.g, node)
+        return w
 
-    def _op_MaxPool(self, node, env, stats):
-        return kernels.max_pool(env[node.inputs[0]], node.attrs)
+    def row_l1(self, node) -> float | None:
+        """The largest L1 norm of a row of the layer's integer weights (None without them):
+        it bounds every partial sum of a GEMM of its frames."""
+        if node.name not in self._row_l1:
+            wq, _ = self.weights(node)
+            self._row_l1[node.name] = None if wq is None else \
+                float(np.abs(wq.reshape(len(wq), -1)).sum(axis=1).max())
+        return self._row_l1[node.name]
 
-    def _op_Dequantize(self, node, env, stats):
-        q = self._t(node.inputs[0]).quant
-        return (scalar(q.scale) * (env[node.inputs[0]] + q.lo - scalar(q.zero_point))).astype(np.float32)
+    def tsa(self, node, flat, tc, nb):
+        """The TSA neuron scan of a fused layer in this mode (runtime/neurons.py)."""
+        return self._tsa(self, node, flat, tc, nb)
 
-    # -- structural ops: frames carry a leading Tc axis
-    def _lead(self, name) -> int:
-        return 1 if self._t(name).dtype == "spike" else 0
-
-    def _op_Reshape(self, node, env, stats):
-        x = env[node.inputs[0]]
-        lead = self._lead(node.inputs[0])
-        return x.reshape(x.shape[:lead + 1] + tuple(node.attrs["shape"][1:]))
-
-    def _op_Transpose(self, node, env, stats):
-        lead = self._lead(node.inputs[0])
-        perm = list(range(lead)) + [p + lead for p in node.attrs["perm"]]
-        return np.ascontiguousarray(env[node.inputs[0]].transpose(perm))
-
-    def _op_Concat(self, node, env, stats):
-        lead = self._lead(node.inputs[0])
-        return np.concatenate([env[i] for i in node.inputs], axis=node.attrs["axis"] + lead)
-
-    def _op_FloatArith(self, node, env, stats):
-        return kernels.float_arith(env[node.inputs[0]], self.g.const(node.inputs[1]), node.attrs["op"],
-                                   node.attrs.get("reverse", False))
-
-    def _op_Softmax(self, node, env, stats):
-        x = env[node.inputs[0]].astype(np.float32)
-        e = np.exp(x - x.max(axis=node.attrs["axis"], keepdims=True))
-        return e / e.sum(axis=node.attrs["axis"], keepdims=True)
-
-    # -- SWS ops
-    def _op_SwsEncode(self, node, env, stats):
-        a = node.attrs
-        q = self._t(node.outputs[0]).quant
-        code = self._op_Quantize(node, env, stats)
-        theta = q.theta or 1.0
-        s = self._stat(stats, node, neurons=int(np.prod(code.shape[1:])), ts=a["ts"],
-                       steps=a["tc"] + a["ts"] if a["encoder"] == "tsa" else 0)
-        if self.mode == "int":
-            lut = self.g.const(node.inputs[1])
-            frames = np.moveaxis(lut[code.astype(np.int64)], -1, 0)
-        elif a["encoder"] == "exact":
-            frames = encode_exact(code, a["tc"], a["beta"], theta)
-        else:
-            S = sum(a["beta"] ** (a["tc"] - k) for k in range(1, a["tc"] + 1))
-            z = np.zeros((a["tc"],) + code.shape)
-            frames, _, _ = tsa_scan(z, code / theta / S, ts=a["ts"], tc=a["tc"], beta=a["beta"], vth=0.5,
-                                    hi_norm=(q.hi - q.lo) / theta)
-        _count_spikes(s, frames)
-        return frames
-
-    def _op_TsaLayer(self, node, env, stats):
-        a = node.attrs
-        n = a["n_inputs"]
-        w = self.g.const(node.inputs[n])
-        ins = [env[i] for i in node.inputs[:n]]
-        tc, nb = ins[0].shape[:2]
-        flat = [f.reshape((tc * nb,) + f.shape[2:]) for f in ins]
-        tsa = self._tsa_int if self.mode == "int" else self._tsa_float
-        frames, E, v = tsa(node, flat, tc, nb)
-        out = self._t(node.outputs[0])
-        s = self._stat(stats, node, neurons=int(np.prod(out.shape[1:])), ts=a["ts"], steps=a["tc"] + a["ts"],
-                       macs=dense_macs(node, self.g, w))
-        _count_spikes(s, frames)
-        if node.name not in self._fanout:
-            self._fanout[node.name] = fanout(node, [f.shape[2:] for f in ins], w)
-        s.synaptic_ops += sum(int(np.dot(nonzero_counts(f).ravel(), fo.ravel()))
-                              for f, fo in zip(ins, self._fanout[node.name]))
-        if self.residuals:
-            _residuals(s, E, v, a["hi_norm"])
-        return frames
-
-    def _tsa_float(self, node, flat, tc, nb):
-        """Semantics section 3 in float64; returns frames, E, and the membrane in units of R."""
-        a = node.attrs
-        n = a["n_inputs"]
-        w, b = self.g.const(node.inputs[n]), self.g.const(node.inputs[n + 1])
-        beta = float(a["beta"])
-        wq, mult = self._split[node.name]
-        R = beta ** a["ts"]    # the scan counts the membrane in units of the reset
-        # Silent steps only integrate: by linearity one map of their beta-weighted frames
-        # gives the same membrane as one map per step (exact for integer beta). The fold
-        # goes through the same GEMM call as the other steps, as its first block.
-        j = min(a["ts"], tc) if beta == int(beta) else 0
-        j = j if j > 1 else 0
-        steps = tc - j + (1 if j else 0)
-        fold_weights = [beta ** (j - 1 - t) for t in range(j)]
-        # Integer frames times integer weights (or summed over a pooling window) are exact in a
-        # float32 GEMM, in any summation order, while every partial sum stays below 2^24: a
-        # frame's entries are at most the fold's weight sum (1 without a fold). Wider layers
-        # take the (slower) float64 path.
-        largest = sum(fold_weights) if j else 1.0
-        if wq is not None:
-            exact32 = self._row_l1[node.name] * largest < FLOAT32_EXACT
-        else:
-            exact32 = a["kind"] == "avgpool" and beta == int(beta) and \
-                float(np.prod(a["kernel"])) * largest < FLOAT32_EXACT
-        xs = []
-        for i, f in enumerate(flat):
-            x = self._scratch(f"x{i}", (steps * nb,) + f.shape[1:], np.float32 if exact32 else np.float64)
-            if j:
-                np.multiply(f[:nb], fold_weights[0], out=x[:nb])
-                for t, wt in enumerate(fold_weights[1:], 1):
-                    x[:nb] += wt * f[t * nb:(t + 1) * nb]
-            x[nb if j else 0:] = f[j * nb:]
-            xs.append(x)
-        out_frame = self._t(node.outputs[0]).shape[1:]
-        if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier in the scan
-            z = self._scratch("z", (steps * nb,) + tuple(out_frame), np.float32) if exact32 else None
-            z, mul = linear_map(node, xs, wq, z), mult / R
-        elif a["kind"] == "avgpool":
-            z, mul = kernels.sum_pool(xs[0], a), w / R
-        else:
-            z, mul = linear_map(node, xs, w / R), None
-        size = (nb,) + tuple(out_frame)
-        return tsa_scan_units(z.reshape((steps,) + size), b / R, ts=a["ts"], tc=tc, beta=beta,
-                              vth=a["vth"], hi_norm=a["hi_norm"], zmul=mul, start=j, fold_bias=b / R * sum(fold_weights),
-                              E=self._scratch("E", size, np.float64), v=self._scratch("v", size, np.float64))
-
-    def _tsa_int(self, node, flat, tc, nb):
-        """docs/integer.md, step for step; returns frames, E, and the membrane in units of R."""
-        a = node.attrs
-        n = a["n_inputs"]
-        wq_name, bq, rq = node.inputs[n + 2], self.g.const(node.inputs[n + 3]), self.g.const(node.inputs[n + 4])
-        wq = self.g.const(wq_name) if wq_name else np.ones(1)
-        acc = np.rint(linear_map(node, [f.astype(np.float64) for f in flat], wq.astype(np.float64))).astype(np.int64)
-        acc = acc.reshape((tc, nb) + acc.shape[1:])
-        bd = self.g.const(node.inputs[n + 5]) if len(node.inputs) > n + 5 and node.inputs[n + 5] else np.zeros(1)
-        frames, E, U = tsa_scan_int(acc, bq, rq, bd=bd, acc_mul=a["int_acc_mul"], ts=a["ts"], tc=tc,
-                                    beta=int(a["beta"]),
-                                    vth=tuple(a["int_vth"]), hi=a["int_hi"], sat=a.get("int_sat", 0),
-                                    bound=a.get("int_bound", 2**31 - 1 if a["int_membrane"] == "int32" else 2**63 - 1))
-        return frames, E, U / rq
-
-    def _op_SpikeMaxPool(self, node, env, stats):
-        return max_pool_spikes(env[node.inputs[0]], node.attrs, self._beta())
-
-    def _op_SpikeDelay(self, node, env, stats):
-        return env[node.inputs[0]]
-
-    def _op_SwsDecode(self, node, env, stats):
-        q = self._t(node.inputs[0]).quant
-        if self.mode == "int":
-            code = self._int_code(decode(env[node.inputs[0]], self._beta()), q.theta or 1.0)
-        else:
-            code = decode(env[node.inputs[0]], self._beta()) * (q.theta or 1.0)
-        return (scalar(q.scale) * (code + q.lo - scalar(q.zero_point))).astype(np.float32)
+    def fanout(self, node, in_shapes, w) -> list[np.ndarray]:
+        """The synapses each input position reaches (``Synapse.fanout``), computed once."""
+        fo = self._fanout.get(node.name)
+        if fo is None:
+            fo = self._fanout[node.name] = synapse_of(node).fanout(node, in_shapes, w)
+        return fo
 
 
 def run(graph: Graph, x, *, intermediate=False, batch: int | None = None, progress=None,

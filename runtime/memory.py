@@ -16,9 +16,8 @@ import numpy as np
 
 from swsc.errors import SwscError
 from swsc.ir import Graph, Node
+from swsc.ops import op_of
 
-#: float32 represents every integer up to 2^24 exactly
-FLOAT32_EXACT = 2.0 ** 24
 M_MMAP_THRESHOLD = -3   # glibc's mallopt parameter number
 _HEAP_SET = False
 
@@ -59,6 +58,28 @@ def memory_budget(budget: int | str | None, default: int) -> int:
     return n
 
 
+class Footprint:
+    """What an op's ``sim_bytes(mem, node)`` hook reads: the graph, per-sample sizes and
+    value bytes, the integer weights' row norms of the interpreter, whether residual
+    statistics are kept. An op without the hook needs only its output's bytes."""
+
+    def __init__(self, rt):
+        self.g = rt.g
+        self.residuals = rt.residuals
+        self._rt = rt
+
+    def size(self, name: str) -> int:
+        """Elements of one sample of the tensor."""
+        return int(np.prod(self.g.tensors[name].shape[1:], dtype=np.int64))
+
+    def value_bytes(self, name: str) -> int:
+        return value_bytes(self.g, name)
+
+    def row_l1(self, node: Node) -> float | None:
+        """The largest L1 norm of a row of the layer's integer weights (None without them)."""
+        return self._rt.row_l1(node)
+
+
 def _size(g: Graph, name: str) -> int:
     return int(np.prod(g.tensors[name].shape[1:], dtype=np.int64))
 
@@ -68,46 +89,28 @@ def value_bytes(g: Graph, name: str) -> int:
     t = g.tensors[name]
     n = _size(g, name)
     if t.dtype == "spike":
-        return n * int(t.window[1] if t.window else 8)
+        return n * g.coding.tc
     return n * (4 if t.dtype == "float32" else 8)
 
 
-def work_bytes(g: Graph, node: Node, row_l1: dict, residuals: bool) -> int:
-    """Transient bytes per sample while ``node`` runs, beyond its inputs and output: for a TSA
-    layer its GEMM operands over up to Tc frames (float32, or float64 for wide layers), the
-    membranes and emitted values, the residual statistics; decoding converts frames to float64."""
-    if node.op == "TsaLayer":
-        tc, n = int(node.attrs["tc"]), node.attrs["n_inputs"]
-        n_in = sum(_size(g, i) for i in node.inputs[:n])
-        n_out = _size(g, node.outputs[0])
-        width = 4 if node.name in row_l1 and row_l1[node.name] * 2 ** tc < FLOAT32_EXACT else 8
-        cols = 1
-        if node.attrs["kind"] == "conv" and width == 8:   # numpy's im2col columns
-            cols = int(np.prod(node.attrs["kernel"]))
-        # onnxruntime's conv output may be copied once: the GEMM result is there twice for a moment
-        return width * tc * (n_in * cols + 2 * n_out) + 16 * n_out + (40 * n_out if residuals else 0)
-    if node.op == "SwsEncode":
-        return 40 * _size(g, node.outputs[0])
-    if node.op == "SwsDecode":
-        return 8 * value_bytes(g, node.inputs[0])
-    if node.op == "Affine":   # float64 numpy: a channels-last copy, im2col columns, the GEMM result
-        n_in = sum(_size(g, i) for i in node.inputs[:node.attrs["n_inputs"]])
-        taps = int(np.prod(node.attrs.get("kernel", [1]))) if node.attrs["kind"] == "conv" else 1
-        return 8 * (n_in * (1 + taps) + 3 * _size(g, node.outputs[0]))
-    return value_bytes(g, node.outputs[0])
+def work_bytes(mem: Footprint, node: Node) -> int:
+    """Transient bytes per sample while ``node`` runs, beyond its inputs and output: the op's
+    ``sim_bytes`` hook, by default the output once more."""
+    hook = getattr(op_of(node), "sim_bytes", None)
+    return hook(mem, node) if hook is not None else value_bytes(mem.g, node.outputs[0])
 
 
-def sample_bytes(g: Graph, order: list[Node], dead_after: list[list[str]], row_l1: dict, residuals: bool,
-                 intermediate: bool = False) -> int:
-    """Peak bytes per sample of one batch: the live values (each freed after its last reader,
-    ``dead_after[i]`` after node i) plus the working set of the node being run; with
-    ``intermediate`` also every decoded tensor, which is kept."""
+def sample_bytes(rt, intermediate: bool = False) -> int:
+    """Peak bytes per sample of one batch of the Interpreter ``rt``: the live values (each
+    freed after its last reader, ``rt._dead_after[i]`` after node i) plus the working set of
+    the node being run; with ``intermediate`` also every decoded tensor, which is kept."""
+    g, mem = rt.g, Footprint(rt)
     live = sum(value_bytes(g, i) for i in g.inputs)
     kept = peak = 0
-    for i, node in enumerate(order):
+    for i, node in enumerate(rt.order):
         out = value_bytes(g, node.outputs[0])
-        peak = max(peak, live + kept + out + work_bytes(g, node, row_l1, residuals))
-        live += out - sum(value_bytes(g, t) for t in dead_after[i] if t in g.tensors)
+        peak = max(peak, live + kept + out + work_bytes(mem, node))
+        live += out - sum(value_bytes(g, t) for t in rt._dead_after[i] if t in g.tensors)
         if intermediate and g.tensors[node.outputs[0]].quant is not None:
             kept += 8 * _size(g, node.outputs[0])
     return max(peak, 1)

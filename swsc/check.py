@@ -8,6 +8,7 @@ onnxruntime layer by layer), so the first layer that diverges is obvious.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,10 @@ from .data import load_data
 from .errors import InvalidModelError, UsageError
 from .ir import Graph
 from .options import CompileOptions
+from .oracle import Oracle
 from .progress import Progress
+from .runtime import cbackend, firmware, reference
+from .runtime.interpreter import Interpreter, decode, encode_exact, run
 
 #: where --backend c runs: this machine, or Cortex-M4 firmware in QEMU (docs/cbackend.md)
 TARGETS = ("host", "cortex-m4")
@@ -34,6 +38,16 @@ def output_quant_tensors(graph: Graph) -> list[str]:
             raise InvalidModelError(f"output '{out}' is not computed from a quantized tensor")
         names.append(node.inputs[0])
     return names
+
+
+def load_model_data(model, data, input_shape: tuple[int, ...] | None = None,
+                    limit: int | None = None) -> tuple[Graph, np.ndarray, np.ndarray | None]:
+    """(imported model, x, y) of a model and its data file, x and y cut to the first ``limit`` samples."""
+    graph = import_onnx(model, input_shape)
+    x, y = load_data(data, graph)
+    if limit:
+        x, y = x[:limit], (y[:limit] if y is not None else None)
+    return graph, x, y
 
 
 def compare(q: np.ndarray, q_ref: np.ndarray) -> dict:
@@ -72,17 +86,11 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
           input_shape: tuple[int, ...] | None = None, progress: bool | None = None,
           limit: int | None = None, target: str = "host") -> dict:
     """The ``swsc check`` report (a JSON-able dict); it records every option that shaped the run."""
-    from swsc.oracle import Oracle
-    from swsc.runtime import reference
-
     mode, backend = resolve_runtime(ann, mode, backend)
     if target not in TARGETS or (target != "host" and backend != "c"):
         raise UsageError(f"--target {target} needs --backend c (targets: {', '.join(TARGETS)})")
     options = (options or CompileOptions()).validate()
-    graph = import_onnx(model, input_shape)
-    x, y = load_data(data, graph)
-    if limit:
-        x, y = x[:limit], (y[:limit] if y is not None else None)
+    graph, x, y = load_model_data(model, data, input_shape, limit)
     qnames = output_quant_tensors(graph)
     oracle = Oracle(model, {n: graph.tensors[n].dtype for n in qnames})
     bar = Progress(len(x), "onnxruntime", enabled=progress)
@@ -154,7 +162,6 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
     itself gets wrong from what it inherits. Needs theta = 1 (every code is exactly
     codable); other layers are left out.
     """
-    from swsc.runtime.interpreter import Interpreter, decode, encode_exact
     it = Interpreter(sg)
 
     def source(name):
@@ -184,14 +191,12 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
 
 
 def _run_backend(sg: Graph, x, *, mode, backend, progress, report, progress_on=None, target="host"):
-    from swsc.runtime.interpreter import run
     res = run(sg, x, intermediate=True, progress=progress, mode="int" if backend == "c" else mode)
     if hasattr(progress, "close"):   # one bar at a time: the C steps follow
         progress.close()
     if backend == "numpy":
         return res
     if target == "cortex-m4":   # the same C as firmware in QEMU (swsc.runtime.firmware)
-        from swsc.runtime import firmware
         c_out, counts, creport, fw_stats, fw_sizes = firmware.run_graph(sg, x)
         report.update(m4_instructions_per_frame=round(fw_stats.instructions_per_frame),
                       m4_flash_bytes=fw_sizes["flash"], m4_ram_bytes=fw_sizes["ram"],
@@ -221,9 +226,6 @@ def run_c(sg: Graph, x, *, progress: bool | None = None) -> tuple[np.ndarray, di
 
     Returns (quantized outputs [N, ...], {layer: (spikes_pos, spikes_neg)}, the CReport).
     """
-    import tempfile
-
-    from swsc.runtime import cbackend
     cc = os.environ.get("CC") or "gcc"
     bar = Progress(3, "swsc C", enabled=progress, unit="step", leave=False)
     with tempfile.TemporaryDirectory(prefix="swsc-c-") as d:

@@ -2,26 +2,20 @@
 
 Exit codes: 0 success, 1 a compile/model/data error, 2 a usage error. Errors are one
 line on stderr; ``--debug`` adds the traceback. Outputs are written atomically, so a
-failed command leaves no half-written files.
+failed command leaves no half-written files. This module defines the arguments and the entry
+point; what the commands do is in swsc/cli_commands.py (``swsc raw`` in swsc/raw.py).
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
 import sys
-import tempfile
 import traceback
 import warnings
-from pathlib import Path
 
-import numpy as np
-
-from . import __version__, cliutil
-from . import raw as _raw
+from . import __version__, cliutil, raw
+from .cli_commands import cmd_check, cmd_compile, cmd_dump, cmd_report, cmd_run, cmd_sweep, cmd_tune
+from .cliutil import add_compile_options
 from .errors import SwscError, SwscWarning, UsageError
-from .options import ENCODERS, CompileOptions, parse_ts
 
 EPILOG = """examples:
   swsc compile samples/lenet5_mnist_qdq.onnx -o out/         compile to out/lenet5_mnist_qdq.sws.onnx
@@ -39,51 +33,6 @@ EPILOG = """examples:
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, no usage dump; main() adds the --help pointer
         raise UsageError(message)
-
-
-def _add_compile_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("conversion options (semantics: docs/semantics.md)")
-    g.add_argument("--tc", type=int, default=8, help="coding steps Tc per spike train (default 8)")
-    g.add_argument("--ts", type=parse_ts, default=2,
-                   help="silent period of every TSA layer: N, a list 'N,N,...' (one per TSA layer in "
-                        "order) or a .json file {layer: N} (default 2)")
-    g.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
-    g.add_argument("--encoder", choices=ENCODERS, default="exact",
-                   help="input encoder: exact MSB-first code (default) or the paper's TSA encoder")
-    g.add_argument("--encoder-ts", type=int, default=None,
-                   help="silent period of the tsa encoder (default 1; only with --encoder tsa)")
-    g.add_argument("--vth-factor", type=float, default=0.5,
-                   help="threshold as a fraction of theta*beta^Ts: 0.5 lowered (default), 1.0 = not lowered")
-    g.add_argument("--input-shape", default=None,
-                   help="static input shape 'N,C,H,W' for models with symbolic dimensions")
-    g.add_argument("--membrane-bits", type=int, default=32,
-                   help="integer mode and C: membranes must provably fit this many bits (16-64; default 32, "
-                        "int32_t; above 32 the C uses int64_t)")
-
-
-def _options(a) -> CompileOptions:
-    if a.encoder_ts is not None and a.encoder != "tsa":
-        raise UsageError(f"--encoder-ts is the silent period of the tsa encoder; --encoder {a.encoder} has none "
-                         "(add --encoder tsa, or drop --encoder-ts)")
-    return CompileOptions(tc=a.tc, ts=a.ts, beta=a.beta, encoder=a.encoder,
-                          encoder_ts=1 if a.encoder_ts is None else a.encoder_ts, vth_factor=a.vth_factor,
-                          membrane_bits=getattr(a, "membrane_bits", 32)).validate()
-
-
-def _input_shape(a):
-    if not getattr(a, "input_shape", None):
-        return None
-    from .frontend import parse_input_shape
-    return parse_input_shape(a.input_shape)
-
-
-def _need_file(path: str, what: str = "model") -> Path:
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"{what} file '{path}' is a directory", hint=f"give the {what} file itself")
-    if not p.is_file():
-        raise UsageError(f"{what} file '{path}' does not exist")
-    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--prefix", help="C symbol prefix (--target c), so several models link into one firmware: "
                                     "a letter, then at most 23 letters, digits or '_', not ending in '_'; used "
                                     "as given, never rewritten (default: --name or the model file's stem)")
-    _add_compile_options(c)
+    add_compile_options(c)
     c.add_argument("--data", help="optional .npz (x[, y]) or .npy (x) to report spikes and OPF per frame")
     c.add_argument("--print-ir-after-all", action="store_true", help="print the IR after every pass (stderr)")
     c.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
@@ -156,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     gates.add_argument("--min-exact", type=cliutil.fraction, metavar="F",
                        help="least fraction of output elements equal to onnxruntime's")
     gates.add_argument("--max-lsb", type=int, metavar="N", help="largest output difference from onnxruntime, in LSB")
-    _add_compile_options(k)
+    add_compile_options(k)
 
     w = sub.add_parser("sweep", help="evaluate a grid of Tc, Ts, threshold and encoder settings",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -185,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--input-shape", default=None, help="static input shape for symbolic dimensions")
     w.add_argument("--quiet", action="store_true", help="do not print the table summary")
 
-    _raw.add_parser(sub, _add_compile_options)
+    raw.add_parser(sub)
 
     rp = sub.add_parser("report", help="plots and report.md from sweep tables",
                         description="Read one or more tables written by 'swsc sweep' (.json for per-layer "
@@ -235,278 +184,11 @@ def _add_tune_parser(sub) -> None:
     t.add_argument("--memory-budget", help="runtime memory budget per batch, e.g. 512M, 2G "
                    "(default $SWSC_MEMORY_BUDGET or 1G)")
     t.add_argument("--json", action="store_true", help="print the tune document as one JSON object")
-    t.add_argument("--tc", type=int, default=8, help="coding steps Tc (default 8)")
-    t.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
-    t.add_argument("--encoder", choices=ENCODERS, default="exact", help="input encoder (default exact)")
-    t.add_argument("--encoder-ts", type=int, default=1, help="silent period of the tsa encoder (default 1)")
-    t.add_argument("--vth-factor", type=float, default=0.5, help="threshold factor (default 0.5)")
-    t.add_argument("--input-shape", default=None, help="static input shape 'N,C,H,W' for symbolic dimensions")
-
-
-def cmd_tune(a) -> int:
-    from .pareto import table, tune_model
-    from .runtime.interpreter import BATCH_BYTES
-    from .runtime.memory import memory_budget
-    from .tune import Target
-    model = _need_file(a.model)
-    _need_file(a.data, "data")
-    if a.test:
-        _need_file(a.test, "test data")
-    for path, flag in ((a.output, "-o"), (a.report, "--report")):
-        if path and Path(path).suffix != ".json":
-            raise UsageError(f"{flag} writes JSON: give a .json file, not '{path}'")
-    if a.max_evals < 1 or (a.limit is not None and a.limit < 1):
-        raise UsageError("--max-evals and --limit must be >= 1")
-    agreement = a.agreement if a.agreement is not None or a.exact is not None or a.accuracy_drop is not None \
-        else 0.99
-    target = Target(agreement=agreement, exact=a.exact, accuracy_drop=a.accuracy_drop, against=a.against).validate()
-    opts = CompileOptions(tc=a.tc, beta=a.beta, encoder=a.encoder, encoder_ts=a.encoder_ts,
-                          vth_factor=a.vth_factor).validate()
-    log = (lambda m: print(m, file=sys.stderr)) if a.json else print
-    doc = tune_model(model, a.data, opts, target, test=a.test, holdout=a.holdout, limit=a.limit,
-                     input_shape=_input_shape(a), max_evals=a.max_evals, uniform=not a.no_uniform,
-                     budget=memory_budget(a.memory_budget, BATCH_BYTES), progress=sys.stderr.isatty(), log=log)
-    files = {}
-    if a.output and doc["schedule"] is not None:
-        files[a.output] = json.dumps(doc["schedule"], indent=1) + "\n"
-    if a.report:
-        files[a.report] = json.dumps(doc, indent=1, sort_keys=True) + "\n"
-    for path, text in files.items():
-        out = Path(path)
-        _write_atomically(out.parent, {out.name: lambda p, t=text: Path(p).write_text(t)})
-    if a.json:
-        print(json.dumps(doc, sort_keys=True))
-    else:
-        if doc["schedule"] is None:
-            print(f"no schedule met the target on the tuning data ({doc['target']})")
-        else:
-            print(f"tuned T_inf = {doc['t_inf']} ({doc['evaluations']} evaluations, {doc['seconds']:.0f} s); "
-                  f"on the tuning data: top-1 agreement {doc['tuning']['agreement']:.4f}, exact outputs "
-                  f"{doc['tuning']['exact_fraction']:.4f}")
-            print("schedule: " + ", ".join(f"{k}={v}" for k, v in doc["schedule"].items()))
-        print(table(doc["uniform"], f"held-out ({doc['holdout']['source']}), uniform Ts:"))
-        print(table(doc["front"], "held-out, tuned front:"))
-    for path in files:
-        print(f"wrote {path}", file=sys.stderr if a.json else sys.stdout)
-    return 0 if doc["schedule"] is not None else 1
-
-
-def _produce_atomically(out_dir: Path, produce) -> tuple[list[Path], object]:
-    """Let ``produce(tmp_dir)`` write its files into a temp dir, then move them all in.
-
-    All or nothing: on any failure no file reaches ``out_dir`` (and the directories this call
-    created, parents too, are removed again).
-    """
-    created = None                     # the outermost directory this call creates, if any
-    if not out_dir.exists():
-        created = out_dir
-        while created.parent != created and not created.parent.exists():
-            created = created.parent
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".swsc-", dir=out_dir))
-    except OSError as e:
-        raise UsageError(f"cannot write to output directory '{out_dir}': {e.strerror or e}",
-                         hint="-o names a directory, created if missing") from e
-    ok = False
-    try:
-        result = produce(tmp)
-        done = []
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out_dir / f.name)
-            done.append(out_dir / f.name)
-        ok = True
-        return done, result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not ok and created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-
-
-def _write_atomically(out_dir: Path, files: dict[str, callable]) -> list[Path]:
-    """Write the named files (name -> writer(path)) all or nothing."""
-    def produce(tmp):
-        for name, write in files.items():
-            if Path(name).name != name or name in ("", ".", ".."):    # each file lands inside out_dir
-                raise SwscError(f"refusing to write '{name}': not a plain file name inside '{out_dir}'")
-            write(tmp / name)
-    return _produce_atomically(out_dir, produce)[0]
-
-
-def cmd_compile(a) -> int:
-    from .compiler import compile_graph, import_onnx
-    from .passmanager import IRPrintOptions
-    from .progress import Progress
-    from .serialize import SUFFIX, save
-    model = _need_file(a.model)
-    opts = _options(a)
-    name, prefix = cliutil.compile_names(a, model)
-    cliutil.check_ir_print_passes(a)
-    popts = IRPrintOptions(after_all=a.print_ir_after_all, after=set(a.print_ir_after),
-                           before=set(a.print_ir_before), dump_dir=a.dump_ir)
-    printing = bool(a.print_ir_after_all or a.print_ir_after or a.print_ir_before)
-    totals = None
-    # a large model takes a while to import and convert: a bar on a terminal says which step runs
-    with Progress(4 if a.data else 3, f"swsc compile {model.name}", unit="step", leave=False,
-                  enabled=False if printing else None) as bar:
-        bar.status("importing")
-        graph = import_onnx(model, _input_shape(a))
-        bar(1)
-        bar.status("converting" + (" (and lowering to integer for C)" if a.target == "c" else ""))
-        records = []
-        sg = compile_graph(graph, opts, print_options=popts, records=records, integer=a.target == "c")
-        sg.meta["source"] = model.name
-        bar(2)
-        if a.data:   # before anything is written: bad data must leave no output behind
-            from .check import load_data
-            from .runtime.interpreter import run
-            bar.status("running the data")
-            x, _ = load_data(a.data, sg)
-            totals = (len(x), run(sg, x).totals())
-            bar(3)
-        bar.status("writing")
-        if a.target == "c":
-            from .runtime.cbackend import emit_c
-            written, creport = _produce_atomically(Path(a.output), lambda tmp: emit_c(
-                sg, tmp, prefix=prefix, header_info={"model": model.name, "options": opts.to_json()}))
-        else:
-            written = _write_atomically(Path(a.output), {name + SUFFIX: lambda p: save(sg, p)})
-        bar(bar.total)
-    layers = [n for n in sg.nodes if n.op == "TsaLayer"]
-    params = sum(int(sg.tensors[i].data.size) for n in layers
-                 for i in n.inputs[n.attrs["n_inputs"]:n.attrs["n_inputs"] + 2])   # W and b
-    print(f"compiled {model.name}: {len(sg.nodes)} nodes, {len(layers)} TSA layers, "
-          f"T_inf = {sg.meta['t_inf']} steps (Tc={opts.tc}), {params} parameters")
-    print("passes: " + ", ".join(f"{r.name} {r.seconds * 1000:.0f} ms" for r in records))
-    if a.target == "c":
-        if a.prefix is None:
-            print(f"C prefix: {prefix} (from the model's name; --prefix NAME to choose)")
-        print(creport.format())
-    if totals:
-        n, t = totals
-        print(f"on {n} samples: OPF {t['opf']:.0f} per frame (ANN MACs {t['ann_macs']}), "
-              f"spikes +{t['spikes_pos']:.0f}/-{t['spikes_neg']:.0f} per frame")
-    for p in written:
-        print(f"wrote {p}")
-    return 0
-
-
-def cmd_dump(a) -> int:
-    import onnx
-
-    from .serialize import is_ir_model, load
-    from .text import to_text
-    path = _need_file(a.file)
-    try:
-        is_ir = is_ir_model(onnx.load(str(path), load_external_data=False))
-    except Exception:
-        is_ir = False
-    if is_ir:
-        g = load(path)
-    else:
-        from .compiler import import_onnx
-        g = import_onnx(path, _input_shape(a))
-    sys.stdout.write(to_text(g))
-    return 0
-
-
-def cmd_run(a) -> int:
-    from .check import load_data, resolve_runtime
-    from .serialize import load
-    mode, backend = resolve_runtime(False, a.mode, a.backend)
-    g = load(_need_file(a.file, "IR"))
-    if a.output and Path(a.output).is_dir():
-        raise UsageError(f"-o '{a.output}' is a directory; give the .npz file to write, e.g. out.npz")
-    x, y = load_data(a.data, g)
-    outputs, totals = cliutil.run_outputs(g, x, mode, backend)
-    first = outputs[g.outputs[0]]
-    predictions = np.argmax(first.reshape(len(first), -1), axis=1)
-    summary = {"samples": int(len(x)), "mode": mode, "backend": backend, **totals}
-    if y is not None:
-        summary["accuracy"] = float((predictions == y).mean())
-    if a.output:
-        key = "predictions" if "predictions" not in outputs else "swsc_predictions"
-        def write(p):
-            with open(p, "wb") as f:    # a file object: np.savez would append .npz to a bare path
-                np.savez(f, **outputs, **{key: predictions})
-        _write_atomically(Path(a.output).parent or Path("."), {Path(a.output).name: write})
-    if a.json:
-        print(json.dumps(summary, sort_keys=True))
-    else:
-        for k, v in summary.items():
-            print(f"{k}: {v}")
-    return 0
-
-
-def cmd_check(a) -> int:
-    from .check import check, gate_failures, report_lines
-    model = _need_file(a.model)
-    _need_file(a.data, "data")
-    if a.limit is not None and a.limit < 1:
-        raise UsageError(f"--limit must be >= 1, got {a.limit}")
-    if a.max_lsb is not None and a.max_lsb < 0:
-        raise UsageError(f"--max-lsb must be >= 0, got {a.max_lsb}")
-    report = check(model, a.data, _options(a), ann=a.ann, mode=a.mode, backend=a.backend,
-                   input_shape=_input_shape(a), limit=a.limit, target=a.target)
-    limits = {"min_top1": a.min_top1, "min_exact": a.min_exact, "max_lsb": a.max_lsb}
-    failures = gate_failures(report, **limits)
-    report["gates"] = {k: v for k, v in limits.items() if v is not None}
-    report["gate_failures"] = failures
-    if a.json:
-        print(json.dumps(report, sort_keys=True))
-    else:
-        print("\n".join(report_lines(report)))
-    if failures:
-        print(f"swsc: check failed: {'; '.join(failures)}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def cmd_sweep(a) -> int:
-    from .sweep import AXES, grid_points, parse_values, sweep, table_kind, write_table
-    model = _need_file(a.model)
-    _need_file(a.data, "data")
-    kind = table_kind(a.output)
-    grid = {axis: parse_values(getattr(a, axis), axis) for axis in AXES}
-    points = grid_points(grid)   # every value is checked before the first (slow) point runs
-    if a.limit is not None and a.limit < 1:
-        raise UsageError(f"--limit must be >= 1, got {a.limit}")
-    rows = sweep(model, a.data, points, limit=a.limit, input_shape=_input_shape(a), beta=a.beta)
-    out = Path(a.output)
-    _write_atomically(out.parent, {out.name: lambda p: write_table(rows, p, data=a.data, limit=a.limit)})
-    if not a.quiet:
-        print(f"{'Tc':>3} {'Ts':>3} {'vth':>4} {'encoder':>8} {'T_inf':>5} {'acc_snn':>8} {'acc_ann':>8} "
-              f"{'agree':>7} {'exact':>7} {'OPF/MACs':>8}")
-        for r in rows:
-            enc = r["encoder"] + ("" if r["encoder_ts"] is None else f"/{r['encoder_ts']}")
-            acc = lambda v: "-" if v is None else f"{100 * v:.2f}"  # noqa: E731
-            print(f"{r['tc']:>3} {r['ts']:>3} {r['vth_factor']:>4g} {enc:>8} {r['t_inf']:>5} "
-                  f"{acc(r['accuracy_snn']):>8} {acc(r['accuracy_ann']):>8} {100 * r['top1_agreement']:>7.2f} "
-                  f"{r['exact_fraction']:>7.4f} {r['opf'] / max(r['ann_macs'], 1):>8.2f}")
-    print(f"wrote {out} ({len(rows)} rows, {kind})")
-    return 0
-
-
-def cmd_report(a) -> int:
-    from .report import render
-    for t in a.tables:
-        _need_file(t, "table")
-    notes = _need_file(a.notes, "notes").read_text() if a.notes else None
-    files, note = render(a.tables, notes=notes, plots=not a.no_plots)
-    written = _write_atomically(Path(a.output), files)
-    if note:
-        print(f"swsc: {note}", file=sys.stderr)
-    for p in written:
-        print(f"wrote {p}")
-    return 0
-
-
-def cmd_raw(a) -> int:
-    return _raw.cmd(a, {"compile": _options(a), "input_shape": _input_shape(a)})
+    add_compile_options(t, ts=False)
 
 
 COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,
-            "report": cmd_report, "tune": cmd_tune, "raw": cmd_raw}
+            "report": cmd_report, "tune": cmd_tune, "raw": raw.cmd}
 
 
 def main(argv: list[str] | None = None) -> int:

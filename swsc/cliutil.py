@@ -1,16 +1,72 @@
-"""Helpers of the command line (swsc/cli.py): option checks that need several options at once,
-``swsc run`` on either runtime, and how errors, warnings and a closed stdout end a command."""
+"""Helpers of the command line (swsc/cli.py, swsc/cli_commands.py, swsc/raw.py): the conversion
+options every compiling command shares, option checks that need several options at once, input
+files, all-or-nothing output, and how errors, warnings and a closed stdout end a command."""
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
-import numpy as np
+from .errors import SwscError, SwscWarning, UsageError
+from .frontend import parse_input_shape
+from .options import ENCODERS, CompileOptions, check_c_prefix, check_file_stem, default_c_prefix, parse_ts
+from .passes import PASSES, pipeline
 
-from .errors import SwscWarning, UsageError
-from .options import CompileOptions, check_c_prefix, check_file_stem, default_c_prefix
+
+def add_compile_options(p: argparse.ArgumentParser, *, ts: bool = True) -> None:
+    """The conversion options of compile, check, raw and tune (``ts=False``: tune finds --ts itself)."""
+    g = p.add_argument_group("conversion options (semantics: docs/semantics.md)")
+    g.add_argument("--tc", type=int, default=8, help="coding steps Tc per spike train (default 8)")
+    if ts:
+        g.add_argument("--ts", type=parse_ts, default=2,
+                       help="silent period of every TSA layer: N, a list 'N,N,...' (one per TSA layer in "
+                            "order) or a .json file {layer: N} (default 2)")
+    g.add_argument("--beta", type=float, default=2.0, help="amplification factor beta > 1 (default 2)")
+    g.add_argument("--encoder", choices=ENCODERS, default="exact",
+                   help="input encoder: exact MSB-first code (default) or the paper's TSA encoder")
+    g.add_argument("--encoder-ts", type=int, default=None,
+                   help="silent period of the tsa encoder (default 1; only with --encoder tsa)")
+    g.add_argument("--vth-factor", type=float, default=0.5,
+                   help="threshold as a fraction of theta*beta^Ts: 0.5 lowered (default), 1.0 = not lowered")
+    g.add_argument("--input-shape", default=None,
+                   help="static input shape 'N,C,H,W' for models with symbolic dimensions")
+    g.add_argument("--membrane-bits", type=int, default=32,
+                   help="integer mode and C: membranes must provably fit this many bits (16-64; default 32, "
+                        "int32_t; above 32 the C uses int64_t)")
+
+
+def compile_options(a) -> CompileOptions:
+    """The CompileOptions of the options that add_compile_options defines, validated."""
+    if a.encoder_ts is not None and a.encoder != "tsa":
+        raise UsageError(f"--encoder-ts is the silent period of the tsa encoder; --encoder {a.encoder} has none "
+                         "(add --encoder tsa, or drop --encoder-ts)")
+    return CompileOptions(tc=a.tc, ts=getattr(a, "ts", CompileOptions.ts), beta=a.beta, encoder=a.encoder,
+                          encoder_ts=1 if a.encoder_ts is None else a.encoder_ts, vth_factor=a.vth_factor,
+                          membrane_bits=a.membrane_bits).validate()
+
+
+def input_shape(a):
+    if not getattr(a, "input_shape", None):
+        return None
+    return parse_input_shape(a.input_shape)
+
+
+def need_file(path: str, what: str = "model") -> Path:
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{what} file '{path}' is a directory", hint=f"give the {what} file itself")
+    if not p.is_file():
+        raise UsageError(f"{what} file '{path}' does not exist")
+    return p
+
+
+def check_limit(a) -> None:
+    """--limit N (the first N samples) takes N >= 1."""
+    if a.limit is not None and a.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {a.limit}")
 
 
 def help_pointer(argv: list[str], commands) -> str:
@@ -24,7 +80,7 @@ def fraction(text: str) -> float:
         v = float(text)
     except ValueError:
         v = -1.0
-    if not 0 <= v <= 1:
+    if not 0 <= v <= 1:   # argparse's protocol for a type: _Parser.error makes it a UsageError
         raise argparse.ArgumentTypeError(f"takes a fraction in [0, 1], got {text!r}")
     return v
 
@@ -56,45 +112,11 @@ def check_ir_print_passes(a) -> None:
     """--print-ir-* of a pass that only the C target runs is a mistake, not a silent no-op."""
     if a.target == "c":
         return
-    from .passes import PASSES, pipeline
     default = {p.name for p in pipeline(CompileOptions())}
     for name in a.print_ir_after + a.print_ir_before:
         if name in PASSES and name not in default:
             raise UsageError(f"pass '{name}' exists only for --target c (it lowers the network to the integer-only "
                              "arithmetic of the C); add --target c")
-
-
-def run_outputs(g, x, mode: str, backend: str) -> tuple[dict, dict]:
-    """({graph output: float array [N, ...]}, summary) of running ``g`` as ``swsc run`` does."""
-    from .progress import Progress
-    from .runtime.interpreter import run
-    if mode == "int" and g.meta.get("integer") != "1":
-        from .passes import LowerToInteger          # a .sws.onnx holds the network before this pass
-        from .passmanager import PassManager
-        g = PassManager([LowerToInteger()]).run(g)
-    if backend == "numpy":
-        with Progress(len(x), "swsc run", unit="sample") as bar:
-            res = run(g, x, progress=bar, mode=mode)
-        return res.outputs, res.totals()
-    from .check import output_quant_tensors, run_c
-    from .runtime.cbackend import dequantize_output
-    c_out, counts, creport = run_c(g, x)
-    flat, outputs, start = c_out.reshape(len(x), -1), {}, 0
-    for i, (name, qname) in enumerate(zip(g.outputs, output_quant_tensors(g))):   # flat, in graph order
-        shape = g.tensors[qname].shape[1:]
-        size = int(np.prod(shape, dtype=np.int64))
-        v = dequantize_output(g, flat[:, start:start + size].reshape(len(x), *shape), i)
-        start += size
-        node = g.producer(name)
-        if node is not None and node.op == "Softmax":    # the C stops at the decoder; numpy ends the tail
-            e = np.exp(v - v.max(axis=node.attrs["axis"], keepdims=True))
-            v = (e / e.sum(axis=node.attrs["axis"], keepdims=True)).astype(np.float32)
-        outputs[name] = v
-    n = max(len(x), 1)
-    summary = {"spikes_pos": sum(p for p, _ in counts.values()) / n,
-               "spikes_neg": sum(q for _, q in counts.values()) / n,
-               "flash_bytes": creport.flash_bytes, "ram_bytes": creport.ram_bytes}
-    return outputs, summary
 
 
 def split_debug(argv: list[str]) -> tuple[list[str], bool]:
@@ -117,3 +139,45 @@ def stdout_gone() -> int:
     except (OSError, ValueError):
         pass
     return 141    # 128 + SIGPIPE, what a shell reports for a tool killed by the broken pipe
+
+
+def produce_atomically(out_dir: Path, produce) -> tuple[list[Path], object]:
+    """Let ``produce(tmp_dir)`` write its files into a temp dir, then move them all in.
+
+    All or nothing: on any failure no file reaches ``out_dir`` (and the directories this call
+    created, parents too, are removed again).
+    """
+    created = None                     # the outermost directory this call creates, if any
+    if not out_dir.exists():
+        created = out_dir
+        while created.parent != created and not created.parent.exists():
+            created = created.parent
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".swsc-", dir=out_dir))
+    except OSError as e:
+        raise UsageError(f"cannot write to output directory '{out_dir}': {e.strerror or e}",
+                         hint="-o names a directory, created if missing") from e
+    ok = False
+    try:
+        result = produce(tmp)
+        done = []
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out_dir / f.name)
+            done.append(out_dir / f.name)
+        ok = True
+        return done, result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not ok and created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+def write_atomically(out_dir: Path, files: dict[str, callable]) -> list[Path]:
+    """Write the named files (name -> writer(path)) all or nothing."""
+    def produce(tmp):
+        for name, write in files.items():
+            if Path(name).name != name or name in ("", ".", ".."):    # each file lands inside out_dir
+                raise SwscError(f"refusing to write '{name}': not a plain file name inside '{out_dir}'")
+            write(tmp / name)
+    return produce_atomically(out_dir, produce)[0]

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .frontend import import_model
 from .ir import Graph
 from .options import CompileOptions
+from .passes import pipeline
 from .passmanager import IRPrintOptions, PassManager
 
 
 def import_onnx(path: str | Path, input_shape: tuple[int, ...] | None = None) -> Graph:
-    from .frontend import import_model
     return import_model(str(path), input_shape=input_shape)
 
 
@@ -21,7 +22,6 @@ def compile_graph(graph: Graph, options: CompileOptions | None = None, *,
     ``records``, if given, receives one PassRecord (name, seconds, changed) per pass.
     ``integer`` adds lower-to-integer (for the C backend and the integer runtime mode).
     """
-    from swsc.passes import pipeline
     options = (options or CompileOptions()).validate()
     pm = PassManager(pipeline(options, integer=integer), verify=verify, print_options=print_options)
     out = pm.run(graph)
@@ -30,8 +30,3 @@ def compile_graph(graph: Graph, options: CompileOptions | None = None, *,
         records.extend(pm.records)
     return out
 
-
-def compile_model(path: str | Path, options: CompileOptions | None = None, *,
-                  input_shape: tuple[int, ...] | None = None,
-                  print_options: IRPrintOptions | None = None) -> Graph:
-    return compile_graph(import_onnx(path, input_shape), options, print_options=print_options)

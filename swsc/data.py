@@ -58,15 +58,17 @@ def _labels(y: np.ndarray, n: int, path: Path) -> np.ndarray:
     if y.ndim == 2 and y.shape[0] == n and y.shape[1] > 1:
         raise InvalidModelError(f"'y' is {list(y.shape)}: one row per sample, not one class index",
                                 file=str(path), hint="labels are class indices; for one-hot rows save y.argmax(1)")
+    def not_labels(why) -> InvalidModelError:
+        return InvalidModelError(f"'y' is not integer labels ({why})", file=str(path),
+                                 hint="y holds one class index per sample")
+
+    flat = y.reshape(-1)
+    if flat.dtype.kind == "f" and (bad := np.flatnonzero(~np.isfinite(flat) | (flat != np.round(flat)))).size:
+        raise not_labels(f"it holds non-integer numbers, e.g. {flat[bad[0]]:g}")
     try:
-        flat = y.reshape(-1)
-        if flat.dtype.kind == "f" and (bad := np.flatnonzero(~np.isfinite(flat) | (flat != np.round(flat)))).size:
-            raise ValueError(f"it holds non-integer numbers, e.g. {flat[bad[0]]:g}")
-        v = flat.astype(np.int64)
+        return flat.astype(np.int64)
     except (TypeError, ValueError) as e:
-        raise InvalidModelError(f"'y' is not integer labels ({e})", file=str(path),
-                                hint="y holds one class index per sample") from e
-    return v
+        raise not_labels(e) from e
 
 
 def load_data(path: str | Path, graph: Graph) -> tuple[np.ndarray, np.ndarray | None]:

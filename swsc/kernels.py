@@ -10,8 +10,14 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import onnxruntime as ort
 from numpy.lib.stride_tricks import sliding_window_view
+from onnx import TensorProto, helper, numpy_helper
 
+from swsc.ops.base import window_out
+
+#: float32 represents every integer up to 2^24 exactly
+FLOAT32_EXACT = 2.0 ** 24
 
 #: float32 elementwise arithmetic of a float head (ONNX Add/Sub/Mul/Div in float32, as onnxruntime)
 _ARITH = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
@@ -35,6 +41,11 @@ def _windows(x: np.ndarray, kernel, strides, pads, dilations, pad_value=0.0) -> 
     return w[sl]
 
 
+def windows(x: np.ndarray, attrs: dict) -> np.ndarray:
+    """View of x [N, C, H, W] as its [N, C, H', W', kh, kw] windows, zero padded."""
+    return _windows(x, *geometry(attrs))
+
+
 def geometry(attrs: dict, nd: int = 2):
     k = list(attrs["kernel"])
     return (k, list(attrs.get("strides") or [1] * nd), list(attrs.get("pads") or [0] * 2 * nd),
@@ -54,9 +65,6 @@ def _ort_conv(x: np.ndarray, w: np.ndarray, attrs: dict, out: np.ndarray | None 
     Sessions run without onnxruntime's memory arena, which keeps each session's largest
     buffers for good (measured: 4 GB peak on 4-frame MobileNetV2 runs, one arena per conv).
     """
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
     k, s, p, d = geometry(attrs)
     # keyed by the weights' content, not their identity: every run() builds its interpreter's
     # integer weights anew, and a session per conv per run cost more than the convs on MobileNetV2
@@ -128,7 +136,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, attrs: dict, out: np.ndarray | None = N
 def out_hw(in_hw, attrs: dict) -> tuple[int, int]:
     """Output height and width of a conv/pool window over an unpadded [H, W] input."""
     k, s, p, d = geometry(attrs)
-    return tuple((in_hw[i] + p[i] + p[i + 2] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+    return tuple(window_out(in_hw[i], k[i], s[i], p[i], p[i + 2], d[i]) for i in range(2))
 
 
 def _tap_slices(padded_hw, attrs: dict):
@@ -184,10 +192,31 @@ def max_pool(x: np.ndarray, attrs: dict) -> np.ndarray:
     return out
 
 
-def conv_tap_counts(in_shape, w_shape, attrs: dict) -> np.ndarray:
-    """For each output position and input channel, how many weight taps hit real input.
+# ---------------------------------------------------------------- SWS codes
+def encode_exact(code: np.ndarray, tc: int, beta: float, theta: float) -> np.ndarray:
+    """Greedy MSB-first SWS code of code/theta: binary digits for beta = 2, balanced
+    digits otherwise. Exact for every integer level the window can code."""
+    r = np.rint(code / theta)
+    frames = np.zeros((tc,) + code.shape, dtype=np.int8)
+    for k in range(tc):
+        wk = beta ** (tc - 1 - k)
+        if beta == 2:
+            d = (r >= wk).astype(np.int8)
+        else:
+            d = np.clip(np.floor(r / wk + 0.5), -1, 1).astype(np.int8)
+        frames[k] = d
+        r = r - d.astype(np.float64) * wk
+    return frames
 
-    Used for fan-out counts and per-position bias maps: conv of an all-ones input.
-    """
-    ones = np.ones((1,) + tuple(in_shape[1:]))
-    return conv2d(ones, np.ones(w_shape), attrs)[0]
+
+def decode(frames: np.ndarray, beta: float) -> np.ndarray:
+    """The value sum_k beta^(Tc-1-k) s(k) of spike frames [Tc, ...]."""
+    tc = frames.shape[0]
+    weights = np.array([beta ** (tc - 1 - k) for k in range(tc)])
+    return np.tensordot(weights, frames.astype(np.float64), axes=1)
+
+
+def int_code(A: np.ndarray, theta: float) -> np.ndarray:
+    """The integer decoder (docs/integer.md): A, or round(theta A) with theta in Q16."""
+    A = np.rint(A).astype(np.int64)
+    return A if theta == 1.0 else (A * int(round(theta * 65536)) + 2**15) >> 16

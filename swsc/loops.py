@@ -17,12 +17,20 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from swsc import kernels
 from swsc.errors import SwscError
-
-from .kernels import geometry, out_hw
 
 #: float-mode membranes closer than this (in units of R) to a threshold count as exact ties
 TIE_TOLERANCE = 1e-9
+
+
+def round_half_even(v: np.ndarray) -> np.ndarray:
+    """rint, except that values within TIE_TOLERANCE of a half count as exact ties, so float
+    noise in the (exact in theory) bias cannot decide a tie."""
+    f = np.floor(v)
+    frac = v - f
+    tie = np.abs(frac - 0.5) <= TIE_TOLERANCE
+    return np.where(tie, f + (f % 2 != 0), np.rint(v))
 
 
 @njit(inline="always")
@@ -202,9 +210,9 @@ def max_pool_spikes(frames: np.ndarray, attrs: dict, beta: float) -> np.ndarray:
     """Exact running max (semantics section 5) of spike frames ``[Tc, N, C, H, W]``:
     P(k) = beta P(k-1) + s(k) per input, M(k) = max of P(k) over the window,
     o(k) = M(k) - beta M(k-1)."""
-    (kh, kw), (sh, sw), pads, (dh, dw) = geometry(attrs)
+    (kh, kw), (sh, sw), pads, (dh, dw) = kernels.geometry(attrs)
     tc, n, c, h, w = frames.shape
-    ho, wo = out_hw((h, w), attrs)
+    ho, wo = kernels.out_hw((h, w), attrs)
     out = np.empty((tc, n, c, ho, wo), dtype=np.int8)
     _spike_max_pool(np.ascontiguousarray(frames, dtype=np.int8), kh, kw, sh, sw, pads[0], pads[1], dh, dw,
                     float(beta), out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import OptionError
@@ -34,7 +34,6 @@ class CompileOptions:
     vth_factor: float = 0.5
     ts_default: int = 2
     membrane_bits: int = 32   # integer mode and C: the register the membrane proof must fit (docs/integer.md)
-    extra: dict = field(default_factory=dict)
 
     def validate(self) -> "CompileOptions":
         if not isinstance(self.tc, int) or self.tc < 1:
@@ -65,9 +64,7 @@ class CompileOptions:
         return float(sum(self.beta ** (self.tc - k) for k in range(1, self.tc + 1)))
 
     def to_json(self) -> str:
-        d = asdict(self)
-        d.pop("extra")
-        return json.dumps(d, sort_keys=True)
+        return json.dumps(asdict(self), sort_keys=True)
 
 
 def parse_ts(text: str):

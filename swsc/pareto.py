@@ -9,11 +9,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .tune import Evaluation, TuneResult, Tuner, metrics_of
+from .check import load_model_data, output_quant_tensors
+from .data import load_data
+from .errors import UsageError
+from .oracle import Oracle
+from .plotting import pyplot, save_png
+from .runtime.interpreter import Interpreter
+from .tune import Evaluation, TuneResult, Tuner, metrics_of, t_inf
 
 FORMAT = "swsc-tune"
 VERSION = 1
-DPI = 100
 
 
 def front(evals: list[Evaluation]) -> list[Evaluation]:
@@ -36,7 +41,6 @@ def front(evals: list[Evaluation]) -> list[Evaluation]:
 def measure(tuner: Tuner, schedules: list[tuple[str, dict]], x, y, q_ann, q_ort, progress=None) -> list[dict]:
     """Each (label, schedule) on held-out data: T_inf, agreement and exact fraction against
     the exact ANN and onnxruntime, accuracy (with labels), OPF per frame."""
-    from .tune import t_inf
     rows = []
     for i, (label, s) in enumerate(schedules):
         q, totals = tuner.ev.outputs(s, x)
@@ -110,10 +114,7 @@ def _metric(rows):
 
 def plot(doc: dict, path) -> None:
     """Accuracy (or agreement) against T_inf on held-out data: uniform Ts and the tuned front."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": 8, "path.simplify": False})
+    plt = pyplot()
     key, label = _metric(doc["uniform"] or doc["front"])
     fig, ax = plt.subplots(figsize=(4.2, 3.2))
     for rows, style, name in ((doc["uniform"], "o--", "uniform Ts (paper)"), (doc["front"], "s-", "tuned per layer")):
@@ -129,8 +130,7 @@ def plot(doc: dict, path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def report_parts(paths, plots: bool) -> tuple[dict, list[str]]:
@@ -162,15 +162,8 @@ def tune_model(model, data, options, target, *, test=None, holdout: float = 0.5,
     """`swsc tune`: tune on ``data`` (or its first part), report on ``test`` (or the rest).
 
     Returns the tune document (see ``document``); ``log`` gets the progress lines."""
-    from .check import load_data, output_quant_tensors
-    from .compiler import import_onnx
-    from .errors import UsageError
-    from .oracle import Oracle
     model = Path(model)
-    graph = import_onnx(model, input_shape)
-    x, y = load_data(data, graph)
-    if limit:
-        x, y = x[:limit], (y[:limit] if y is not None else None)
+    graph, x, y = load_model_data(model, data, input_shape, limit)
     if test is not None:
         xt, yt = load_data(test, graph)
         where = Path(test).name
@@ -191,7 +184,6 @@ def tune_model(model, data, options, target, *, test=None, holdout: float = 0.5,
         f"target: {target.describe()}")
     tuner = Tuner(graph, x, y, options, target, q_ort=q_ort, budget=budget, progress=progress)
     result = tuner.run(max_evals=max_evals)
-    from .runtime.interpreter import Interpreter
     q_ann_t = Interpreter(tuner.ann, budget=budget).run(xt, intermediate={qname}).intermediates[qname]
     picks = [(f"tuned: {e.label}"[:40], e.schedule) for e in front(result.evaluations)]
     if result.best is not None and all(s != result.best.schedule for _, s in picks):

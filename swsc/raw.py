@@ -13,10 +13,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .check import load_model_data
+from .cliutil import add_compile_options, check_limit, compile_options, input_shape, need_file
+from .compiler import compile_graph
 from .errors import UsageError
+from .runtime import cbackend
 
 
-def add_parser(sub, add_compile_options) -> None:
+def add_parser(sub) -> None:
     r = sub.add_parser("raw", help="write an .npz's samples as the C harness's raw input",
                        description="Quantize the samples x of an .npz with the model's input quantizer and "
                        "write them as raw values of its input type, the input of the generated C harness "
@@ -28,20 +32,13 @@ def add_parser(sub, add_compile_options) -> None:
     add_compile_options(r)
 
 
-def cmd(a, options) -> int:
-    from .data import load_data
-    from .compiler import compile_graph, import_onnx
-    from .runtime import cbackend
-
-    for path, what in ((a.model, "model"), (a.data, "data")):
-        if not Path(path).is_file():
-            raise UsageError(f"{what} file '{path}' does not exist")
-    if a.limit is not None and a.limit < 1:
-        raise UsageError(f"--limit must be >= 1, got {a.limit}")
-    graph = import_onnx(a.model, options.get("input_shape"))
-    x, _ = load_data(a.data, graph)
-    x = x[:a.limit] if a.limit else x
-    sg = compile_graph(graph, options["compile"], integer=True)
+def cmd(a) -> int:
+    options, shape = compile_options(a), input_shape(a)
+    need_file(a.model)
+    need_file(a.data, "data")
+    check_limit(a)
+    graph, x, _ = load_model_data(a.model, a.data, shape, a.limit)
+    sg = compile_graph(graph, options, integer=True)
     q = cbackend.quantize_input(sg, x)
     data = q.tobytes()
     if a.output == "-":

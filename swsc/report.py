@@ -6,8 +6,8 @@ the silent period (fig. 5a), ablation accuracies (fig. 5b); report.md (``swsc.re
 has a Table-2 style summary at Tc = 8, Ts = 2 and compares the measurements with the
 paper's claims.
 
-One function per figure kind, built from helpers other plots can share (``pyplot``,
-``accuracy_lines``, ``label_points``, ``legend_outside``, ``save_png``): legends sit outside
+One function per figure kind, built from helpers other plots can share (``pyplot`` and
+``save_png`` of swsc/plotting.py, ``accuracy_lines``, ``label_points``, ``legend_outside``): legends sit outside
 the axes so they never cover a curve, point labels never overlap, and the accuracy axis
 shows the band where the curves differ (points far below it are marked on its lower edge).
 
@@ -25,10 +25,10 @@ import numpy as np
 from .errors import InvalidModelError, UsageError
 from .options import check_file_stem
 from .pareto import is_tune_file, report_parts
+from .plotting import available, pyplot, save_png
 from .report_md import ABLATION, is_main, markdown, pick, vth_label
 from .sweep import COLUMNS, read_table, sort_key
 
-DPI = 100
 #: one colour per ablation configuration (vth_factor, ts), the same in every figure
 CONFIG_COLOURS = {(1.0, 0): "#d62728", (0.5, 0): "#ff7f0e", (1.0, 2): "#1f77b4", (0.5, 2): "#2ca02c"}
 #: the accuracy axis spans at most this many points below the best value; lower points are
@@ -81,22 +81,6 @@ def read_sweep(path: str | Path) -> tuple[dict, list[dict]]:
 
 
 # ------------------------------------------------------------------ plot helpers
-def pyplot():
-    """matplotlib.pyplot on the Agg backend with this module's fixed style."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"font.size": 8, "svg.hashsalt": "swsc", "path.simplify": False})
-    return plt
-
-
-def save_png(fig, path) -> None:
-    """Write a figure as a reproducible PNG (no software tag, fixed dpi) and close it."""
-    import matplotlib.pyplot as plt
-    fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
-    plt.close(fig)
-
-
 def legend_outside(ax, handles=None, **kw):
     """The legend to the right of the axes, where it cannot cover a curve."""
     kw = {"fontsize": 7, "loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, **kw}
@@ -222,7 +206,6 @@ def opf_figure(stem, rows, bins=None):
     if len(tcs) < 2:
         return None
     plt = pyplot()
-    from matplotlib.lines import Line2D
     fig, ax = _figure(plt)
     marker = {tc: MARKERS[i % len(MARKERS)] for i, tc in enumerate(tcs)}
     series = []
@@ -241,7 +224,7 @@ def opf_figure(stem, rows, bins=None):
     ax.grid(alpha=0.3)
     fig.suptitle(f"{stem}: accuracy vs OPF over Tc, Ts (vth θ/2)", fontsize=9)
     handles, _ = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], linestyle="none", marker=marker[tc], color="0.35", markersize=4, label=f"Tc={tc}")
+    handles += [plt.Line2D([], [], linestyle="none", marker=marker[tc], color="0.35", markersize=4, label=f"Tc={tc}")
                 for tc in tcs]
     legend_outside(ax, handles)
     return fig
@@ -347,11 +330,8 @@ def render(tables: list[str | Path], *, notes: str | None = None, plots: bool = 
     rows = unique
     bins = next((m["residual_bins"] for m in metas if m.get("residual_bins")), None)
     files, shown, note = {}, {}, None
-    if plots:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            note = "matplotlib is not installed (pip install 'swsc[plots]'): report.md has no figures"
+    if plots and not available():
+        note = "matplotlib is not installed (pip install 'swsc[plots]'): report.md has no figures"
     if plots and note is None:
         for m in sorted({r["model"] for r in rows}):
             f = figures(m, [r for r in rows if r["model"] == m], bins)

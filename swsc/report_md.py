@@ -74,6 +74,22 @@ def _mean_residual(row) -> float | None:
     return sum(x["residual_abs_mean"] * x["in_range"] for x in layers) / n if n else None
 
 
+def _ablation_cells(by_model: dict, measure, fmt) -> list[str]:
+    """'model: config value, ...' for each model measured in every ABLATION configuration at
+    Tc = 8; ``measure(row)`` is the value (None: not measured), ``fmt`` writes it."""
+    out = []
+    for m, rs in by_model.items():
+        cells = []
+        for v, ts in ABLATION:
+            r = pick(rs, 8, ts, v)
+            value = None if r is None else measure(r)
+            if value is not None:
+                cells.append(f"{vth_label(v)}/Ts={ts} {fmt(value)}")
+        if len(cells) == len(ABLATION):
+            out.append(f"{m}: " + ", ".join(cells))
+    return out
+
+
 # ------------------------------------------------------------------ markdown
 def _summary_row(model, rows):
     r = pick(rows, 8, 2)
@@ -299,28 +315,11 @@ def _paper_section(by_model) -> list[str]:
               "amplification per TSA neuron; waiting also changes how many spikes fire (Ts = 0 fires many "
               "that later need correcting)."]
     # ablation
-    abl = []
-    for m, rs in by_model.items():
-        cells = []
-        for v, ts in ABLATION:
-            r = pick(rs, 8, ts, v)
-            if r is not None and r["accuracy_snn"] is not None:
-                cells.append(f"{vth_label(v)}/Ts={ts} {100 * r['accuracy_snn']:.2f}%")
-        if len(cells) == len(ABLATION):
-            abl.append(f"{m}: " + ", ".join(cells))
+    abl = _ablation_cells(by_model, lambda r: r["accuracy_snn"], lambda a: f"{100 * a:.2f}%")
     if abl:
         L += ["- **Ablation (fig. 5b).** Paper, SWS-ResNet18 on CIFAR10 at Vth θ/Ts=0, θ/2/Ts=0, θ/Ts=2, "
               "θ/2/Ts=2: almost random, 35.41%, 84.21%, 95.68%. Measured (Tc = 8): " + "; ".join(abl) + "."]
-    res = []
-    for m, rs in by_model.items():
-        cells = []
-        for v, ts in ABLATION:
-            r = pick(rs, 8, ts, v)
-            mr = None if r is None else _mean_residual(r)
-            if mr is not None:
-                cells.append(f"{vth_label(v)}/Ts={ts} {mr:.3f}")
-        if len(cells) == len(ABLATION):
-            res.append(f"{m}: " + ", ".join(cells))
+    res = _ablation_cells(by_model, _mean_residual, lambda v: f"{v:.3f}")
     if res:
         L += ["- **Residuals (fig. 5a).** Paper: lowering Vth moves the residual from about 0.5θ to about 0.25θ "
               "and the silent period removes large deviations. Measured mean |residual| over in-range TSA "

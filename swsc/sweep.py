@@ -23,8 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OptionError, UsageError
+from .check import _top1, compare, isolated_layers, load_model_data, output_quant_tensors
+from .compiler import compile_graph
+from .errors import InvalidModelError, OptionError, UsageError
 from .options import ENCODERS, CompileOptions
+from .oracle import Oracle
+from .progress import Progress
+from .runtime import reference
+from .runtime.interpreter import RESIDUAL_BINS, run
 
 AXES = ("tc", "ts", "vth_factor", "encoder", "encoder_ts")
 DEFAULT_GRID = {"tc": [8], "ts": [0, 1, 2, 3], "vth_factor": [0.5], "encoder": ["exact"], "encoder_ts": [1]}
@@ -143,13 +149,6 @@ def sweep(model, data, grid=None, limit: int | None = None, progress=None, *,
     ``progress``: None (a bar when stderr is a terminal, else one line per point), True/False,
     or a callable ``progress(done)`` called after each point.
     """
-    from .check import _top1, compare, isolated_layers, load_data, output_quant_tensors
-    from .compiler import compile_graph, import_onnx
-    from .oracle import Oracle
-    from .progress import Progress
-    from .runtime import reference
-    from .runtime.interpreter import run
-
     points = grid_points(DEFAULT_GRID if grid is None else grid)
     options = [CompileOptions(tc=p["tc"], ts=p["ts"], beta=beta, encoder=p["encoder"],
                               encoder_ts=p["encoder_ts"] if p["encoder_ts"] is not None else 1,
@@ -157,10 +156,7 @@ def sweep(model, data, grid=None, limit: int | None = None, progress=None, *,
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise UsageError(f"--limit must be an integer >= 1, got {limit!r}")
     model = Path(model)
-    graph = import_onnx(model, input_shape)
-    x, y = load_data(data, graph)
-    if limit:
-        x, y = x[:limit], (y[:limit] if y is not None else None)
+    graph, x, y = load_model_data(model, data, input_shape, limit)
     bar = progress if callable(progress) and not isinstance(progress, bool) else \
         Progress(len(points), f"sweep {model.name}", enabled=progress, lines=True, unit="point")
     if hasattr(bar, "note"):
@@ -201,7 +197,6 @@ def point_text(p: dict) -> str:
 
 
 def _layers(sg, res, ref, n, alone) -> list[dict]:
-    from .check import compare
     stats = {s.name: s for s in res.layers}
     out = []
     for node in sg.topo_order():
@@ -242,7 +237,6 @@ def _round(v):
 
 
 def table_json(rows: list[dict], *, data=None, limit=None) -> str:
-    from .runtime.interpreter import RESIDUAL_BINS
     models = sorted({r["model"] for r in rows})
     doc = {"format": "swsc-sweep", "version": FORMAT_VERSION, "models": models,
            "data": Path(data).name if data else None, "limit": limit,
@@ -288,7 +282,6 @@ def table_kind(path: str | Path) -> str:
 
 def read_table(path: str | Path) -> tuple[dict, list[dict]]:
     """A sweep table (JSON, or CSV without per-layer data) as (meta, rows)."""
-    from .errors import InvalidModelError
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"table file '{path}' does not exist")

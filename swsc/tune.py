@@ -40,6 +40,7 @@ from .compiler import compile_graph
 from .errors import UsageError
 from .ir import Graph
 from .options import CompileOptions
+from .passes import FoldZeroPoints, Rescale
 from .passmanager import PassManager
 from .runtime.interpreter import Interpreter, decode, encode_exact
 
@@ -93,7 +94,6 @@ class Target:
 
 def exact_ann(graph: Graph, options: CompileOptions) -> Graph:
     """The exact quantized ANN: the code-domain graph after fold-zero-points and rescale."""
-    from swsc.passes import FoldZeroPoints, Rescale
     return PassManager([FoldZeroPoints(), Rescale(options)]).run(graph)
 
 

@@ -92,10 +92,10 @@ def test_output_name_cannot_leave_the_output_directory(name, tmp_path):
 @pytest.mark.parametrize("name", ["../x", "a/b", "..", ""])
 def test_the_atomic_writer_keeps_every_file_inside_its_directory(name, tmp_path):
     """The last line of defence for names that come from data (a sweep table's model, ...)."""
-    from swsc.cli import _write_atomically
+    from swsc.cliutil import write_atomically
     from swsc.errors import SwscError
     with pytest.raises(SwscError, match="not a plain file name"):
-        _write_atomically(tmp_path / "a" / "out", {"ok.txt": lambda p: p.write_text("1"),
+        write_atomically(tmp_path / "a" / "out", {"ok.txt": lambda p: p.write_text("1"),
                                                    name: lambda p: p.write_text("2")})
     assert tree(tmp_path) == set()
 

@@ -8,8 +8,13 @@ from hypothesis import given, settings, strategies as st
 from swsc.compiler import compile_graph
 from swsc.ir import Graph, Quant, Tensor
 from swsc.options import CompileOptions
-from swsc.runtime.interpreter import decode, encode_exact, max_pool_spikes, run, tsa_scan
-from swsc.loops import tsa_scan_units
+from swsc.errors import SwscError
+from swsc.kernels import decode, encode_exact
+from swsc.loops import max_pool_spikes, tsa_scan, tsa_scan_units
+from swsc.ops import op_of
+from swsc.ops.quantize import encode_frames
+from swsc.runtime import reference
+from swsc.runtime.interpreter import run
 
 from graphs import residual, tiny_cnn
 
@@ -48,7 +53,33 @@ def test_tsa_encoder_levels(encoder_ts, wrong):
     assert int((y != levels[0]).sum()) == wrong
     if encoder_ts == 0:
         assert y[212] == 191
-    assert int(sg.meta["t_inf"]) == 8 + encoder_ts
+    assert sg.t_inf == 8 + encoder_ts
+
+
+@pytest.mark.parametrize("encoder, encoder_ts", [("exact", 0), ("tsa", 0), ("tsa", 1)])
+def test_integer_encoder_table_is_the_encoder_simulation(encoder, encoder_ts):
+    """lower-to-integer's table of the input encoder (what integer mode and the C read) holds,
+    for every code, the frames of the one encoder simulation the float interpreter runs."""
+    sg = compile_graph(_identity_graph(), CompileOptions(encoder=encoder, encoder_ts=encoder_ts), integer=True)
+    enc = next(n for n in sg.nodes if n.op == "SwsEncode")
+    q = sg.tensors[enc.outputs[0]].quant
+    codes = np.arange(q.hi - q.lo + 1, dtype=np.float64)
+    frames = encode_frames(codes, encoder, enc.attrs["ts"], sg.coding, q.theta or 1.0, q.hi - q.lo)
+    assert np.array_equal(sg.const(enc.inputs[1]), frames.T)
+
+
+def test_runtimes_run_ops_through_their_hooks():
+    """Every op of a compiled graph has a numpy ``run`` hook and every op of a canonical one a
+    ``reference`` hook; a graph of the other kind is refused with a SwscError, not a crash."""
+    canonical = tiny_cnn()
+    sg = compile_graph(tiny_cnn(), CompileOptions(ts=2))
+    assert all(callable(getattr(op_of(n), "run", None)) for n in sg.nodes)
+    assert all(callable(getattr(op_of(n), "reference", None)) for n in canonical.nodes)
+    x = np.zeros((1,) + canonical.tensors[canonical.inputs[0]].shape[1:], np.float32)
+    with pytest.raises(SwscError, match="interpreter cannot run"):
+        run(canonical, x)
+    with pytest.raises(SwscError, match="reference evaluator does not run"):
+        reference.evaluate(sg, x)
 
 
 def _valid_trains(rng, shape, tc, beta):
@@ -164,8 +195,7 @@ def test_delay_shifts_train_by_its_steps():
     delays = [n for n in sg.nodes if n.op == "SpikeDelay"]
     assert len(delays) == 1
     d = delays[0]
-    t_in, t_out = sg.tensors[d.inputs[0]].window, sg.tensors[d.outputs[0]].window
-    assert t_out[0] - t_in[0] == d.attrs["delay"] == 2
+    assert sg.tensors[d.outputs[0]].t0 - sg.tensors[d.inputs[0]].t0 == d.attrs["delay"] == 2
     # on the global time line, the delayed train is the input train shifted by `delay` steps
     x = np.random.default_rng(0).uniform(0, 1, (4, 3, 5, 5)).astype(np.float32)
     env = run(sg, x, intermediate=True).intermediates
@@ -176,7 +206,7 @@ def test_delay_shifts_train_by_its_steps():
 def test_t_inf_on_a_chain(ts):
     sg = compile_graph(tiny_cnn(), CompileOptions(tc=8, ts=ts))
     assert int(sg.meta["l_tsa"]) == 2
-    assert int(sg.meta["t_inf"]) == 8 + ts * 2
+    assert sg.t_inf == 8 + ts * 2
 
 
 @pytest.mark.parametrize("ts", [[1, 2, 3], {"conv0": 4}])
@@ -184,9 +214,9 @@ def test_t_inf_is_longest_path_on_branches(ts):
     sg = compile_graph(residual(), CompileOptions(tc=6, ts=ts, ts_default=1))
     per = {n.name: n.attrs["ts"] for n in sg.nodes if n.op == "TsaLayer"}
     longest = per["conv0"] + per["conv1"] + per["add"]
-    assert int(sg.meta["t_inf"]) == 6 + longest
+    assert sg.t_inf == 6 + longest
     add = sg.node("add")
-    assert len({sg.tensors[i].window for i in add.inputs if sg.tensors[i].dtype == "spike"}) == 1
+    assert len({sg.tensors[i].t0 for i in add.inputs if sg.tensors[i].dtype == "spike"}) == 1
 
 
 def test_large_layers_get_smaller_batches_and_the_same_results(monkeypatch):

@@ -172,6 +172,27 @@ def test_cli_tune_errors_are_one_line(args, message, tmp_path):
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_cli_tune_refuses_an_encoder_ts_without_the_tsa_encoder(tmp_path):
+    """tune shares compile's conversion options and their checks (swsc.cliutil.compile_options)."""
+    rc, out, err = swsc("tune", LENET, "--data", LENET_DATA, "--encoder-ts", 2, "-o", tmp_path / "ts.json")
+    assert rc == 2 and out == "" and not (tmp_path / "ts.json").exists()
+    assert err.startswith("swsc: error: --encoder-ts is the silent period of the tsa encoder; --encoder exact has "
+                          "none") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_tune_takes_the_conversion_options_but_ts():
+    from swsc.cli import build_parser
+    from swsc.cliutil import compile_options
+    a = build_parser().parse_args(["tune", "m.onnx", "--data", "d.npz", "--tc", "4", "--beta", "3", "--encoder", "tsa",
+                                   "--encoder-ts", "0", "--vth-factor", "1.0", "--input-shape", "1,1,28,28",
+                                   "--membrane-bits", "24"])
+    assert compile_options(a) == CompileOptions(tc=4, beta=3.0, encoder="tsa", encoder_ts=0, vth_factor=1.0,
+                                                membrane_bits=24)
+    assert a.input_shape == "1,1,28,28" and not hasattr(a, "ts")
+    defaults = build_parser().parse_args(["tune", "m.onnx", "--data", "d.npz"])
+    assert compile_options(defaults) == CompileOptions()
+
+
 def test_memory_budget_sets_the_batch_and_never_the_result(monkeypatch):
     graph = import_onnx(RESNET)
     sg = compile_graph(graph, CompileOptions(ts=1))

@@ -5,6 +5,7 @@ import numpy as np
 
 from swsc import kernels
 from swsc.ir import scalar
+from swsc.requant import dq32, f32, finish, float_node, meta_list, mlas_global_mean, requant_float, s8_as_u8
 
 from .base import GEOM, Op, Synapse, register, spatial_shape
 from .base import affine_node, inputs_of
@@ -22,6 +23,47 @@ class QAvgPool(Op):
         return spatial_shape(node, x, x[1])
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        """QLinearGlobalAveragePool / QLinearAveragePool, or their float32 mirror where
+        onnxruntime does not fuse the cluster (runtime/reference.py lists the formulas)."""
+        x = graph.tensors[node.inputs[0]]
+        y = graph.tensors[node.outputs[0]]
+        attrs = dict(node.attrs)
+        k = list(attrs["kernel"])
+        pads = list(attrs.get("pads") or [0, 0, 0, 0])
+        xv = env[x.name]
+        zx = float(np.asarray(x.quant.zero_point))
+        if float_node(graph, node) and node.name in meta_list(graph, "ort_mlas_global_pool"):
+            # DequantizeLinear -> float GlobalAveragePool (MlasPoolGlobalKernel) -> QuantizeLinear
+            return requant_float(mlas_global_mean(dq32(x, xv)), y.quant, y.dtype)
+        if float_node(graph, node):
+            # DequantizeLinear -> float ReduceMean -> QuantizeLinear
+            deq = (f32(x.quant.scale) * (xv.astype(np.float64) - zx).astype(f32)).astype(np.float64)
+            avg = (kernels.sum_pool(deq, attrs).astype(f32) / f32(k[0] * k[1])).astype(f32)
+            return requant_float(avg, y.quant, y.dtype)
+        if list(x.shape[2:]) == k and not any(pads):
+            # QLinearGlobalAveragePool (MLAS): integer sum, one float32 multiplier
+            acc = xv.astype(np.float64).sum(axis=(2, 3), keepdims=True) - zx * (k[0] * k[1])
+            m = f32(f32(x.quant.scale) / f32(f32(y.quant.scale) * f32(k[0] * k[1])))
+            return finish(acc.astype(f32) * m, y.quant, y.dtype)
+        # QLinearAveragePool: dequantize to float32, sum the window in raster order in
+        # float32, divide by the count, then rint(avg / s_y + z_y)
+        deq = (f32(x.quant.scale) * (xv.astype(np.float64) - zx).astype(f32)).astype(f32)
+        zy = float(np.asarray(y.quant.zero_point))
+        shift = 128.0 if (y.dtype == "int8" and s8_as_u8(graph)) else 0.0
+        win = kernels.windows(deq, attrs)                      # N, C, H', W', kh, kw
+        acc = np.zeros(win.shape[:4], f32)
+        for i in range(k[0]):
+            for j in range(k[1]):
+                acc = (acc + win[..., i, j]).astype(f32)
+        if attrs.get("count_include_pad", 0):
+            cnt = np.full(acc.shape[2:], f32(k[0] * k[1]), f32)
+        else:
+            cnt = kernels.pool_counts(x.shape[2:], attrs).astype(f32)
+        avg = (acc / cnt).astype(f32)
+        v = (avg / f32(y.quant.scale)).astype(f32) + f32(zy + shift)
+        r = np.rint(v.astype(f32)).astype(np.float64) - shift
+        return np.clip(r, y.quant.lo, y.quant.hi).astype(y.dtype)
 
     # -- passes
     def fold(self, graph, node):
@@ -63,5 +105,30 @@ class AvgPoolSynapse(Synapse):
         return None, np.asarray(W, np.float64), int(np.prod(node.attrs["kernel"]))
 
     # -- numpy runtime
+    def linear(self, node, xs, w, out=None):
+        """The window sum times the layer's one weight (``out`` unused: no GEMM)."""
+        return kernels.sum_pool(xs[0], node.attrs) * w
+
+    def split_weights(self, graph, node):
+        """No integer weight matrix: the sum-pool is exact by itself."""
+        return None, None
+
+    def real_current(self, node, xs, w, R):
+        """The window sum; the weight, in units of R, applied in the scan."""
+        return kernels.sum_pool(xs[0], node.attrs), w / R
+
+    def float32_exact(self, node, beta, largest):
+        """A window sum of integer frames is exact in float32 below 2^24."""
+        return beta == int(beta) and float(np.prod(node.attrs["kernel"])) * largest < kernels.FLOAT32_EXACT
+
+    def fanout(self, node, in_shapes, w):
+        """Each input position reaches the windows that cover it."""
+        return [np.broadcast_to(kernels.window_hits(in_shapes[0][1:], node.attrs), in_shapes[0])]
+
+    def dense_macs(self, graph, node, w):
+        return int(np.prod(graph.tensors[node.outputs[0]].shape[1:])) * int(np.prod(node.attrs["kernel"]))
+
+    def im2col_taps(self, node):
+        return 1
 
     # -- C backend

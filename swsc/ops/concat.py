@@ -1,9 +1,12 @@
 """``Concat`` of equally quantized inputs, of integer tensors and spike frames alike."""
 from __future__ import annotations
 
+import numpy as np
+
 from swsc.errors import IRVerifyError
 
 from .base import Op, register
+from .base import inputs_of
 
 
 @register
@@ -25,9 +28,14 @@ class Concat(Op):
         return [tuple(first)]
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        return np.concatenate([env[i] for i in inputs_of(node).x], axis=node.attrs["axis"])
 
     # -- passes
 
     # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        xs = inputs_of(node).x
+        return np.concatenate([env[i] for i in xs], axis=node.attrs["axis"] + rt.lead(xs[0]))
 
     # -- C backend

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from swsc.errors import IRVerifyError
 from swsc import kernels
+from swsc.errors import IRVerifyError
+from swsc.requant import centered, f32, float_node, ort_float_mirror, requant_linear, wcentered
 
 from .base import GEOM, SYNAPSES, Op, Synapse, register, spatial_shape
-from .base import fold_linear, inputs_of, model_int_weights
+from .base import inputs_of
+from .base import fold_linear, model_int_weights
 
 
 @register
@@ -21,6 +23,24 @@ class QConv(Op):
         return SYNAPSES["conv"].shape(graph, node)
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        """Exact accumulation, then QLinearConv's float32 requantization (swsc/requant.py)."""
+        ins = inputs_of(node)
+        mirrored = ort_float_mirror(graph, node, ins, "Conv", env)
+        if mirrored is not None:
+            return mirrored
+        x, w = graph.tensors[ins.x], graph.tensors[ins.w]
+        y = graph.tensors[node.outputs[0]]
+        wc = wcentered(w)
+        z = float(np.asarray(x.quant.zero_point))
+        bound = max(abs(x.quant.lo - z), abs(x.quant.hi - z)) * np.abs(wc).reshape(len(wc), -1).sum(axis=1).max()
+        if bound < kernels.FLOAT32_EXACT:  # every partial sum is an integer float32 holds exactly: its faster kernels
+            acc = kernels.conv2d(env[x.name].astype(f32) - f32(z), wc.astype(f32), node.attrs)
+        else:
+            acc = kernels.conv2d(centered(x, env[x.name]), wc, node.attrs)
+        if ins.bias:
+            acc = acc + graph.tensors[ins.bias].data.reshape(1, -1, 1, 1)
+        return requant_linear(acc, x.quant, w.quant, y.quant, y.dtype, float_node(graph, node))
 
     # -- passes
     def fold(self, graph, node):
@@ -63,5 +83,53 @@ class ConvSynapse(Synapse):
         return model_int_weights(graph, node, b)
 
     # -- numpy runtime
+    def linear(self, node, xs, w, out=None):
+        """The synaptic map on a batch, no bias (float32 operands write into ``out`` if given)."""
+        return kernels.conv2d(xs[0], w, node.attrs, out)
+
+    def split_weights(self, graph, node):
+        return gemm_weights(graph, node, (1, 1))
+
+    def real_current(self, node, xs, w, R):
+        """Without integer weights: the real map in float64, in units of the reset R."""
+        return self.linear(node, xs, w / R), None
+
+    def float32_exact(self, node, beta, largest):
+        """Without integer weights no float32 GEMM is exact."""
+        return False
+
+    def fanout(self, node, in_shapes, w):
+        """Each input position reaches its window's output positions times the group's channels."""
+        per = w.shape[0] // int(node.attrs.get("group", 1))
+        return [np.broadcast_to(kernels.window_hits(in_shapes[0][1:], node.attrs) * per, in_shapes[0])]
+
+    def dense_macs(self, graph, node, w):
+        return int(np.prod(graph.tensors[node.outputs[0]].shape[1:])) * int(np.prod(w.shape[1:]))
+
+    def im2col_taps(self, node):
+        """Copies of the input numpy's im2col makes (the float64 path)."""
+        return int(np.prod(node.attrs["kernel"]))
 
     # -- C backend
+
+
+# ---- numpy runtime helpers
+def gemm_weights(graph, node, tail: tuple):
+    """A conv/dense layer's weights as integers ``wq`` (float32, exact) and a real multiplier
+    per output channel (shaped ``(M,) + tail``) with ``W = wq * mult``, so a frame of spikes
+    goes through an exact float32 GEMM (semantics note section 7). (None, None) where the
+    layer has no integer weights."""
+    ins = inputs_of(node)
+    if ins.wq is None:
+        return None, None
+    W = graph.const(ins.w)
+    t = graph.tensors[ins.wq]
+    wq = t.data.astype(np.float64)
+    if t.quant is not None:
+        zp = np.broadcast_to(t.quant.zero_point, (wq.shape[0],))
+        wq = wq - zp.reshape((-1,) + (1,) * (wq.ndim - 1))
+    m = wq.shape[0]
+    num = (W.reshape(m, -1) * wq.reshape(m, -1)).sum(axis=1)
+    den = (wq.reshape(m, -1) ** 2).sum(axis=1)
+    mult = np.divide(num, den, out=np.zeros(m), where=den > 0)
+    return wq.astype(np.float32), mult.reshape((m,) + tail)

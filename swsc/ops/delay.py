@@ -21,5 +21,9 @@ class SpikeDelay(Op):
     # -- passes
 
     # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        """The same frames: the runtime stores a spike train from its own start step ``t0``,
+        which the graph records, so a delay moves no data."""
+        return env[node.inputs[0]]
 
     # -- C backend

@@ -1,9 +1,15 @@
 """Dense (MatMul/Gemm): ``QDense`` and the dense synapse of fused layers."""
 from __future__ import annotations
 
+import numpy as np
+
+from swsc.requant import centered, float_node, ort_float_mirror, requant_linear, wcentered
+
 from swsc.errors import IRVerifyError
 
 from .base import SYNAPSES, Op, Synapse, register
+from .base import inputs_of
+from .conv import gemm_weights
 from .base import fold_linear, model_int_weights
 
 
@@ -18,6 +24,18 @@ class QDense(Op):
         return SYNAPSES["dense"].shape(graph, node)
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        """Exact accumulation, then QGemm's float32 requantization (swsc/requant.py)."""
+        ins = inputs_of(node)
+        mirrored = ort_float_mirror(graph, node, ins, "Gemm", env)
+        if mirrored is not None:
+            return mirrored
+        x, w = graph.tensors[ins.x], graph.tensors[ins.w]
+        y = graph.tensors[node.outputs[0]]
+        acc = centered(x, env[x.name]) @ wcentered(w).T
+        if ins.bias:
+            acc = acc + graph.tensors[ins.bias].data.reshape(1, -1)
+        return requant_linear(acc, x.quant, w.quant, y.quant, y.dtype, float_node(graph, node))
 
     # -- passes
     def fold(self, graph, node):
@@ -50,5 +68,29 @@ class DenseSynapse(Synapse):
         return model_int_weights(graph, node, b)
 
     # -- numpy runtime
+    def linear(self, node, xs, w, out=None):
+        """The synaptic map on a batch, no bias (into ``out`` if given)."""
+        return np.matmul(xs[0], w.T, out=out) if out is not None else xs[0] @ w.T
+
+    def split_weights(self, graph, node):
+        return gemm_weights(graph, node, ())
+
+    def real_current(self, node, xs, w, R):
+        """Without integer weights: the real map in float64, in units of the reset R."""
+        return self.linear(node, xs, w / R), None
+
+    def float32_exact(self, node, beta, largest):
+        """Without integer weights no float32 GEMM is exact."""
+        return False
+
+    def fanout(self, node, in_shapes, w):
+        """Each input reaches every output."""
+        return [np.full(in_shapes[0], w.shape[0], dtype=np.int64)]
+
+    def dense_macs(self, graph, node, w):
+        return int(np.prod(graph.tensors[node.outputs[0]].shape[1:])) * w.shape[1]
+
+    def im2col_taps(self, node):
+        return 1
 
     # -- C backend

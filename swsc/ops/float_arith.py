@@ -1,7 +1,10 @@
 """``FloatArith``: float pre-processing before the input quantizer (normalization)."""
 from __future__ import annotations
 
+from swsc import kernels
+
 from .base import Op, broadcast, register
+from .base import inputs_of
 
 
 @register
@@ -15,11 +18,17 @@ class FloatArith(Op):
         return [broadcast([graph.tensors[i].shape for i in node.inputs], node)]
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        ins = inputs_of(node)
+        return kernels.float_arith(env[ins.x], env[ins.c], node.attrs["op"], node.attrs.get("reverse", False))
 
     # -- passes
     def lower_sws(self, graph, node, options):
         return False     # a float op: it stays as it is around the spiking part
 
     # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        ins = inputs_of(node)
+        return kernels.float_arith(env[ins.x], rt.g.const(ins.c), node.attrs["op"], node.attrs.get("reverse", False))
 
     # -- C backend

@@ -1,6 +1,8 @@
 """Max pooling: ``MaxPool`` on integer tensors and ``SpikeMaxPool`` on spike trains."""
 from __future__ import annotations
 
+from swsc import kernels, loops
+
 from .base import GEOM, Op, register, spatial_shape
 from .base import one_theta
 
@@ -17,6 +19,8 @@ class MaxPool(Op):
         return spatial_shape(node, x, x[1])
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        return kernels.max_pool(env[node.inputs[0]], node.attrs)
 
     # -- passes
     def rescale(self, graph, node, coding):
@@ -29,6 +33,8 @@ class MaxPool(Op):
         return True
 
     # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        return kernels.max_pool(env[node.inputs[0]], node.attrs)
 
     # -- C backend
 
@@ -50,5 +56,7 @@ class SpikeMaxPool(Op):
     # -- passes
 
     # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        return loops.max_pool_spikes(env[node.inputs[0]], node.attrs, rt.g.coding.beta)
 
     # -- C backend

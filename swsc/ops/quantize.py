@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from swsc.loops import tsa_scan
+from swsc import kernels, loops
+from swsc.ir import scalar
+from swsc.requant import f32, finish
 
 from .base import Op, register
 from .base import inputs_of
@@ -17,6 +19,11 @@ class Quantize(Op):
     doc = "float input -> integer tensor: clamp(rint(x/scale)+zp, lo, hi)"
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        """MlasQuantizeLinear: rint(fp32(x) / fp32(s)) + z, clamped."""
+        y = graph.tensors[node.outputs[0]]
+        x = env[node.inputs[0]].astype(f32)
+        return finish(x / f32(y.quant.scale), y.quant, y.dtype)
 
     # -- passes
     def insert_encoder(self, graph, node, options):
@@ -30,6 +37,8 @@ class Quantize(Op):
         return True
 
     # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        return quantize_codes(rt.g, node, env)
 
     # -- C backend
 
@@ -45,43 +54,62 @@ class SwsEncode(Op):
 
     # -- passes
     def lower_int(self, graph, node, lowering):
-        """The lookup table of the spike trains of every input code (what the C encoder emits)."""
+        """The lookup table of the spike trains of every input code (what the C encoder emits):
+        the encoder simulation of the runtime (``encode_frames``), tabulated."""
         q = graph.tensors[node.outputs[0]].quant
         codes = np.arange(q.hi - q.lo + 1, dtype=np.float64)
-        frames = self.frames(node, codes, graph.coding, q)
+        frames = encode_frames(codes, node.attrs["encoder"], node.attrs["ts"], graph.coding, q.theta or 1.0,
+                               q.hi - q.lo)
         lut = graph.add_const(f"{node.name}.lut", np.ascontiguousarray(frames.T.astype(np.int8)))
         node.inputs = [inputs_of(node).x, lut.name]
         return True
 
-    def frames(self, node, codes, coding, quant):
-        """The encoder's Tc frames of ``codes`` (quantized input codes ``P - lo``, any shape):
-        the exact digits, or a TSA neuron driven by the constant current ``code / (theta S)``
-        with threshold factor 1/2 and its own silent period."""
-        theta = quant.theta or 1.0
-        if node.attrs["encoder"] == "exact":
-            return encode_exact(codes, coding.tc, coding.beta, theta)
-        z = np.zeros((coding.tc,) + codes.shape)
-        frames, _, _ = tsa_scan(z, codes / theta / coding.code_sum, ts=node.attrs["ts"], tc=coding.tc,
-                                beta=coding.beta, vth=0.5, hi_norm=(quant.hi - quant.lo) / theta)
+    # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        """Quantize, then the SWS frames of the codes: in integer mode the table lower-to-integer
+        stored (``lut``, what the C reads), else the encoder simulated (``encode_frames``)."""
+        a = node.attrs
+        q = rt.g.tensors[node.outputs[0]].quant
+        code = quantize_codes(rt.g, node, env)
+        s = rt.stat(stats, node, neurons=int(np.prod(code.shape[1:])), ts=a["ts"],
+                    steps=rt.g.coding.tc + a["ts"] if a["encoder"] == "tsa" else 0)
+        if rt.mode == "int":
+            lut = rt.g.const(inputs_of(node).lut)
+            frames = np.moveaxis(lut[code.astype(np.int64)], -1, 0)
+        else:
+            frames = encode_frames(code, a["encoder"], a["ts"], rt.g.coding, q.theta or 1.0, q.hi - q.lo)
+        s.count_spikes(frames)
         return frames
 
-    # -- numpy runtime
+    def sim_bytes(self, mem, node):
+        """The codes and the encoder's membranes and frames in float64."""
+        return 40 * mem.size(node.outputs[0])
 
     # -- C backend
 
 
-# ---- passes helpers
-def encode_exact(code: np.ndarray, tc: int, beta: float, theta: float) -> np.ndarray:
-    """Greedy MSB-first SWS code of code/theta: binary digits for beta = 2, balanced
-    digits otherwise. Exact for every integer level the window can code."""
-    r = np.rint(code / theta)
-    frames = np.zeros((tc,) + code.shape, dtype=np.int8)
-    for k in range(tc):
-        wk = beta ** (tc - 1 - k)
-        if beta == 2:
-            d = (r >= wk).astype(np.int8)
-        else:
-            d = np.clip(np.floor(r / wk + 0.5), -1, 1).astype(np.int8)
-        frames[k] = d
-        r = r - d.astype(np.float64) * wk
+# ---- numpy runtime helpers
+def quantize_codes(graph, node, env) -> np.ndarray:
+    """The codes q - lo (float64) of the float input of a Quantize or SwsEncode node."""
+    q = graph.tensors[node.outputs[0]].quant
+    x = np.asarray(env[node.inputs[0]], dtype=np.float32)
+    v = np.rint(x / np.float32(scalar(q.scale))) + scalar(q.zero_point)
+    return np.clip(v, q.lo, q.hi).astype(np.float64) - q.lo
+
+
+#: the threshold of the TSA encoder's neurons, in units of their reset: half a step, so each
+#: emits the nearest code its window can reach (semantics note, the input encoder)
+ENCODER_VTH = 0.5
+
+
+def encode_frames(codes: np.ndarray, encoder: str, ts: int, coding, theta: float, hi: int) -> np.ndarray:
+    """The SWS frames ``[Tc, ...]`` the input encoder (``exact`` or ``tsa``, silent period
+    ``ts``) emits for the codes ``q - lo`` (float64) of a tensor with amplitude ``theta`` and
+    largest code ``hi``. The one simulation of the encoder: the interpreter runs it, and
+    lower-to-integer tabulates it for the integer runtimes."""
+    if encoder == "exact":
+        return kernels.encode_exact(codes, coding.tc, coding.beta, theta)
+    z = np.zeros((coding.tc,) + codes.shape)
+    frames, _, _ = loops.tsa_scan(z, codes / theta / coding.code_sum, ts=ts, tc=coding.tc, beta=coding.beta,
+                            vth=ENCODER_VTH, hi_norm=hi / theta)
     return frames

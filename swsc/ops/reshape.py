@@ -22,9 +22,17 @@ class Reshape(Op):
         return [target]
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        x = env[node.inputs[0]]
+        return x.reshape((x.shape[0],) + tuple(node.attrs["shape"][1:]))
 
     # -- passes
 
     # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        """Frames keep their leading Tc axis (``rt.lead``); the batch axis stays free."""
+        x = env[node.inputs[0]]
+        lead = rt.lead(node.inputs[0])
+        return x.reshape(x.shape[:lead + 1] + tuple(node.attrs["shape"][1:]))
 
     # -- C backend

@@ -1,6 +1,8 @@
 """``Transpose``, of integer tensors and spike frames alike."""
 from __future__ import annotations
 
+import numpy as np
+
 from swsc.errors import IRVerifyError
 
 from .base import Op, register
@@ -22,9 +24,15 @@ class Transpose(Op):
         return [tuple(x[p] for p in perm)]
 
     # -- reference (ANN)
+    def reference(self, graph, node, env):
+        return np.transpose(env[node.inputs[0]], node.attrs["perm"])
 
     # -- passes
 
     # -- numpy runtime
+    def run(self, rt, node, env, stats):
+        lead = rt.lead(node.inputs[0])
+        perm = list(range(lead)) + [p + lead for p in node.attrs["perm"]]
+        return np.ascontiguousarray(env[node.inputs[0]].transpose(perm))
 
     # -- C backend

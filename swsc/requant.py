@@ -1,0 +1,150 @@
+"""onnxruntime's requantization arithmetic, shared by the reference (ANN) hooks of the
+quantized ops (``QConv.reference``, ``QDense.reference``, ``QAvgPool.reference``,
+``QAdd.reference``, ...).
+
+The reference evaluator (runtime/reference.py, whose docstring lists each op's formula)
+matches onnxruntime bit for bit, so these helpers round in float32 exactly where MLAS
+does. They sit below the op modules (which may import them) and import nothing of swsc,
+so every op's reference hook can use them without reaching into the runtime (and
+importing this module first cannot start a cycle through the op registry).
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+f32 = np.float32
+
+
+def fma32(a, b, c):
+    """float32 fused multiply-add (rounded once), via float64 (exact for 8-bit a)."""
+    return (np.asarray(a, np.float64) * np.asarray(b, np.float64) + np.asarray(c, np.float64)).astype(f32)
+
+
+def finish(v: np.ndarray, q, dtype) -> np.ndarray:
+    """v: float32 value before adding the zero point (already rounded or not)."""
+    r = np.rint(v).astype(np.float64) + float(np.asarray(q.zero_point))
+    return np.clip(r, q.lo, q.hi).astype(dtype)
+
+
+def centered(t, x):
+    return x.astype(np.float64) - float(np.asarray(t.quant.zero_point))
+
+
+def chan(a, ndim):
+    a = np.asarray(a)
+    return a.reshape((1, -1) + (1,) * (ndim - 2)) if a.ndim == 1 else a
+
+
+def meta_list(g, key) -> set:
+    """The node names the front-end listed under ``key`` (``ort_float_nodes``: clusters
+    onnxruntime runs in float; ``ort_float_mirror``, ``ort_mlas_global_pool``: how)."""
+    return set(json.loads(g.meta.get(key, "[]")))
+
+
+def float_node(g, node) -> bool:
+    """Whether onnxruntime cannot fuse this node's cluster and runs it in float32."""
+    return node.name in meta_list(g, "ort_float_nodes")
+
+
+def s8_as_u8(g) -> bool:
+    """onnxruntime runs int8 QDQ activations as uint8 (zero point + 128) on x86; where the
+    float rounding includes the zero point (QLinearAveragePool, QLinearAdd) that matters."""
+    return g.meta.get("ort_int8_qdq") == "1"
+
+
+def requant_float(real, yq, dtype):
+    """QuantizeLinear of a float32 value computed by onnxruntime in float: rint(fp32(y) / s_y) + z."""
+    return finish(real.astype(f32) / f32(yq.scale), yq, dtype)
+
+
+def requant_linear(acc, xq, wq, yq, dtype, floatpath=False):
+    sw = np.asarray(wq.scale, np.float64)
+    if floatpath:   # the real value (float64 stands for ORT's float32 conv/gemm + bias)
+        real = acc * chan(float(xq.scale) * sw, acc.ndim)
+        return requant_float(real, yq, dtype)
+    m = (f32(xq.scale) * sw.astype(f32)).astype(f32) / f32(yq.scale)
+    m = chan(m.astype(f32), acc.ndim)
+    v = acc.astype(f32) * m
+    return finish(v, yq, dtype)
+
+
+def wcentered(w):
+    z = np.asarray(w.quant.zero_point, np.float64)
+    if z.ndim == 1:
+        z = z.reshape((-1,) + (1,) * (w.data.ndim - 1))
+    return w.data.astype(np.float64) - z
+
+
+def dq32(t, v):
+    """DequantizeLinear in float32: fp32(q - z) * fp32(s)."""
+    return ((v.astype(np.float64) - float(np.asarray(t.quant.zero_point))).astype(f32) * f32(t.quant.scale)).astype(f32)
+
+
+def mlas_global_mean(x: np.ndarray) -> np.ndarray:
+    """MLAS's float32 global average pool of [N, C, H, W]: four lanes summing every fourth
+    element in order, folded as (l0 + l2) + (l1 + l3), then the tail added one by one, / (H W)."""
+    n, c = x.shape[:2]
+    flat = x.reshape(n, c, -1)
+    size = flat.shape[2]
+    body = size // 4 * 4
+    lanes = np.zeros((n, c, 4), f32)
+    for i in range(0, body, 4):
+        lanes = (lanes + flat[:, :, i:i + 4]).astype(f32)
+    total = ((lanes[..., 0] + lanes[..., 2]).astype(f32) + (lanes[..., 1] + lanes[..., 3]).astype(f32)).astype(f32)
+    for i in range(body, size):
+        total = (total + flat[:, :, i]).astype(f32)
+    return (total / f32(size)).astype(f32).reshape(n, c, 1, 1)
+
+
+_SESSIONS: dict = {}
+
+
+def ort_float_op(g, n, ins, op: str, x: np.ndarray) -> np.ndarray:
+    """onnxruntime's own float32 Conv/Gemm (MLAS, same kernels as in the model) on the
+    dequantized float32 operands: what it computes for a cluster it cannot fuse.
+    ``ins``: the node's inputs by name (``inputs_of``)."""
+    key = (id(g), n.name)
+    hit = _SESSIONS.get(key)
+    if hit is None or hit[0] is not g:
+        xt, w = g.tensors[ins.x], g.tensors[ins.w]
+        sw = np.asarray(w.quant.scale, f32).reshape((-1,) + (1,) * (w.data.ndim - 1))
+        inits = {"w": (wcentered(w).astype(f32) * sw).astype(f32)}
+        if ins.bias:      # DQ(int32 bias, fp32(s_x s_w)), in float32
+            sb = (f32(xt.quant.scale) * np.asarray(w.quant.scale, f32)).astype(f32)
+            inits["b"] = (g.tensors[ins.bias].data.astype(f32) * sb).astype(f32).reshape(-1)
+        if op == "Conv":
+            a = n.attrs
+            node = helper.make_node("Conv", ["x"] + list(inits), ["y"], kernel_shape=a["kernel"], strides=a["strides"],
+                                    pads=a["pads"], dilations=a["dilations"], group=int(a.get("group", 1)))
+        else:
+            node = helper.make_node("Gemm", ["x"] + list(inits), ["y"], transB=1)
+        model = helper.make_model(helper.make_graph(
+            [node], "f", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *xt.shape[1:]])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()]),
+            opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        # in the quantized model these convs stay NCHW; the layout transformer of a lone Conv
+        # (NCHWc, a different float32 summation) would not match it
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        if len(_SESSIONS) > 64:
+            _SESSIONS.clear()
+        hit = _SESSIONS[key] = (g, ort.InferenceSession(model.SerializeToString(), so,
+                                                        providers=["CPUExecutionProvider"]))
+    return hit[1].run(None, {"x": np.ascontiguousarray(x, f32)})[0]
+
+
+def ort_float_mirror(g, node, ins, op: str, env) -> np.ndarray | None:
+    """The output of a plain Conv/Gemm that onnxruntime runs through its float kernels
+    (front-end's ``ort_float_mirror`` list), requantized as its QuantizeLinear; None for
+    the other nodes."""
+    if node.name not in meta_list(g, "ort_float_mirror"):
+        return None
+    x, y = g.tensors[ins.x], g.tensors[node.outputs[0]]
+    return requant_float(ort_float_op(g, node, ins, op, dq32(x, env[x.name])), y.quant, y.dtype)
