@@ -8,13 +8,14 @@ the code ``P - lo`` as Tc ternary frames:
 * ``tsa``: a TSA neuron driven by the constant current ``code / S`` with its own
   silent period ``ts`` (paper eq. 9); lossy at ``ts = 0``.
 
-Requires: rescale (the input tensor has theta). Options: encoder, encoder_ts.
+Requires: rescale (the input tensor has theta; the graph has its coding). Options: encoder,
+encoder_ts. The rewrite is ``Quantize.insert_encoder`` (swsc/ops/quantize.py).
 Guarantees: no Quantize remains; encoder outputs are spike tensors.
 """
 from __future__ import annotations
 
 from swsc.ir import Graph
-from swsc.ops import STRUCTURAL
+from swsc.ops import op_of
 from swsc.options import CompileOptions
 from swsc.passmanager import Pass
 
@@ -27,22 +28,15 @@ class InsertEncoder(Pass):
         self.options = options
 
     def run(self, graph: Graph) -> bool:
-        o = self.options
         changed = False
         for node in graph.nodes:
-            if node.op != "Quantize":
-                continue
-            ts = o.encoder_ts if o.encoder == "tsa" else 0
-            node.op = "SwsEncode"
-            node.attrs = {"encoder": o.encoder, "ts": ts, "tc": o.tc, "beta": float(o.beta)}
-            out = graph.tensors[node.outputs[0]]
-            out.dtype, out.window = "spike", (ts, o.tc)
-            changed = True
+            changed = op_of(node).insert_encoder(graph, node, self.options) or changed
         # shape ops the front-end moved past the input quantizer (a float head's Flatten/Transpose)
         # now act on the encoder's frames
         for node in graph.topo_order():
             ins = [graph.tensors[i] for i in node.inputs]
             out = graph.tensors[node.outputs[0]]
-            if node.op in STRUCTURAL and out.dtype != "spike" and ins and all(t.dtype == "spike" for t in ins):
-                out.dtype, out.window = "spike", ins[0].window
+            if op_of(node).structural and out.dtype != "spike" and ins and all(t.dtype == "spike" for t in ins):
+                out.dtype, out.t0 = "spike", ins[0].t0
+                changed = True
         return changed

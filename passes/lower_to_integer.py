@@ -30,25 +30,36 @@ Guarantees: every TsaLayer has ``wq`` (except avgpool: a window sum), ``bq``, ``
 """
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
-from swsc.errors import OptionError, UnsupportedOpError
-from swsc.ir import Graph, Node, scalar
+from swsc.errors import IRVerifyError, OptionError, UnsupportedOpError
+from swsc.ir import Coding, Graph, Node
+from swsc.ops import op_of
 from swsc.passmanager import Pass
-from swsc.runtime.interpreter import encode_exact, tsa_scan
 
 INT32_MAX = 2**31 - 1
-ADD_WEIGHT_BITS = 30     # |round(W_k 2^G)| < 2^30: the finest add weights tried
 MAX_ERROR_LSB = 0.1      # coarser constants than this would make the layer's integer outputs meaningless
 #: what to tell a user whose layer's integer membrane bound does not fit
 WINDOW_HINT = "the membrane bound grows with --tc, --ts and a layer's fan-in, so a shorter window may fit"
 
 
-def _code_sum(tc: int, beta: int) -> int:
-    return sum(beta ** (tc - k) for k in range(1, tc + 1))
+@dataclass
+class NeuronConstants:
+    """The integer constants of one TSA layer (docs/integer.md) and what they were proven to need."""
+    wq: np.ndarray | None     # integer weights (None: a window sum)
+    acc_mul: int              # the membrane unit is M / acc_mul
+    bq: np.ndarray
+    rq: np.ndarray
+    bd: np.ndarray            # bias dither bits (all 0: none)
+    num: int                  # vth = num / den
+    den: int
+    sat: int                  # saturation level (0: exact)
+    bound: int                # membrane_bound of these constants
+    membrane: str             # the narrowest C type holding the bound
+    err: float                # rounding error, output LSB per window
 
 
 class LowerToInteger(Pass):
@@ -59,21 +70,18 @@ class LowerToInteger(Pass):
         self.membrane_bits = int(getattr(options, "membrane_bits", 32))
 
     def run(self, graph: Graph) -> bool:
-        bad, window_bound = [], False
+        if graph.coding is None:
+            raise IRVerifyError("lower-to-integer needs a spiking graph (no coding: rescale has not run)")
+        beta = graph.coding.beta
+        if float(beta) != int(beta):
+            raise OptionError(f"integer mode needs an integer --beta, got {beta}",
+                              hint="use --beta 2 or 3, or the float numpy runtime")
+        bad, window_bound, changed = [], False, not graph.integer
         for node in graph.nodes:
-            beta = node.attrs.get("beta")
-            if beta is not None and float(beta) != int(beta):
-                raise OptionError(f"integer mode needs an integer --beta, got {beta}",
-                                  hint="use --beta 2 or 3, or the float numpy runtime")
             try:
-                if node.op == "TsaLayer":
-                    self._layer(graph, node)
-                elif node.op == "SwsEncode":
-                    self._encoder(graph, node)
-                elif node.op == "SwsDecode":
-                    theta = graph.tensors[node.inputs[0]].quant.theta or 1.0
-                    if theta != 1.0:
-                        node.attrs["int_theta_q16"] = int(round(theta * 65536))
+                # each op's ``lower_int``: the encoder's lookup table, the TSA layers' constants
+                # (through ``constants`` below), the decoder's theta
+                changed = op_of(node).lower_int(graph, node, self) or changed
             except UnsupportedOpError as e:
                 bad += e.nodes
                 window_bound = window_bound or e.hint == WINDOW_HINT
@@ -82,76 +90,34 @@ class LowerToInteger(Pass):
                                      "layers; " + (WINDOW_HINT + "; " if window_bound else "")
                                      + "the float numpy runtime runs them (docs/integer.md)")
         graph.remove_unused_tensors()
-        graph.meta["integer"] = "1"
-        return True
+        graph.integer = True
+        return changed
 
-    def _encoder(self, graph: Graph, node: Node) -> None:
-        a = node.attrs
-        q = graph.tensors[node.outputs[0]].quant
-        hi = q.hi - q.lo
-        codes = np.arange(hi + 1, dtype=np.float64)
-        theta = q.theta or 1.0
-        if a["encoder"] == "exact":
-            frames = encode_exact(codes, a["tc"], a["beta"], theta)
-        else:
-            S = _code_sum(a["tc"], int(a["beta"]))
-            z = np.zeros((a["tc"], len(codes)))
-            frames, _, _ = tsa_scan(z, codes / theta / S, ts=a["ts"], tc=a["tc"], beta=a["beta"], vth=0.5,
-                                    hi_norm=hi / theta)
-        lut = graph.add_const(f"{node.name}.lut", np.ascontiguousarray(frames.T.astype(np.int8)))
-        node.inputs = [node.inputs[0], lut.name]
-
-    def _layer(self, graph: Graph, node: Node) -> None:
-        a = node.attrs
-        n, kind = a["n_inputs"], a["kind"]
-        beta, tc, ts = int(a["beta"]), a["tc"], a["ts"]
-        W, b = graph.const(node.inputs[n]), graph.const(node.inputs[n + 1])
-        out = graph.tensors[node.outputs[0]]
-        if kind in ("conv", "dense"):
-            wt = graph.tensors[node.inputs[n + 2]]
-            m = wt.shape[0]
-            zw = np.broadcast_to(wt.quant.zero_point, (m,)).reshape((m,) + (1,) * (wt.data.ndim - 1))
-            wq = wt.data.astype(np.int64) - zw
-            x = graph.tensors[node.inputs[0]]
-            s_w = np.broadcast_to(wt.quant.scale, (m,)).astype(np.float64)
-            M = (scalar(x.quant.scale) * s_w / scalar(out.quant.scale)) * (x.quant.theta / out.quant.theta)
-            M = M.reshape((m,) + (1,) * (b.ndim - 1)) if b.ndim > 1 else M
-            fan_in = np.abs(wq).reshape(m, -1).sum(axis=1).max()
-        elif kind == "add":   # fixed-point weights round(W 2^G): G is chosen with the constants below
-            wq, M, fan_in = None, np.array([1.0]), 0
-        else:  # avgpool: a plain window sum; its factor may vary by position (count_include_pad=0
-            # at padded borders), and then so do bq and rq, as per-position constants
-            wq = None
-            M = np.asarray(W, np.float64)
-            fan_in = int(np.prod(a["kernel"]))
-        if np.any(M <= 0):
-            raise UnsupportedOpError([(node.name, "TsaLayer", "a non-positive per-channel multiplier "
-                                       "(negative folded BatchNorm scale) is not supported in integer mode")])
-        S = _code_sum(tc, beta)
+    def constants(self, graph: Graph, node: Node, synapse, W, b, wq, M, fan) -> NeuronConstants:
+        """The most precise constants of TSA layer ``node`` whose membrane provably fits
+        ``--membrane-bits``: ``W``, ``b`` its weights and per-step bias, ``wq``, ``M``, ``fan``
+        its synapse's integer weights (``synapse.int_weights``)."""
+        coding, a = graph.coding, node.attrs
+        beta, tc, ts = int(coding.beta), coding.tc, a["ts"]
+        S = coding.int_code_sum
         vth = Fraction(a["vth"]).limit_denominator(64)
         num, den = vth.numerator, vth.denominator
         bits = self.membrane_bits
         limit = 2 ** (bits - 1) - 1
-        cands = _candidates(kind, wq, W, M, fan_in, S, beta, tc, ts, a["hi_norm"])
+        # rounding error per unit M / acc_mul of the constants, in output LSB: the bias (0.5 per
+        # step, S per window undithered; 0.5 per window dithered) and the reset (0.5 over the
+        # largest output hi, relative to beta^Ts)
+        unit_err = 0.5 * ((1 if dithers(beta, tc) else S) + a["hi_norm"] / beta ** ts)
+        fixed, sweep = synapse.int_candidates(W, wq, M, fan, S=S, beta=beta, ts=ts, unit_err=unit_err)
+        cands = sorted(fixed + (_acc_mul_sweep(*sweep, S, unit_err) if sweep else []), key=lambda c: c[4])
         plan = _choose(cands, b, beta, tc, ts, num, den, limit)
         if plan is None:
             more = " (--membrane-bits 64 gives more)" if bits < 64 else ""
-            raise UnsupportedOpError([(node.name, "TsaLayer", f"no constants within {MAX_ERROR_LSB} LSB keep the "
+            raise UnsupportedOpError([(node.name, node.op, f"no constants within {MAX_ERROR_LSB} LSB keep the "
                                        f"membrane bound inside {bits} bits{more}")], hint=WINDOW_HINT)
         wq, M, A, bq, rq, bd, sat, bound, err = plan
-        extra = []
-        if wq is not None:
-            extra.append(graph.add_const(f"{node.name}.wq", wq.astype(np.int32)).name)
-        else:
-            extra.append("")
-        extra.append(graph.add_const(f"{node.name}.bq", bq).name)
-        extra.append(graph.add_const(f"{node.name}.rq", rq).name)
-        if np.any(bd):
-            extra.append(graph.add_const(f"{node.name}.bd", bd).name)
-        node.inputs = node.inputs[:n + 2] + extra
-        a.update(int_acc_mul=int(A), int_vth=[num, den], int_hi=int(math.floor(a["hi_norm"])),
-                 int_membrane="int32" if bound <= INT32_MAX else "int64", int_sat=int(sat), int_bound=int(bound),
-                 int_error=float(err))
+        return NeuronConstants(wq, A, bq, rq, bd, num, den, sat, bound,
+                               "int32" if bound <= INT32_MAX else "int64", err)
 
 
 # ---------------------------------------------------------------- the membrane bound
@@ -185,7 +151,7 @@ def membrane_bound(*, fan: int, acc_mul: int, bq_max: int, rq_max: int, beta: in
     thresholds = num * rq_max + den
     if sat:
         return max(beta * sat + z + rq_max, thresholds)
-    S = _code_sum(tc, beta)
+    S = Coding(tc, beta).int_code_sum
     B = beta ** ts * S * z + S * rq_max * beta
     return max(B + z + rq_max, thresholds)
 
@@ -195,44 +161,12 @@ def membrane_bits(bound: int) -> int:
     return int(bound).bit_length() + 1
 
 
-def _candidates(kind, wq, W, M, fan, S, beta, tc, ts, hi) -> list:
-    """(wq, M, fan, acc_mul, error) in order of decreasing precision: the membrane unit is
+def _acc_mul_sweep(wq, M, fan, S, unit_err) -> list:
+    """Candidates (wq, M, fan, acc_mul, error) for exact weights: the membrane unit is
     ``M / acc_mul``; ``error`` bounds the constants' rounding in output LSB per window.
     ``acc_mul = S 2^F`` keeps exact ties exact (module docstring); below ``F = 0`` it is any
     integer down to 1, for layers whose constants would not fit otherwise."""
-    # rounding error per unit M / acc_mul of the constants, in output LSB: the bias (0.5 per
-    # step, S per window undithered; 0.5 per window dithered) and the reset (0.5 over the
-    # largest output hi, relative to beta^Ts)
-    unit_err = 0.5 * ((1 if dithers(beta, tc) else S) + hi / beta ** ts)
     out = []
-    if kind == "add":
-        # fixed-point weights round(W_k 2^G). Where some G makes them exact (equal scales: W = 1),
-        # they are treated like integer weights; otherwise their rounding error, up to
-        # 0.5 2^-G per input LSB over S n input LSB, dominates, and the bias/reset unit acc_mul
-        # buys range only: acc_mul = 1 and the widest G that fits
-        e = max(0, math.ceil(math.log2(max(float(np.abs(W).max()), 1e-30))))
-        n = max(1, W.size)
-        exact = next((G for G in range(ADD_WEIGHT_BITS - e + 1) if np.all(np.rint(W * 2.0 ** G) == W * 2.0 ** G)),
-                     None)
-        w = np.asarray(W, np.float64).reshape(-1)
-        for G in range(ADD_WEIGHT_BITS - e, -1, -1):
-            q = np.rint(W * 2.0 ** G).astype(np.int64)
-            out.append((q, np.array([2.0 ** -G]), int(np.abs(q).sum()), 1, 2.0 ** -G * (0.5 * S * n + unit_err)))
-        if exact is None:
-            # near the widest scale that can fit (about 3 (sum|W| + beta^Ts) L per membrane), a
-            # scale L that is not a power of two can bring every W_k L close to an integer at
-            # once: search the 2^20 scales below each 2^G for the smallest weight error
-            g_fit = int(math.floor(math.log2(INT32_MAX / (3 * (np.abs(w).sum() + beta ** ts + 1)))))
-            for G in range(max(1, g_fit - 2), min(ADD_WEIGHT_BITS - e, g_fit + 2) + 1):
-                L = np.arange(max(1, 2 ** G - 2 ** 20), 2 ** G, dtype=np.float64)
-                miss = np.abs(np.rint(np.outer(L, w)) - np.outer(L, w)).sum(axis=1)
-                best = int(np.argmin(miss))
-                Lb = float(L[best])
-                q = np.rint(W * Lb).astype(np.int64)
-                out.append((q, np.array([1.0 / Lb]), int(np.abs(q).sum()), 1, (float(miss[best]) * S + unit_err) / Lb))
-            return sorted(out, key=lambda c: c[4])
-        wq = np.rint(W * 2.0 ** exact).astype(np.int64)
-        M, fan = np.array([2.0 ** -exact]), int(np.abs(wq).sum())
     m = float(M.max())
     A = S
     while A < 2**62 and m * unit_err / A > 2.0 ** -30:
@@ -244,7 +178,7 @@ def _candidates(kind, wq, W, M, fan, S, beta, tc, ts, hi) -> list:
     while A >= 1:
         out.append((wq, M, int(fan), A, m * unit_err / A))
         A //= 2
-    return sorted(out, key=lambda c: c[4])
+    return out
 
 
 def _fit(cand, b, beta, tc, ts, num, den, limit, sat: bool):
@@ -279,7 +213,7 @@ def _bias(v, beta, tc):
     (the exact-tie case) gives ``bd = 0``: the same constants as plain rounding."""
     if not dithers(beta, tc):
         return np.rint(v).astype(np.int64), np.zeros(np.shape(v), np.int64)
-    S = _code_sum(tc, beta)
+    S = Coding(tc, beta).int_code_sum
     base = np.floor(v)
     R = np.rint((v - base) * S).astype(np.int64)
     base = base.astype(np.int64) + (R == S)

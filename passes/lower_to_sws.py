@@ -1,28 +1,28 @@
 """lower-to-sws: integer-domain layers and ops become spiking ops.
 
 * ``Affine`` -> ``TsaLayer`` with the normalized weights of ``rescale``, the neuron
-  constants ``tc``, ``beta``, ``vth`` (threshold factor: 1/2 lowered, 1 not lowered)
-  and ``hi_norm = hi' / theta_out`` (the upper-clamp rule of semantics section 3);
-  its silent period ``ts`` is set by schedule-latencies.
+  constants ``vth`` (threshold factor: 1/2 lowered, 1 not lowered) and
+  ``hi_norm = hi' / theta_out`` (the upper-clamp rule of semantics section 3); its
+  silent period ``ts`` is set by schedule-latencies; Tc and beta are the graph's coding.
 * ``MaxPool`` -> ``SpikeMaxPool`` (exact running max, section 5).
 * ``Dequantize`` -> ``SwsDecode``; float tail ops (Softmax) and float head ops (FloatArith) stay.
 * ``Reshape``/``Transpose``/``Concat`` stay and act frame by frame.
 
 Every integer activation tensor becomes a spike tensor (its quantization stays: it
-says how to decode). Windows are provisional (t0 = 0) until schedule-latencies.
+says how to decode). Start steps are provisional (t0 = 0) until schedule-latencies.
+Each op's ``lower_sws`` (swsc/ops) does its rewrite; ops that already act on spike trains,
+structural ops and float ops stay; any other op is reported unsupported.
 
-Requires: insert-encoder, rescale. Options: tc, beta, vth_factor.
+Requires: insert-encoder, rescale. Options: vth_factor.
 Guarantees: no Affine/MaxPool/Dequantize/Quantize remain; all integer activations are spikes.
 """
 from __future__ import annotations
 
 from swsc.errors import UnsupportedOpError
 from swsc.ir import ACTIVATION_DTYPES, Graph
+from swsc.ops import op_of
 from swsc.options import CompileOptions
 from swsc.passmanager import Pass
-
-_RENAME = {"MaxPool": "SpikeMaxPool", "Dequantize": "SwsDecode"}
-_KEEP = {"SwsEncode", "Reshape", "Transpose", "Concat", "Softmax", "FloatArith"}
 
 
 class LowerToSws(Pass):
@@ -34,23 +34,16 @@ class LowerToSws(Pass):
 
     def run(self, graph: Graph) -> bool:
         o = self.options
-        bad = []
+        bad, changed = [], False
         for node in graph.nodes:
-            if node.op == "Affine":
-                out = graph.tensors[node.outputs[0]]
-                node.op = "TsaLayer"
-                node.attrs.pop("code_sum", None)
-                hi_norm = (out.quant.hi - out.quant.lo) / out.quant.theta
-                if abs(hi_norm - round(hi_norm)) < 1e-9 * max(1.0, hi_norm):
-                    hi_norm = float(round(hi_norm))   # theta = hi'/S must give exactly S
-                node.attrs.update(ts=0, tc=o.tc, beta=float(o.beta), vth=float(o.vth_factor), hi_norm=hi_norm)
-            elif node.op in _RENAME:
-                node.op = _RENAME[node.op]
-            elif node.op not in _KEEP:
-                bad.append((node.name, node.op, "no spiking lowering"))
+            try:
+                changed = op_of(node).lower_sws(graph, node, o) or changed
+            except UnsupportedOpError as e:     # every op without a spiking form, in one error
+                bad += e.nodes
         if bad:
             raise UnsupportedOpError(bad)
         for t in graph.tensors.values():
             if not t.is_const and t.quant is not None and t.dtype in ACTIVATION_DTYPES:
-                t.dtype, t.window = "spike", (0, o.tc)
-        return True
+                t.dtype, t.t0 = "spike", 0
+                changed = True
+        return changed

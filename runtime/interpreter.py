@@ -240,16 +240,6 @@ class Interpreter:
                     env.pop(name, None)
         return env
 
-    # transitional: swsc/check.py, swsc/tune.py and tests/test_cbackend.py (owned elsewhere) still
-    # call these; remove once they call run_node and read graph.coding.beta
-    def _op_TsaLayer(self, node, env, stats):
-        return self.run_node(node, env, stats)
-
-    _op_SpikeMaxPool = _op_TsaLayer
-
-    def _beta(self) -> float:
-        return self.g.coding.beta
-
     # -- what the run hooks use
     def scratch(self, key: str, shape, dtype) -> np.ndarray:
         """A work array reused from layer to layer and batch to batch: fresh arrays of layer

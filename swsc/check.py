@@ -17,6 +17,7 @@ from .compiler import compile_graph, import_onnx
 from .data import load_data
 from .errors import InvalidModelError, UsageError
 from .ir import Graph
+from .ops import op_of
 from .options import CompileOptions
 from .oracle import Oracle
 from .progress import Progress
@@ -166,25 +167,25 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
 
     def source(name):
         node = sg.producer(name)
-        while node is not None and node.op == "SpikeDelay":
+        while node is not None and op_of(node).pure_delay:
             name = node.inputs[0]
             node = sg.producer(name)
         return name
 
     out = {}
     for node in it.order:
-        if node.op not in ("TsaLayer", "SpikeMaxPool"):
+        d = op_of(node)
+        if not (d.spike_inputs and d.spike_output) or d.pure_delay:   # the spiking layers
             continue
-        n = node.attrs.get("n_inputs", 1)
-        names = node.inputs[:n]
+        names = [i for i in node.inputs if not sg.tensors[i].is_const]
         tensors = [sg.tensors[i] for i in names] + [sg.tensors[node.outputs[0]]]
         if any(t.quant.theta != 1.0 for t in tensors) or any(source(i) not in ref for i in names) \
                 or node.outputs[0] not in ref:
             continue
-        tc, beta = tensors[0].window[1], it._beta()
+        tc, beta = sg.coding.tc, sg.coding.beta
         env = {i: encode_exact(ref[source(i)].astype(np.float64) - sg.tensors[i].quant.lo, tc, beta, 1.0)
                for i in names}
-        frames = getattr(it, "_op_" + node.op)(node, env, {})
+        frames = it.run_node(node, env, {})
         q = decode(frames, beta) + tensors[-1].quant.lo
         out[node.name] = compare(q, ref[node.outputs[0]])
     return out

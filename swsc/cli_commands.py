@@ -15,6 +15,7 @@ from .cliutil import check_limit, compile_options, input_shape, need_file, produ
 from .compiler import compile_graph, import_onnx
 from .data import load_data
 from .errors import UsageError
+from .ops import inputs_of, op_of
 from .pareto import table, tune_model
 from .passes import LowerToInteger
 from .passmanager import IRPrintOptions, PassManager
@@ -61,11 +62,11 @@ def cmd_compile(a) -> int:
         else:
             written = write_atomically(Path(a.output), {name + SUFFIX: lambda p: save(sg, p)})
         bar(bar.total)
-    layers = [n for n in sg.nodes if n.op == "TsaLayer"]
+    layers = [n for n in sg.nodes if op_of(n).neuron_layer]
     params = sum(int(sg.tensors[i].data.size) for n in layers
-                 for i in n.inputs[n.attrs["n_inputs"]:n.attrs["n_inputs"] + 2])   # W and b
+                 for i in (inputs_of(n).w, inputs_of(n).b))
     print(f"compiled {model.name}: {len(sg.nodes)} nodes, {len(layers)} TSA layers, "
-          f"T_inf = {sg.meta['t_inf']} steps (Tc={opts.tc}), {params} parameters")
+          f"T_inf = {sg.t_inf} steps (Tc={opts.tc}), {params} parameters")
     print("passes: " + ", ".join(f"{r.name} {r.seconds * 1000:.0f} ms" for r in records))
     if a.target == "c":
         if a.prefix is None:
@@ -122,7 +123,7 @@ def cmd_run(a) -> int:
 
 def run_outputs(g, x, mode: str, backend: str) -> tuple[dict, dict]:
     """({graph output: float array [N, ...]}, summary) of running ``g`` as ``swsc run`` does."""
-    if mode == "int" and g.meta.get("integer") != "1":   # a .sws.onnx holds the network before this pass
+    if mode == "int" and not g.integer:   # a .sws.onnx holds the network before this pass
         g = PassManager([LowerToInteger()]).run(g)
     if backend == "numpy":
         with Progress(len(x), "swsc run", unit="sample") as bar:

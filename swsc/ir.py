@@ -2,8 +2,9 @@
 
 A graph holds tensors by name, nodes in a list, and graph inputs/outputs by name.
 A tensor is a value (an activation or a spike train) or a constant (it has data).
-Quantized tensors carry their quantization parameters; spike tensors carry their
-time window. Ops are described in ``swsc.ops``; ``Graph.verify`` checks every
+Quantized tensors carry their quantization parameters; spike tensors carry the step
+at which their train starts (``t0``); the coding every train shares (Tc, beta) is stored
+once, on the graph (``Graph.coding``). Ops are described in ``swsc.ops``; ``Graph.verify`` checks every
 invariant the passes rely on.
 """
 from __future__ import annotations
@@ -23,6 +24,20 @@ DTYPES = ("float32", "float64", "uint8", "int8", "uint16", "int16", "int32", "in
 ACTIVATION_DTYPES = ("uint8", "int8", "uint16", "int16")
 INT_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "uint16": (0, 65535), "int16": (-32768, 32767),
               "int32": (-2**31, 2**31 - 1)}
+
+
+def fresh_name(base: str, taken, *, maxlen: int | None = None, key=None) -> str:
+    """``base``, else the first of ``base_1``, ``base_2``, ... not in ``taken``: the one rule
+    by which the front-end and the passes keep node and tensor names unique. ``maxlen``
+    shortens ``base`` so a suffixed name stays within it; ``key`` maps a name to what
+    ``taken`` holds (``str.lower`` for names that must differ case-insensitively, as C
+    identifiers upper-cased into macros must)."""
+    name, i = base, 1
+    while (key(name) if key else name) in taken:
+        suffix = f"_{i}"
+        name = (base if maxlen is None else base[:maxlen - len(suffix)]) + suffix
+        i += 1
+    return name
 
 
 def scalar(a) -> float:
@@ -79,6 +94,11 @@ class Coding:
         """S = sum_{k=1..tc} beta^(tc-k): the largest value a train of +1 spikes encodes."""
         return float(sum(self.beta ** (self.tc - k) for k in range(1, self.tc + 1)))
 
+    @property
+    def int_code_sum(self) -> int:
+        """S as an exact integer, for an integer beta (integer mode's constants need it exact)."""
+        return sum(int(self.beta) ** (self.tc - k) for k in range(1, self.tc + 1))
+
     def text(self) -> str:
         return f"tc={self.tc} beta={self.beta!r}"
 
@@ -90,21 +110,19 @@ class Tensor:
     shape: tuple[int, ...]
     data: np.ndarray | None = None
     quant: Quant | None = None
-    window: tuple[int, int] | None = None  # (t0, tc) for spike tensors
+    #: spike tensors only: the train's frames occupy global steps t0+1 .. t0+Tc (Tc: graph.coding)
+    t0: int | None = None
 
     def __post_init__(self):
         self.shape = tuple(int(d) for d in self.shape)
         if self.data is not None:
             self.data = np.asarray(self.data)
+        if self.t0 is not None:
+            self.t0 = int(self.t0)
 
     @property
     def is_const(self) -> bool:
         return self.data is not None
-
-    @property
-    def t0(self) -> int | None:
-        """The step at which a spike train starts (None for other tensors)."""
-        return None if self.window is None else self.window[0]
 
 
 @dataclass
@@ -126,21 +144,14 @@ class Graph:
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
         self.outputs: list[str] = []
-        #: free-form string facts: source file, compile options, T_inf, ...
+        #: free-form string facts: source file, compile options, ...
         self.meta: dict[str, str] = {}
         #: the SWS coding (Tc, beta), set by rescale; None for an imported graph
         self.coding: Coding | None = None
-
-    # typed facts (transitional: still stored as strings in meta; read them only through these)
-    @property
-    def t_inf(self) -> int | None:
-        """Steps from the first input spike to the last output spike (set by schedule-latencies)."""
-        return int(self.meta["t_inf"]) if "t_inf" in self.meta else None
-
-    @property
-    def integer(self) -> bool:
-        """Whether lower-to-integer has run (integer mode and the C backend need it)."""
-        return self.meta.get("integer") == "1"
+        #: steps from the first input spike to the last output spike (set by schedule-latencies)
+        self.t_inf: int | None = None
+        #: whether lower-to-integer has run (integer mode and the C backend need it)
+        self.integer: bool = False
 
     # -- construction -------------------------------------------------------
     def add_tensor(self, t: Tensor) -> Tensor:
@@ -162,13 +173,8 @@ class Graph:
         return node
 
     def unique_name(self, base: str) -> str:
-        taken = set(self.tensors) | {n.name for n in self.nodes}
-        if base not in taken:
-            return base
-        i = 1
-        while f"{base}_{i}" in taken:
-            i += 1
-        return f"{base}_{i}"
+        """A name no tensor or node of the graph has (``fresh_name``)."""
+        return fresh_name(base, set(self.tensors) | {n.name for n in self.nodes})
 
     def remove_node(self, node: Node) -> None:
         self.nodes.remove(node)
@@ -212,7 +218,7 @@ class Graph:
         for n in self.nodes:
             if n.name == name:
                 return n
-        raise KeyError(name)
+        raise IRVerifyError(f"no node named '{name}'")
 
     def const(self, name: str) -> np.ndarray | None:
         t = self.tensors.get(name)
@@ -262,6 +268,10 @@ class Graph:
         """Check every invariant; raise IRVerifyError naming the node at fault."""
         from . import ops
 
+        if self.coding is not None and not (self.coding.tc >= 1 and self.coding.beta > 1):
+            raise IRVerifyError(f"coding {self.coding.text()} needs tc >= 1 and beta > 1")
+        if self.t_inf is not None and self.t_inf < 0:
+            raise IRVerifyError(f"t_inf = {self.t_inf} is negative")
         seen_nodes: set[str] = set()
         produced: dict[str, str] = {}
         for n in self.nodes:
@@ -283,10 +293,12 @@ class Graph:
             if t.data is not None and tuple(t.data.shape) != t.shape:
                 raise IRVerifyError(f"constant '{name}' data shape {t.data.shape} != declared {t.shape}")
             if t.dtype == "spike":
-                if t.window is None or t.window[1] < 1 or t.window[0] < 0:
-                    raise IRVerifyError(f"spike tensor '{name}' needs a window (t0 >= 0, tc >= 1), has {t.window}")
-            elif t.window is not None:
-                raise IRVerifyError(f"non-spike tensor '{name}' has a time window")
+                if t.t0 is None or t.t0 < 0:
+                    raise IRVerifyError(f"spike tensor '{name}' needs its start step t0 >= 0, has {t.t0}")
+                if self.coding is None:
+                    raise IRVerifyError(f"spike tensor '{name}' but the graph has no coding (Tc, beta)")
+            elif t.t0 is not None:
+                raise IRVerifyError(f"non-spike tensor '{name}' has a start step t0")
             if t.quant is not None and t.quant.lo > t.quant.hi:
                 raise IRVerifyError(f"tensor '{name}' has empty range [{t.quant.lo}, {t.quant.hi}]")
         for name in self.inputs:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InvalidModelError
 from .ir import Graph
 
 KEY, PART = "swsc.packed", "swsc.part_of"
@@ -76,23 +77,23 @@ def _patched(a: np.ndarray, fields: dict, parts: dict) -> np.ndarray:
 def decode(name: str, stored: np.ndarray, fields: dict | None, arrays: dict, parts: dict) -> np.ndarray:
     """The constant ``name`` from its stored array; ``arrays`` holds the decoded integer
     constants a ``scaled`` form refers to, ``parts`` the extra arrays by name. Raises
-    ValueError on a form it does not know or a missing reference."""
+    InvalidModelError on a form it does not know or a missing reference."""
     if fields is None:
         return stored
     how = fields.get("as")
     missing = [p for p in fields.get("patch", []) + [fields.get("index")] if p and p not in parts]
     if missing:
-        raise ValueError(f"constant '{name}' refers to a missing part '{missing[0]}' (dangling reference)")
+        raise InvalidModelError(f"constant '{name}' refers to a missing part '{missing[0]}' (dangling reference)")
     if how == "int":
         return stored.astype(fields["dtype"])
     if how == "palette":
         return stored[parts[fields["index"]].astype(np.int64)].reshape(tuple(fields["shape"]))
     if how == "scaled":
         if fields["of"] not in arrays:
-            raise ValueError(f"constant '{name}' is stored as a multiple of '{fields['of']}', which is "
+            raise InvalidModelError(f"constant '{name}' is stored as a multiple of '{fields['of']}', which is "
                              "missing (dangling reference)")
         return _patched(_scaled(fields, stored, arrays[fields["of"]]), fields, parts)
-    raise ValueError(f"constant '{name}' has an unknown storage form {how!r}")
+    raise InvalidModelError(f"constant '{name}' has an unknown storage form {how!r}")
 
 
 # ------------------------------------------------------------------ encoding

@@ -2,8 +2,8 @@
 
 All swsc ops live in the custom domain ``ai.swsc`` so Netron opens the file and
 onnx.checker accepts it. Things ONNX has no field for ride in ``metadata_props``:
-a tensor's quantization and spike window on its ValueInfo/TensorProto, graph facts
-on the model. Real-valued attributes are stored as float64 tensor attributes so that
+a tensor's quantization and spike start step on its ValueInfo/TensorProto, the coding
+and the typed graph facts (``t_inf``, ``integer``) and the free-form meta on the model. Real-valued attributes are stored as float64 tensor attributes so that
 ``load(save(g))`` is exact. Constants are stored compactly but bit for bit
 (``swsc.packing``): the file stays near the quantized model's size.
 """
@@ -54,8 +54,8 @@ def _tensor_props(t: Tensor, parts: dict | None = None, taken=()) -> dict[str, s
     props = {"swsc.dtype": t.dtype}
     if t.quant is not None:
         props["swsc.quant"] = _quant_json(t.quant, t.name, parts, taken)
-    if t.window is not None:
-        props["swsc.window"] = json.dumps(list(t.window))
+    if t.t0 is not None:
+        props["swsc.t0"] = str(t.t0)
     return props
 
 
@@ -117,6 +117,10 @@ def to_model(graph: Graph) -> onnx.ModelProto:
     props = dict(graph.meta)
     if graph.coding is not None:
         props["swsc.coding"] = json.dumps({"tc": graph.coding.tc, "beta": graph.coding.beta})
+    if graph.t_inf is not None:
+        props["swsc.t_inf"] = str(graph.t_inf)
+    if graph.integer:
+        props["swsc.integer"] = "1"
     _set_props(model, props)
     return model
 
@@ -137,7 +141,7 @@ def _attr_value(a: onnx.AttributeProto):
 
 def _part(name, ref: dict, parts: dict | None):
     if ref["part"] not in (parts or {}):
-        raise ValueError(f"the quantization of '{name}' refers to a missing part '{ref['part']}' (dangling reference)")
+        raise InvalidModelError(f"the quantization of '{name}' refers to a missing part '{ref['part']}' (dangling reference)")
     return parts[ref["part"]]
 
 
@@ -148,8 +152,13 @@ def _tensor_from(name, props, shape, data=None, parts=None) -> Tensor:
         scale, zp = (_part(name, v, parts) if isinstance(v, dict) else v for v in (d["scale"], d["zero_point"]))
         q = Quant(np.array(scale, dtype=np.float64), np.array(zp, dtype=np.int64),
                   d["axis"], d["lo"], d["hi"], d["theta"])
-    window = tuple(json.loads(props["swsc.window"])) if "swsc.window" in props else None
-    return Tensor(name, props["swsc.dtype"], shape, data=data, quant=q, window=window)
+    if "swsc.t0" in props:
+        t0 = int(props["swsc.t0"])
+    elif "swsc.window" in props:      # files before the coding moved to the graph: [t0, tc]
+        t0 = int(json.loads(props["swsc.window"])[0])
+    else:
+        t0 = None
+    return Tensor(name, props["swsc.dtype"], shape, data=data, quant=q, t0=t0)
 
 
 def from_model(model: onnx.ModelProto) -> Graph:
@@ -157,6 +166,10 @@ def from_model(model: onnx.ModelProto) -> Graph:
     g.meta = {p.key: p.value for p in model.metadata_props}
     if "swsc.coding" in g.meta:
         g.coding = Coding(**json.loads(g.meta.pop("swsc.coding")))
+    # typed facts; files before they were typed hold them as plain meta strings
+    t_inf = g.meta.pop("swsc.t_inf", g.meta.pop("t_inf", None))
+    g.t_inf = None if t_inf is None else int(t_inf)
+    g.integer = g.meta.pop("swsc.integer", g.meta.pop("integer", "0")) == "1"
     consts, parts = [], {}
     for tp in model.graph.initializer:
         props = {p.key: p.value for p in tp.metadata_props}
@@ -179,7 +192,22 @@ def from_model(model: onnx.ModelProto) -> Graph:
     g.outputs = [v.name for v in model.graph.output]
     for n in model.graph.node:
         g.add_node(n.op_type, n.name, n.input, n.output, {a.name: _attr_value(a) for a in n.attribute})
+    _upgrade_coding(g)
     return g
+
+
+#: node attributes of files written before the coding moved to the graph (it is derived from them)
+_OLD_CODING_ATTRS = ("tc", "beta", "code_sum")
+
+
+def _upgrade_coding(g: Graph) -> None:
+    """A file from before ``swsc.coding`` holds Tc and beta on its encoder and layers (and the
+    code sum on rescaled Affine layers): the graph's coding is taken from them."""
+    for n in g.nodes:
+        if g.coding is None and "tc" in n.attrs and "beta" in n.attrs:
+            g.coding = Coding(int(n.attrs["tc"]), float(n.attrs["beta"]))
+        for k in _OLD_CODING_ATTRS:
+            n.attrs.pop(k, None)
 
 
 def save(graph: Graph, path: str | os.PathLike) -> None:
@@ -209,7 +237,7 @@ def load(path: str | os.PathLike) -> Graph:
     try:
         graph = from_model(model)
         graph.verify()     # a hand-edited or damaged file fails here, not deep in a runtime
-    except (KeyError, ValueError, IndexError, TypeError, json.JSONDecodeError, IRVerifyError) as e:
+    except (KeyError, ValueError, IndexError, TypeError, json.JSONDecodeError, InvalidModelError, IRVerifyError) as e:
         raise InvalidModelError(f"corrupt swsc IR file: {e}", file=str(path),
                                 hint="recompile it from the quantized model with 'swsc compile'") from e
     return graph

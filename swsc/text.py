@@ -53,8 +53,8 @@ def fmt_quant(q: Quant) -> str:
 
 def fmt_type(t: Tensor) -> str:
     s = f"{t.dtype}[{','.join(str(d) for d in t.shape)}]"
-    if t.window is not None:
-        s += f"@t0={t.window[0]},tc={t.window[1]}"
+    if t.t0 is not None:
+        s += f"@t0={t.t0}"
     if t.quant is not None:
         s += " " + fmt_quant(t.quant)
     return s
@@ -86,6 +86,10 @@ def to_text(graph: Graph, *, produced_by: str | None = None) -> str:
             out.append(f"# {k} = {graph.meta[k]!r}"[:2000])
     if graph.coding is not None:
         out.append(f"coding: {graph.coding.text()}")
+    if graph.t_inf is not None:
+        out.append(f"t_inf: {graph.t_inf}")
+    if graph.integer:
+        out.append("integer: true")
     out.append("inputs:")
     out += [f"  {fmt_name(i)} : {fmt_type(graph.tensors[i])}" for i in graph.inputs]
     consts, seen = [], set()

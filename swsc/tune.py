@@ -39,6 +39,7 @@ from .check import output_quant_tensors
 from .compiler import compile_graph
 from .errors import UsageError
 from .ir import Graph
+from .ops import inputs_of, op_of
 from .options import CompileOptions
 from .passes import FoldZeroPoints, Rescale
 from .passmanager import PassManager
@@ -98,7 +99,7 @@ def exact_ann(graph: Graph, options: CompileOptions) -> Graph:
 
 
 def tsa_layers(sg: Graph) -> list[str]:
-    return [n.name for n in sg.topo_order() if n.op == "TsaLayer"]
+    return [n.name for n in sg.topo_order() if op_of(n).neuron_layer]
 
 
 def t_inf(sg: Graph, schedule: dict[str, int]) -> int:
@@ -107,26 +108,17 @@ def t_inf(sg: Graph, schedule: dict[str, int]) -> int:
     t0: dict[str, int] = {}
     ends = []
     for node in sg.topo_order():
-        if node.op == "SwsEncode":
-            t0[node.outputs[0]] = sg.tensors[node.outputs[0]].window[0]
-            continue
+        spikes = [o for o in node.outputs if sg.tensors[o].dtype == "spike"]
         starts = [t0[i] for i in node.inputs if i in t0]
-        if not starts:
+        if not starts:      # the encoder: its trains start where the graph says
+            t0.update((o, sg.tensors[o].t0) for o in spikes)
             continue
         start = max(starts)
-        if node.op == "SwsDecode":
+        if not spikes:      # a decoder: an output ends here
             ends.append(start)
-        for o in node.outputs:
-            if sg.tensors[o].dtype == "spike":
-                t0[o] = start + (schedule[node.name] if node.op == "TsaLayer" else 0)
-    return _tc(sg) + max(ends, default=0)
-
-
-def _tc(sg: Graph) -> int:
-    for n in sg.nodes:
-        if n.op == "TsaLayer":
-            return int(n.attrs["tc"])
-    return 8
+        for o in spikes:    # delays are left out: the schedule's own delays replace them
+            t0[o] = start + (schedule[node.name] if op_of(node).neuron_layer else 0)
+    return sg.coding.tc + max(ends, default=0)
 
 
 def fill_slack(sg: Graph, schedule: dict[str, int], limit: int) -> dict[str, int]:
@@ -174,7 +166,7 @@ class Evaluator:
     def __init__(self, sg: Graph, qname: str, budget=None):
         self.sg, self.qname = sg, qname
         self.it = Interpreter(sg, residuals=False, budget=budget)
-        self.nodes = {n.name: n for n in sg.nodes if n.op == "TsaLayer"}
+        self.nodes = {n.name: n for n in sg.nodes if op_of(n).neuron_layer}
 
     def outputs(self, schedule: dict[str, int], x) -> tuple[np.ndarray, dict]:
         for name, ts in schedule.items():
@@ -188,9 +180,9 @@ def isolated_errors(sg: Graph, ann: Graph, x, *, budget=None, progress=True) -> 
     runs alone on the ANN's input, for every ts in 0..Tc-1 (array indexed by ts)."""
     it = Interpreter(sg, residuals=False, budget=budget)
     ann_it = Interpreter(ann, budget=budget)
-    layers = [n for n in it.order if n.op == "TsaLayer"]
-    tc = _tc(sg)
-    beta = it._beta()
+    layers = [n for n in it.order if op_of(n).neuron_layer]
+    tc = sg.coding.tc
+    beta = sg.coding.beta
     wrong = {n.name: np.zeros(tc) for n in layers}
     total = {n.name: 0 for n in layers}
     # one batch holds the ANN's every tensor and one SNN layer's working set: half the budget each
@@ -203,15 +195,14 @@ def isolated_errors(sg: Graph, ann: Graph, x, *, budget=None, progress=True) -> 
             xb = x[start:start + batch]
             ref = ann_it.run(xb, intermediate=True).intermediates
             for node in layers:
-                n_in = node.attrs["n_inputs"]
                 env = {}
-                for i in node.inputs[:n_in]:
+                for i in inputs_of(node).x:
                     q = sg.tensors[i].quant
                     env[i] = encode_exact(ref[i] - q.lo, tc, beta, q.theta or 1.0)
                 out = sg.tensors[node.outputs[0]].quant
                 for ts in range(tc):
                     node.attrs["ts"] = ts
-                    frames = it._op_TsaLayer(node, env, {})
+                    frames = it.run_node(node, env, {})
                     q = decode(frames, beta) * (out.theta or 1.0) + out.lo
                     bad = np.count_nonzero(np.rint(q) != np.rint(ref[node.outputs[0]]))
                     wrong[node.name][ts] += bad

@@ -61,7 +61,7 @@ def int_reference(g: Graph, x: np.ndarray):
     node = g.producer(g.outputs[0])
     if node.op == "Softmax":
         node = g.producer(node.inputs[0])
-    A = np.rint(decode(env[node.inputs[0]], it._beta())).astype(np.int64)
+    A = np.rint(decode(env[node.inputs[0]], g.coding.beta)).astype(np.int64)
     t16 = node.attrs.get("int_theta_q16")
     code = A if t16 is None else (A * t16 + 2**15) >> 16
     q = code + g.tensors[node.inputs[0]].quant.lo
@@ -156,7 +156,7 @@ def test_structural_ops_and_two_outputs(tmp_path, cflags):
     res = it.run(x)
     env = it._run_batch({g.inputs[0]: x}, {}, True)
     for k, (name, lo, hi) in enumerate([("d", 0, 4), ("a", 4, 7)]):
-        A = np.rint(decode(env[name], it._beta())).astype(np.int64)
+        A = np.rint(decode(env[name], g.coding.beta)).astype(np.int64)
         np.testing.assert_array_equal(out[:, lo:hi], A.reshape(len(x), -1) + g.tensors[name].quant.lo)
         np.testing.assert_array_equal(cb.dequantize_output(g, out[:, lo:hi], k).reshape(res.outputs[g.outputs[k]].shape),
                                       res.outputs[g.outputs[k]])

@@ -7,7 +7,7 @@ import pytest
 
 from swsc import serialize
 from swsc.errors import InvalidModelError, IRVerifyError, PassError
-from swsc.ir import Tensor
+from swsc.ir import Coding, Tensor, fresh_name
 from swsc.passmanager import IRPrintOptions, Pass, PassManager
 from swsc.passes import FoldZeroPoints, pipeline
 from swsc.options import CompileOptions
@@ -57,20 +57,44 @@ def test_verify_catches_shape_mismatch():
         g.verify()
 
 
-def test_verify_catches_bad_window():
+def test_verify_catches_a_spike_tensor_without_start_step():
     sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
-    sg.tensors["c"].window = None
-    with pytest.raises(IRVerifyError, match="window"):
+    sg.tensors["c"].t0 = None
+    with pytest.raises(IRVerifyError, match="start step t0"):
         sg.verify()
 
 
-@pytest.mark.parametrize("attr, value, words", [("tc", 0, "output spike train has"), ("ts", -1, "negative"),
-                                                 ("beta", 1.0, "must be > 1")])
-def test_verify_catches_bad_neuron_attributes(attr, value, words):
+def test_verify_catches_a_start_step_off_its_inputs():
     sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
-    sg.node("conv").attrs[attr] = value
+    sg.tensors["c"].t0 += 1
+    with pytest.raises(IRVerifyError, match="shifted by"):
+        sg.verify()
+
+
+def test_verify_catches_bad_neuron_attributes():
+    sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    sg.node("conv").attrs["ts"] = -1
+    with pytest.raises(IRVerifyError, match="negative"):
+        sg.verify()
+
+
+@pytest.mark.parametrize("coding, words", [(Coding(0, 2.0), "tc >= 1"), (Coding(8, 1.0), "beta > 1"),
+                                           (None, "has no coding")])
+def test_verify_catches_a_bad_coding(coding, words):
+    sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
+    sg.coding = coding
     with pytest.raises(IRVerifyError, match=words):
         sg.verify()
+
+
+def test_coding_parameters_live_only_on_the_graph():
+    """Tc, beta and the code sum are stored once (graph.coding); spike tensors keep their start."""
+    sg = PassManager(pipeline(CompileOptions(tc=6, beta=2.0)), ).run(tiny_cnn())
+    assert sg.coding == Coding(6, 2.0) and sg.coding.code_sum == 63 == sg.coding.int_code_sum
+    assert not any(k in n.attrs for n in sg.nodes for k in ("tc", "beta", "code_sum"))
+    assert isinstance(sg.t_inf, int) and "t_inf" not in sg.meta
+    text = to_text(sg)
+    assert "coding: tc=6 beta=2.0" in text and f"t_inf: {sg.t_inf}" in text and ",tc=" not in text
 
 
 def test_load_refuses_a_damaged_ir_file(tmp_path):
@@ -106,7 +130,7 @@ def test_text_is_deterministic_and_survives_save_load(tmp_path, stage):
     # exact: every constant bit-equal, every attribute equal, quant parameters equal
     for name, t in g.tensors.items():
         u = loaded.tensors[name]
-        assert (u.dtype, u.shape, u.window) == (t.dtype, t.shape, t.window)
+        assert (u.dtype, u.shape, u.t0) == (t.dtype, t.shape, t.t0)
         if t.is_const:
             assert u.data.dtype == t.data.dtype and np.array_equal(u.data, t.data)
         assert (t.quant is None) == (u.quant is None)
@@ -172,3 +196,26 @@ def test_pass_manager_rejects_unknown_print_pass():
     from swsc.errors import UsageError
     with pytest.raises(UsageError, match="no-such-pass"):
         PassManager(pipeline(CompileOptions()), print_options=IRPrintOptions(after={"no-such-pass"}))
+
+
+@pytest.mark.parametrize("make", [tiny_cnn, residual])
+def test_passes_report_changed_truthfully(make):
+    """Every pass changes a fresh graph; run again on its own output, the passes that are
+    idempotent find nothing to do and say so."""
+    g = make()
+    for p in pipeline(CompileOptions(), integer=True):
+        assert p.run(g) is True, p.name
+        g.verify()
+        if p.name in ("fold-zero-points", "insert-encoder", "lower-to-sws", "schedule-latencies"):
+            before = to_text(g)
+            assert p.run(g) is False, p.name
+            assert to_text(g) == before, p.name
+
+
+def test_fresh_name_is_the_one_uniquing_rule():
+    assert fresh_name("a", {"b"}) == "a"
+    assert fresh_name("a", {"a", "a_1"}) == "a_2"
+    # the C backend's form: case-insensitive, and the suffix fits in maxlen
+    assert fresh_name("Conv1", {"conv1"}, maxlen=5, key=str.lower) == "Con_1"
+    g = tiny_cnn()
+    assert g.unique_name("conv") == "conv_1" and g.unique_name("fresh") == "fresh"

@@ -17,6 +17,7 @@ from swsc.check import load_data
 from swsc.compiler import compile_graph, import_onnx
 from swsc.errors import InvalidModelError
 from swsc.ir import Quant
+from swsc.ops import inputs_of
 from swsc.options import CompileOptions
 from swsc.passes import pipeline
 from swsc.passmanager import PassManager
@@ -34,7 +35,7 @@ def assert_same_graph(a, b):
     assert sorted(a.tensors) == sorted(b.tensors)
     for name, t in a.tensors.items():
         u = b.tensors[name]
-        assert (u.dtype, u.shape, u.window) == (t.dtype, t.shape, t.window), name
+        assert (u.dtype, u.shape, u.t0) == (t.dtype, t.shape, t.t0), name
         if t.is_const:
             assert u.data.dtype == t.data.dtype and u.data.shape == t.data.shape, name
             assert u.data.tobytes() == t.data.tobytes(), f"constant {name} differs"
@@ -42,6 +43,7 @@ def assert_same_graph(a, b):
     for x, y in zip(a.nodes, b.nodes, strict=True):
         assert (x.op, x.name, x.inputs, x.outputs, x.attrs) == (y.op, y.name, y.inputs, y.outputs, y.attrs)
     assert a.meta == b.meta and a.inputs == b.inputs and a.outputs == b.outputs
+    assert (a.coding, a.t_inf, a.integer) == (b.coding, b.t_inf, b.integer)
 
 
 @pytest.mark.parametrize("model", SAMPLES)
@@ -71,8 +73,8 @@ def _adversarial(seed: int):
     rng = np.random.default_rng(seed)
     g = PassManager(pipeline(CompileOptions())).run(tiny_cnn(seed))
     conv = g.node("conv")
-    n = conv.attrs["n_inputs"]
-    W, wq = g.tensors[conv.inputs[n]], g.tensors[conv.inputs[n + 2]]
+    ins = inputs_of(conv)
+    W, wq = g.tensors[ins.w], g.tensors[ins.wq]
     k = wq.data.astype(np.float64) - 0.0
     w = k * rng.uniform(-1e-3, 1e-3, (k.shape[0], 1, 1, 1))      # one factor per channel ...
     flat = w.reshape(-1)
@@ -80,7 +82,7 @@ def _adversarial(seed: int):
     flat[np.flatnonzero(k.reshape(-1) == 0)[:1]] = -0.0
     flat[3] = np.nan
     W.data = w
-    b = g.tensors[conv.inputs[n + 1]]
+    b = g.tensors[ins.b]
     b.data = np.broadcast_to(rng.choice([0.0, -0.0, 0.5, 1 / 3], (b.shape[0], 1, 6)), (b.shape[0], 6, 6)).copy()
     b.shape = b.data.shape
     extra = {"i16": np.arange(-200, 200, dtype=np.int64), "i64": np.array([2 ** 40, -1] * 9, dtype=np.int64),
@@ -146,6 +148,29 @@ def test_files_written_before_packing_still_load(tmp_path):
         keep.append(raw)
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
+    path = tmp_path / "old.sws.onnx"
+    onnx.save(model, str(path))
+    assert_same_graph(g, serialize.load(path))
+
+
+def test_files_written_before_the_coding_moved_to_the_graph_still_load(tmp_path):
+    """The earlier format kept Tc and beta on the encoder and the TSA layers, a spike tensor's
+    window as [t0, tc] and T_inf and the integer flag as plain meta strings."""
+    g = compile_graph(import_onnx(ROOT / "samples" / "lenet5_mnist_qat.onnx"), CompileOptions(tc=6), integer=True)
+    model = serialize.to_model(g)
+    for n in model.graph.node:
+        if n.op_type in ("SwsEncode", "TsaLayer"):
+            n.attribute.extend([onnx.helper.make_attribute("tc", 6), serialize._attr("beta", 2.0)])
+    for v in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        for p in v.metadata_props:
+            if p.key == "swsc.t0":
+                p.key, p.value = "swsc.window", f"[{p.value}, 6]"
+    props = {p.key: p.value for p in model.metadata_props}
+    del model.metadata_props[:]
+    props.pop("swsc.coding")
+    props["t_inf"], props["integer"] = props.pop("swsc.t_inf"), props.pop("swsc.integer")
+    for k in sorted(props):
+        model.metadata_props.add(key=k, value=props[k])
     path = tmp_path / "old.sws.onnx"
     onnx.save(model, str(path))
     assert_same_graph(g, serialize.load(path))

@@ -73,7 +73,7 @@ def exact_ann_q(graph: Graph, x, out: str) -> np.ndarray:
 def snn_q(graph: Graph, schedule, x, out: str) -> tuple[np.ndarray, int]:
     """The SNN through the standard pipeline (schedule-latencies inserts the delays)."""
     sg = compile_graph(graph, CompileOptions(ts=dict(schedule)))
-    return run(sg, x, intermediate=True).intermediates[out], int(sg.meta["t_inf"])
+    return run(sg, x, intermediate=True).intermediates[out], sg.t_inf
 
 
 def test_tuner_finds_the_exhaustive_optimum_on_a_constructed_model():
@@ -130,7 +130,7 @@ def test_t_inf_matches_schedule_latencies(seed):
     for graph in (residual(seed), import_onnx(RESNET)):
         sg = compile_graph(graph, CompileOptions(ts=0))
         s = {n: int(rng.integers(0, TC)) for n in tsa_layers(sg)}
-        assert t_inf(sg, s) == int(compile_graph(graph, CompileOptions(ts=s)).meta["t_inf"])
+        assert t_inf(sg, s) == int(compile_graph(graph, CompileOptions(ts=s)).t_inf)
 
 
 def swsc(*args):

@@ -15,6 +15,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import InvalidModelError
+from ..ir import fresh_name
 from ..ops import DOMAIN as SWS_DOMAIN
 from .onnxgraph import OGraph, ONode
 
@@ -139,9 +140,7 @@ def to_ograph(model: onnx.ModelProto, file: str) -> OGraph:
     og.outputs = [o.name for o in g.output]
     seen = set()
     for i, n in enumerate(g.node):
-        name = n.name or f"{n.op_type}_{i}"
-        while name in seen:
-            name += "_"
+        name = fresh_name(n.name or f"{n.op_type}_{i}", seen)
         seen.add(name)
         try:
             attrs = {a.name: _attr_value(a) for a in n.attribute}

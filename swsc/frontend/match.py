@@ -27,7 +27,7 @@ import copy
 import numpy as np
 
 from ..errors import InvalidModelError, NotQuantizedError, UnsupportedOpError
-from ..ir import ACTIVATION_DTYPES, INT_RANGES, Graph, Quant, Tensor
+from ..ir import ACTIVATION_DTYPES, INT_RANGES, Graph, Quant, Tensor, fresh_name
 from .emit import Emitter
 from .match_linear import LinearOps
 from .match_postops import PostOps
@@ -94,19 +94,12 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
 
     # -- IR helpers ------------------------------------------------------------------
     def nname(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.node_names:
-            name = f"{base}_{i}"
-            i += 1
+        name = fresh_name(base, self.node_names)
         self.node_names.add(name)
         return name
 
     def tname(self, base: str) -> str:
-        name, i = base, 1
-        while name in self.g.tensors:
-            name = f"{base}_{i}"
-            i += 1
-        return name
+        return fresh_name(base, self.g.tensors)
 
     def emit(self, op, name, inputs, out, dtype, shape, quant=None, attrs=None) -> str:
         out = self.tname(out)

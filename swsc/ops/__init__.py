@@ -23,9 +23,6 @@ from .base import (DOMAIN, GEOM, OPS, SYNAPSES, Geometry, Inputs, Op, Synapse, b
                    inputs_of, op_of, prod, register, spatial_shape, synapse_of, window_out)
 
 
-#: transitional (the passes still list these): ops that act frame by frame on spike tensors
-STRUCTURAL = tuple(n for n, d in OPS.items() if d.structural)
-
 
 def check_node(graph, node) -> None:
     """Check one node against its op: arity, attributes, declared output shapes, spike rules."""
@@ -53,12 +50,6 @@ def check_node(graph, node) -> None:
     a = node.attrs
     if "ts" in a and not a["ts"] >= 0:
         raise IRVerifyError(f"silent period ts = {a['ts']} is negative", node=node.name, op=node.op)
-    if "beta" in a and not a["beta"] > 1:
-        raise IRVerifyError(f"beta = {a['beta']} must be > 1", node=node.name, op=node.op)
-    window = graph.tensors[node.outputs[0]].window
-    if "tc" in a and window is not None and window[1] != a["tc"]:
-        raise IRVerifyError(f"tc = {a['tc']} but its output spike train has {window[1]} steps",
-                            node=node.name, op=node.op)
     spike_in = [graph.tensors[i].dtype == "spike" for i in node.inputs
                 if i and not graph.tensors[i].is_const]
     if d.spike_inputs and not all(spike_in):
@@ -66,17 +57,17 @@ def check_node(graph, node) -> None:
     if d.spike_output or (d.structural and any(spike_in)):
         if not all(graph.tensors[o].dtype == "spike" for o in node.outputs):
             raise IRVerifyError("must produce spike tensors", node=node.name, op=node.op)
-    # Windows are only meaningful once schedule-latencies has run.
-    if "t_inf" in graph.meta and any(spike_in) and (d.spike_inputs or d.structural):
-        windows = {graph.tensors[i].window for i in node.inputs if i and not graph.tensors[i].is_const}
-        if len(windows) > 1:
-            raise IRVerifyError(f"inputs start at different steps {sorted(windows)}; a SpikeDelay is needed",
+    # Start steps are only meaningful once schedule-latencies has run.
+    if graph.t_inf is not None and any(spike_in) and (d.spike_inputs or d.structural):
+        starts = {graph.tensors[i].t0 for i in node.inputs if i and not graph.tensors[i].is_const}
+        if len(starts) > 1:
+            raise IRVerifyError(f"inputs start at different steps {sorted(starts)}; a SpikeDelay is needed",
                                 node=node.name, op=node.op)
-        (t0, tc), = windows
+        t0, = starts
         out = graph.tensors[node.outputs[0]]
         if out.dtype == "spike":
             shift = d.latency(node)
-            if out.window != (t0 + shift, tc):
-                raise IRVerifyError(f"output window {out.window} != input window ({t0}, {tc}) shifted by {shift}",
+            if out.t0 != t0 + shift:
+                raise IRVerifyError(f"output starts at step {out.t0}, not at its inputs' {t0} shifted by {shift}",
                                     node=node.name, op=node.op)
     d.verify(graph, node)

@@ -13,8 +13,7 @@ from .base import inputs_of
 class Affine(Op):
     name = "Affine"
     inputs = ("*x", "w", "b", "wq?")
-    attrs = {"kind": True, "n_inputs": True, **{k: False for k in GEOM}, "group": False, "count_include_pad": False,
-             "code_sum": False}
+    attrs = {"kind": True, "n_inputs": True, **{k: False for k in GEOM}, "group": False, "count_include_pad": False}
     doc = ("code_o = clamp(round(W~ . code_i + b~), 0, hi') on codes q - lo (eq. 15-17)")
 
     def shape(self, graph, node):
@@ -23,6 +22,25 @@ class Affine(Op):
     # -- reference (ANN)
 
     # -- passes
+    def rescale(self, graph, node, coding):
+        """eq. 18-19: ``W = W~ theta_in / theta_out`` (per synapse kind), ``b = b~ / (theta_out S)``."""
+        ins = inputs_of(node)
+        th_out = graph.tensors[node.outputs[0]].quant.theta
+        wt, bt = graph.tensors[ins.w], graph.tensors[ins.b]
+        wt.data = synapse_of(node).rescale_weights(graph, node, wt.data.copy(), th_out)
+        bt.data = bt.data / (th_out * coding.code_sum)
+        return True
+
+    def lower_sws(self, graph, node, options):
+        """-> ``TsaLayer`` with the threshold factor ``vth`` and ``hi_norm = hi' / theta_out``
+        (the upper-clamp rule of semantics section 3); ``ts`` is set by schedule-latencies."""
+        out = graph.tensors[node.outputs[0]]
+        node.op = "TsaLayer"
+        hi_norm = (out.quant.hi - out.quant.lo) / out.quant.theta
+        if abs(hi_norm - round(hi_norm)) < 1e-9 * max(1.0, hi_norm):
+            hi_norm = float(round(hi_norm))   # theta = hi'/S must give exactly S
+        node.attrs.update(ts=0, vth=float(options.vth_factor), hi_norm=hi_norm)
+        return True
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):

@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from swsc import kernels
-from swsc.requant import centered, f32, float_node, ort_float_mirror, requant_linear, wcentered
-
 from swsc.errors import IRVerifyError
+from swsc.requant import centered, f32, float_node, ort_float_mirror, requant_linear, wcentered
 
 from dataclasses import dataclass
 from typing import ClassVar
@@ -19,6 +18,7 @@ from swsc.errors import UnsupportedOpError
 from .base import GEOM, SYNAPSES, Op, Synapse, register, spatial_shape
 from .base import inputs_of
 from .cgeometry import c_window
+from .base import fold_linear, model_int_weights
 
 
 @register
@@ -52,6 +52,8 @@ class QConv(Op):
         return requant_linear(acc, x.quant, w.quant, y.quant, y.dtype, float_node(graph, node))
 
     # -- passes
+    def fold(self, graph, node):
+        return fold_linear(graph, node, SYNAPSES["conv"])
 
     # -- numpy runtime
 
@@ -76,6 +78,18 @@ class ConvSynapse(Synapse):
     # -- reference (ANN)
 
     # -- passes
+    def fold_bias(self, graph, node, w_tilde, const, shift):
+        """b~ = const + shift * (sum of W~ over the taps inside the input): a per-position map
+        where padding cuts taps off, else one value per channel."""
+        x = graph.tensors[inputs_of(node).x]
+        tap_sum = kernels.conv2d(np.ones((1,) + x.shape[1:]), w_tilde, node.attrs)[0]
+        b = const.reshape(-1, 1, 1) + shift * tap_sum
+        if np.all(b == b[:, :1, :1]):
+            b = b[:, :1, :1].copy()
+        return b
+
+    def int_weights(self, graph, node, W, b):
+        return model_int_weights(graph, node, b)
 
     # -- numpy runtime
     def linear(self, node, xs, w, out=None):

@@ -12,6 +12,7 @@ class SpikeDelay(Op):
     doc = "shift a spike train by delay steps"
     spike_inputs = True
     spike_output = True
+    pure_delay = True
 
     def latency(self, node):
         return node.attrs.get("delay", 0)

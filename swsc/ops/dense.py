@@ -17,6 +17,7 @@ from swsc.errors import IRVerifyError
 from .base import SYNAPSES, Op, Synapse, register
 from .base import inputs_of
 from .conv import gemm_weights
+from .base import fold_linear, model_int_weights
 
 
 @register
@@ -44,6 +45,8 @@ class QDense(Op):
         return requant_linear(acc, x.quant, w.quant, y.quant, y.dtype, float_node(graph, node))
 
     # -- passes
+    def fold(self, graph, node):
+        return fold_linear(graph, node, SYNAPSES["dense"])
 
     # -- numpy runtime
 
@@ -64,6 +67,12 @@ class DenseSynapse(Synapse):
     # -- reference (ANN)
 
     # -- passes
+    def fold_bias(self, graph, node, w_tilde, const, shift):
+        """b~ = const + shift * (sum of W~ over the inputs): every input is real."""
+        return const + shift * w_tilde.sum(axis=1)
+
+    def int_weights(self, graph, node, W, b):
+        return model_int_weights(graph, node, b)
 
     # -- numpy runtime
     def linear(self, node, xs, w, out=None):

@@ -11,6 +11,7 @@ from typing import ClassVar
 from swsc.errors import SwscError
 
 from .base import Op, register
+from .base import inputs_of
 
 
 @register
@@ -28,6 +29,10 @@ class Dequantize(Op):
         return ((env[node.inputs[0]].astype(np.float64) - z).astype(f32) * f32(q.scale)).astype(f32)
 
     # -- passes
+    def lower_sws(self, graph, node, options):
+        """-> ``SwsDecode``: the spike trains' values, dequantized."""
+        node.op = SwsDecode.name
+        return True
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):
@@ -46,6 +51,13 @@ class SwsDecode(Op):
     # -- reference (ANN)
 
     # -- passes
+    def lower_int(self, graph, node, lowering):
+        """The decoder's theta in Q16, where it is not 1."""
+        theta = graph.tensors[inputs_of(node).x].quant.theta or 1.0
+        if theta == 1.0:
+            return False
+        node.attrs["int_theta_q16"] = int(round(theta * 65536))
+        return True
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):

@@ -23,6 +23,8 @@ class FloatArith(Op):
         return kernels.float_arith(env[ins.x], env[ins.c], node.attrs["op"], node.attrs.get("reverse", False))
 
     # -- passes
+    def lower_sws(self, graph, node, options):
+        return False     # a float op: it stays as it is around the spiking part
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):

@@ -9,6 +9,7 @@ from swsc.errors import UnsupportedOpError
 
 from .base import GEOM, Op, register, spatial_shape
 from .cgeometry import CWindow, c_window
+from .base import one_theta
 
 
 @register
@@ -27,6 +28,14 @@ class MaxPool(Op):
         return kernels.max_pool(env[node.inputs[0]], node.attrs)
 
     # -- passes
+    def rescale(self, graph, node, coding):
+        one_theta(graph, node)     # the running max passes its input frames on as they are
+        return False
+
+    def lower_sws(self, graph, node, options):
+        """-> ``SpikeMaxPool``: the exact running max of spike trains (semantics section 5)."""
+        node.op = SpikeMaxPool.name
+        return True
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):

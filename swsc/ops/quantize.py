@@ -31,6 +31,15 @@ class Quantize(Op):
         return finish(x / f32(y.quant.scale), y.quant, y.dtype)
 
     # -- passes
+    def insert_encoder(self, graph, node, options):
+        """-> ``SwsEncode``: the same quantization, its code emitted as Tc ternary frames; the
+        ``tsa`` encoder waits its own silent period, so its output starts there."""
+        ts = options.encoder_ts if options.encoder == "tsa" else 0
+        node.op = SwsEncode.name
+        node.attrs = {"encoder": options.encoder, "ts": ts}
+        out = graph.tensors[node.outputs[0]]
+        out.dtype, out.t0 = "spike", ts
+        return True
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):
@@ -42,13 +51,23 @@ class Quantize(Op):
 class SwsEncode(Op):
     name = "SwsEncode"
     inputs = ("x", "lut?")
-    attrs = {"encoder": True, "ts": True, "tc": True, "beta": True}
+    attrs = {"encoder": True, "ts": True}
     doc = "quantize the float input and emit its SWS code (exact or tsa encoder)"
     spike_output = True
 
     # -- reference (ANN)
 
     # -- passes
+    def lower_int(self, graph, node, lowering):
+        """The lookup table of the spike trains of every input code (what the C encoder emits):
+        the encoder simulation of the runtime (``encode_frames``), tabulated."""
+        q = graph.tensors[node.outputs[0]].quant
+        codes = np.arange(q.hi - q.lo + 1, dtype=np.float64)
+        frames = encode_frames(codes, node.attrs["encoder"], node.attrs["ts"], graph.coding, q.theta or 1.0,
+                               q.hi - q.lo)
+        lut = graph.add_const(f"{node.name}.lut", np.ascontiguousarray(frames.T.astype(np.int8)))
+        node.inputs = [inputs_of(node).x, lut.name]
+        return True
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):

@@ -26,6 +26,8 @@ class Softmax(Op):
         return (e / e.sum(axis=ax, keepdims=True)).astype(np.float32)
 
     # -- passes
+    def lower_sws(self, graph, node, options):
+        return False     # a float op: it stays as it is around the spiking part
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):
