@@ -56,6 +56,7 @@ SUPPORTED: dict[str, str] = {
             "(keeps its grid: narrows its integer range)",
     "Clip": "constant bounds, before a QuantizeLinear or directly on a quantized tensor (7-bit QAT); on a "
             "dequantized tensor with bounds on its grid",
+    "Slice": "constant starts/ends/axes/steps (negative steps too) that keep the batch axis whole",
     "Concat": "of quantized tensors (requantized per input where scales differ)",
     "MaxPool": "2-D, on quantized tensors or between DQ and Q",
     "Reshape": "static target shape; of the float input (moved after the quantizer); may drop the batch axis of "
@@ -73,7 +74,7 @@ SUPPORTED: dict[str, str] = {
     "lifted (the output quantization of the float tail is dropped)",
 }
 
-STRUCTURAL = ("MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat")
+STRUCTURAL = ("MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat")
 
 
 class Matcher(StructuralOps, LinearOps, PostOps, Emitter):

@@ -1,5 +1,5 @@
 """Structural op handlers of the matcher: ops that only move or select quantized values
-(Reshape/Flatten/Squeeze/Unsqueeze, Transpose, Concat, MaxPool, Identity, Cast).
+(Reshape/Flatten/Squeeze/Unsqueeze, Transpose, Slice, Concat, MaxPool, Identity, Cast).
 
 They commute with DequantizeLinear, so a value stays a ``View``/``QRef`` and needs no
 IR op until it is used (only a Concat of differently quantized inputs becomes a ``Lin``,
@@ -12,6 +12,7 @@ import copy
 
 import numpy as np
 
+from ..ops.slicing import selection
 from .onnxgraph import ONode
 from .values import Head, Lin, QRef, Unsupported, View, WConst, _pads2d
 
@@ -48,7 +49,7 @@ class StructuralOps:
                 raise Unsupported("inputs have different quantization")
             # onnxruntime's QDQ propagation moves a DequantizeLinear past these ops (not Flatten),
             # so the consumer still sees a DQ input and can be fused
-            direct = all(v.direct for v in vs) and n.op in ("MaxPool", "Reshape", "Transpose", "Squeeze",
+            direct = all(v.direct for v in vs) and n.op in ("MaxPool", "Reshape", "Transpose", "Slice", "Squeeze",
                                                             "Unsqueeze")
             self.vals[out] = View(vs[0].scale, vs[0].zp, shape, out, parents=vs, op=irop, attrs=attrs,
                                   node=n.name, direct=direct)
@@ -96,6 +97,35 @@ class StructuralOps:
         if axis == 0:
             raise Unsupported("concat along the batch axis")
         self._struct(n, "Concat", {"axis": axis}, [i for i in n.inputs if i])
+
+    def op_Slice(self, n: ONode) -> None:
+        """Constant starts/ends/axes/steps (inputs from opset 10, attributes before), normalized
+        to a start and step per axis (swsc/ops/slicing.py); the batch axis must stay whole."""
+        shp = self.og.shape(n.inputs[0])
+        if shp is None:
+            raise Unsupported("input shape is not static")
+        if self.og.opset < 10:
+            spec = [n.attrs.get("starts"), n.attrs.get("ends"), n.attrs.get("axes"), None]
+        else:
+            spec = []
+            for k in range(1, 5):
+                name = n.inputs[k] if len(n.inputs) > k else ""
+                if name and name not in self.og.consts:
+                    raise Unsupported(f"Slice input {k} ('{name}') is not a constant")
+                spec.append([int(v) for v in np.asarray(self.og.consts[name]).reshape(-1)] if name else None)
+        starts, ends, axes, steps = spec
+        axes = list(range(len(starts))) if axes is None else list(axes)
+        steps = [1] * len(starts) if steps is None else list(steps)
+        if n.inputs[0] in self.og.batchless:      # axes of the tensor without its batch axis
+            axes = [a if a < 0 else a + 1 for a in axes]
+        if any(st == 0 for st in steps):
+            raise Unsupported("a step of 0")
+        start, step, count = selection(shp, starts, ends, axes, steps)
+        if start[0] != 0 or step[0] != 1 or count[0] != shp[0]:
+            raise Unsupported("a slice of the batch axis")
+        if min(count) < 1:
+            raise Unsupported("an empty slice")
+        self._struct(n, "Slice", {"starts": start, "steps": step})
 
     def _pool_geom(self, n: ONode, in_shape, kernel=None):
         if in_shape is None or len(in_shape) != 4:

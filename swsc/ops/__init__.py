@@ -18,7 +18,7 @@ from swsc.errors import IRVerifyError
 
 # the op modules register themselves; this list is the table of contents
 from . import (add, affine, avgpool, concat, conv, delay, dense, dequantize, float_arith,  # noqa: F401
-               maxpool, quantize, reshape, softmax, transpose, tsa)
+               maxpool, quantize, reshape, slicing, softmax, transpose, tsa)
 from .base import (DOMAIN, GEOM, OPS, SYNAPSES, Geometry, Inputs, Op, Synapse, broadcast,  # noqa: F401
                    inputs_of, op_of, prod, register, spatial_shape, synapse_of, window_out)
 

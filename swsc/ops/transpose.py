@@ -69,10 +69,12 @@ class TransposeDim:
 @dataclass
 class TransposePlan:
     """The transpose's C step (transpose.c.j2): the output trains in C order, one loop per
-    axis of ``dims`` (outermost first), each read from the input at the dims' strides."""
+    axis of ``dims`` (outermost first), each read from the input at the dims' strides, from
+    train ``base`` on (0 here; a Slice's first selected train)."""
     template: ClassVar[str] = "ops/transpose.c.j2"
     fn: str
     comment: str
     inp: object
     out: object
     dims: list
+    base: int = 0
