@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from swsc.passes.lower_to_integer import membrane_bits
 
 from swsc.errors import SwscError, UnsupportedOpError
 from swsc.ir import Graph, Node, scalar
 from swsc.ops import op_of, prod
-from swsc.passes.lower_to_integer import membrane_bits
 
 from . import cformat as cf
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from swsc.errors import SwscError
 from swsc.ir import ACTIVATION_DTYPES, Graph, Node
+
 # decode, encode_exact, tsa_scan and max_pool_spikes are re-exported: tests,
 # passes and tools use them from here
 from swsc.kernels import decode, encode_exact, int_code  # noqa: F401

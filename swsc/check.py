@@ -29,11 +29,15 @@ TARGETS = ("host", "cortex-m4")
 
 
 def output_quant_tensors(graph: Graph) -> list[str]:
-    """For each graph output, the integer tensor that its Dequantize/SwsDecode reads."""
+    """For each graph output, the integer tensor that its Dequantize/SwsDecode reads: up through
+    the float tail (Softmax) to the node that turns a quantized tensor into a float one."""
+    def dequantizes(node):
+        return graph.tensors[node.inputs[0]].quant is not None and graph.tensors[node.outputs[0]].quant is None
+
     names = []
     for out in graph.outputs:
         node = graph.producer(out)
-        while node is not None and node.op not in ("Dequantize", "SwsDecode"):
+        while node is not None and not dequantizes(node):
             node = graph.producer(node.inputs[0])
         if node is None:
             raise InvalidModelError(f"output '{out}' is not computed from a quantized tensor")

@@ -111,9 +111,9 @@ def load_data(path: str | Path, graph: Graph) -> tuple[np.ndarray, np.ndarray | 
 def input_quantizer(graph: Graph):
     """The Quant of the graph input's quantizer (front-end Quantize or compiled SwsEncode), or None."""
     for node in graph.nodes:
-        if node.op in ("Quantize", "SwsEncode") and node.inputs[:1] == graph.inputs[:1]:
-            q = graph.tensors[node.outputs[0]].quant
-            if q is not None and np.size(q.scale) == 1 and np.size(q.zero_point) == 1:
+        q = graph.tensors[node.outputs[0]].quant
+        if node.inputs[:1] == graph.inputs[:1] and q is not None:   # only the quantizer reads the float input
+            if np.size(q.scale) == 1 and np.size(q.zero_point) == 1:
                 return q
     return None
 

@@ -15,7 +15,7 @@ from .errors import UsageError
 from .oracle import Oracle
 from .plotting import pyplot, save_png
 from .runtime.interpreter import Interpreter
-from .tune import Evaluation, TuneResult, Tuner, metrics_of, t_inf
+from .tune import Evaluation, Tuner, TuneResult, metrics_of, t_inf
 
 FORMAT = "swsc-tune"
 VERSION = 1

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from .errors import PassError, SwscError, UsageError
 from .ir import Graph
+from .ops import verify
 from .text import to_text
 
 
@@ -99,7 +100,7 @@ class PassManager:
             try:
                 changed = bool(p.run(g))
                 if self.verify:
-                    g.verify()
+                    verify(g)
             except SwscError as e:
                 if isinstance(e, PassError):
                     raise

@@ -20,7 +20,7 @@ from onnx import helper, numpy_helper
 from . import __version__, packing
 from .errors import InvalidModelError, IRVerifyError
 from .ir import Coding, Graph, Quant, Tensor
-from .ops import DOMAIN
+from .ops import DOMAIN, verify
 
 SUFFIX = ".sws.onnx"
 _ELEM = {"float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE,
@@ -236,7 +236,7 @@ def load(path: str | os.PathLike) -> Graph:
                                 hint="compile the model first with 'swsc compile'")
     try:
         graph = from_model(model)
-        graph.verify()     # a hand-edited or damaged file fails here, not deep in a runtime
+        verify(graph)     # a hand-edited or damaged file fails here, not deep in a runtime
     except (KeyError, ValueError, IndexError, TypeError, json.JSONDecodeError, InvalidModelError, IRVerifyError) as e:
         raise InvalidModelError(f"corrupt swsc IR file: {e}", file=str(path),
                                 hint="recompile it from the quantized model with 'swsc compile'") from e

@@ -26,6 +26,7 @@ import numpy as np
 from .check import _top1, compare, isolated_layers, load_model_data, output_quant_tensors
 from .compiler import compile_graph
 from .errors import InvalidModelError, OptionError, UsageError
+from .ops import op_of
 from .options import ENCODERS, CompileOptions
 from .oracle import Oracle
 from .progress import Progress
@@ -202,7 +203,8 @@ def _layers(sg, res, ref, n, alone) -> list[dict]:
     for node in sg.topo_order():
         o = node.outputs[0]
         s = stats.get(node.name)
-        if s is None and node.op != "SpikeMaxPool":
+        d = op_of(node)
+        if s is None and not (d.spike_inputs and d.spike_output and not d.pure_delay):   # layers and pools
             continue
         entry = {"name": node.name, "op": node.op}
         if o in res.intermediates and o in ref:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from swsc.ir import Graph, Quant, Tensor
+from swsc.ops import verify
 
 
 def tiny_cnn(seed: int = 0, *, in_dtype: str = "uint8") -> Graph:
@@ -37,7 +38,7 @@ def dense_output(g: Graph, x: str, w_name: str, w: np.ndarray, w_quant: Quant, o
     g.add_tensor(Tensor("y", "float32", (1, w.shape[0])))
     g.add_node("Dequantize", "dq", ["d"], ["y"])
     g.outputs = ["y"]
-    g.verify()
+    verify(g)
     return g
 
 
@@ -64,7 +65,7 @@ def residual(seed: int = 0) -> Graph:
     g.add_tensor(Tensor("y", "float32", (1, 3, 5, 5)))
     g.add_node("Dequantize", "dq", ["s"], ["y"])
     g.outputs = ["y"]
-    g.verify()
+    verify(g)
     return g
 
 

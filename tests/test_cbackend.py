@@ -19,16 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import swsc.ops
 from graphs import dense_output, residual, tiny_cnn
-from swsc.compiler import compile_graph
-from swsc.errors import SwscError, UnsupportedOpError
-from swsc.ir import Graph, Quant, Tensor
-from swsc.options import CompileOptions
 from swsc.runtime import cbackend as cb
 from swsc.runtime import cplan, ctemplates
 from swsc.runtime.interpreter import Interpreter, decode
+
+import swsc.ops
+from swsc.compiler import compile_graph
+from swsc.errors import SwscError, UnsupportedOpError
+from swsc.ir import Graph, Quant, Tensor
+from swsc.ops import verify
+from swsc.options import CompileOptions
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = REPO.parent / "shared" / "models"
@@ -143,7 +144,7 @@ def _structural_graph(seed: int = 0) -> Graph:
     g.add_tensor(Tensor("y2", "float32", (1, 3, 1, 1)))
     g.add_node("Dequantize", "dq2", ["a"], ["y2"])
     g.outputs = ["y", "y2"]
-    g.verify()
+    verify(g)
     return g
 
 
@@ -214,6 +215,7 @@ def test_against_onnxruntime(name, corpus_dir, tmp_path):
     """With Ts >= Tc - 1 every neuron sees its whole input before firing: the C output is the
     quantized ANN's (onnxruntime's) up to its float32 requantization rounding (1 LSB)."""
     import corpus
+
     from swsc.oracle import Oracle
     import_onnx = _frontend()
     path = corpus.get_model(name, corpus_dir)
@@ -280,8 +282,9 @@ def test_avgpool_divisor_varying_at_padded_borders(tmp_path, cflags):
     ties stay exact in integer units), at Ts = Tc-1 the integer mode equals the exact ANN on
     every tensor, and the C equals the integer mode."""
     from swsc.passes import FoldZeroPoints
-    from swsc.passmanager import PassManager
     from swsc.runtime.interpreter import run
+
+    from swsc.passmanager import PassManager
 
     graph = _hot_graph(3, False, include_pad=0)
     g = compile_graph(graph, CompileOptions(tc=8, ts=7), integer=True)
@@ -361,7 +364,7 @@ def _evil_graph() -> Graph:
         n.outputs = [rename.get(v, v) for v in n.outputs]
     g.inputs = [rename[v] for v in g.inputs]
     g.outputs = [rename[v] for v in g.outputs]
-    g.verify()
+    verify(g)
     return g
 
 
@@ -672,7 +675,9 @@ def test_needs_integer_graph(tmp_path):
 def _two_output_model(path: Path) -> Path:
     """A QDQ conv whose model also outputs its dequantized input: two graph outputs."""
     import onnx
-    from onnx import TensorProto as T, helper as h, numpy_helper as nh
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
 
     rng = np.random.default_rng(0)
     inits = [nh.from_array(np.float32(1 / 255), "s"), nh.from_array(np.uint8(0), "z"),

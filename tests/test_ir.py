@@ -4,20 +4,20 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from graphs import residual, tiny_cnn
+from swsc.passes import FoldZeroPoints, pipeline
 
 from swsc import serialize
 from swsc.errors import InvalidModelError, IRVerifyError, PassError
 from swsc.ir import Coding, Tensor, fresh_name
-from swsc.passmanager import IRPrintOptions, Pass, PassManager
-from swsc.passes import FoldZeroPoints, pipeline
+from swsc.ops import verify
 from swsc.options import CompileOptions
+from swsc.passmanager import IRPrintOptions, Pass, PassManager
 from swsc.text import to_text
-
-from graphs import residual, tiny_cnn
 
 
 def test_verify_accepts_valid_graph():
-    tiny_cnn().verify()
+    verify(tiny_cnn())
 
 
 def test_verify_catches_dangling_input():
@@ -25,21 +25,21 @@ def test_verify_catches_dangling_input():
     g.node("fc").inputs[0] = "nowhere"
     g.tensors["nowhere"] = Tensor("nowhere", "uint8", (1, 36))
     with pytest.raises(IRVerifyError, match="dangling"):
-        g.verify()
+        verify(g)
 
 
 def test_verify_catches_duplicate_node_name():
     g = tiny_cnn()
     g.node("pool").name = "conv"
     with pytest.raises(IRVerifyError, match="duplicate node name"):
-        g.verify()
+        verify(g)
 
 
 def test_verify_catches_tensor_produced_twice():
     g = tiny_cnn()
     g.node("pool").outputs[0] = "c"
     with pytest.raises(IRVerifyError, match="produced twice"):
-        g.verify()
+        verify(g)
 
 
 def test_verify_catches_cycle():
@@ -47,35 +47,35 @@ def test_verify_catches_cycle():
     g.node("conv").inputs[0] = "m"          # conv reads pool's output, pool reads conv's
     g.tensors["m"].shape = (1, 2, 6, 6)
     with pytest.raises(IRVerifyError, match="cycle"):
-        g.verify()
+        verify(g)
 
 
 def test_verify_catches_shape_mismatch():
     g = tiny_cnn()
     g.tensors["c"].shape = (1, 4, 5, 5)
     with pytest.raises(IRVerifyError, match="declared"):
-        g.verify()
+        verify(g)
 
 
 def test_verify_catches_a_spike_tensor_without_start_step():
     sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
     sg.tensors["c"].t0 = None
     with pytest.raises(IRVerifyError, match="start step t0"):
-        sg.verify()
+        verify(sg)
 
 
 def test_verify_catches_a_start_step_off_its_inputs():
     sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
     sg.tensors["c"].t0 += 1
     with pytest.raises(IRVerifyError, match="shifted by"):
-        sg.verify()
+        verify(sg)
 
 
 def test_verify_catches_bad_neuron_attributes():
     sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
     sg.node("conv").attrs["ts"] = -1
     with pytest.raises(IRVerifyError, match="negative"):
-        sg.verify()
+        verify(sg)
 
 
 @pytest.mark.parametrize("coding, words", [(Coding(0, 2.0), "tc >= 1"), (Coding(8, 1.0), "beta > 1"),
@@ -84,7 +84,7 @@ def test_verify_catches_a_bad_coding(coding, words):
     sg = PassManager(pipeline(CompileOptions())).run(tiny_cnn())
     sg.coding = coding
     with pytest.raises(IRVerifyError, match=words):
-        sg.verify()
+        verify(sg)
 
 
 def test_coding_parameters_live_only_on_the_graph():
@@ -115,7 +115,7 @@ def test_verify_catches_unaligned_windows():
     assert delay, "scheduling must delay the shortcut"
     add.inputs[add.inputs.index(delay[0])] = "c0"
     with pytest.raises(IRVerifyError, match="different steps"):
-        sg.verify()
+        verify(sg)
 
 
 @pytest.mark.parametrize("stage", ["canonical", "compiled"])
@@ -205,7 +205,7 @@ def test_passes_report_changed_truthfully(make):
     g = make()
     for p in pipeline(CompileOptions(), integer=True):
         assert p.run(g) is True, p.name
-        g.verify()
+        verify(g)
         if p.name in ("fold-zero-points", "insert-encoder", "lower-to-sws", "schedule-latencies"):
             before = to_text(g)
             assert p.run(g) is False, p.name

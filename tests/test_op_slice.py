@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from frontend_util import assert_matches_onnxruntime
+from onnx import TensorProto, helper, numpy_helper
+from swsc.runtime import cbackend, interpreter, reference
+
 from swsc.compiler import compile_graph, import_onnx
 from swsc.errors import UnsupportedOpError
 from swsc.options import CompileOptions
-from swsc.runtime import cbackend, interpreter, reference
 
 ort_quant = pytest.importorskip("onnxruntime.quantization")
 

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from graphs import residual
+from swsc.passes import FoldZeroPoints
+from swsc.runtime.interpreter import Interpreter, run
 
 from swsc.compiler import compile_graph, import_onnx
 from swsc.errors import SwscError
 from swsc.ir import Graph, Quant, Tensor
+from swsc.ops import verify
 from swsc.options import CompileOptions
-from swsc.passes import FoldZeroPoints
 from swsc.passmanager import PassManager
-from swsc.runtime.interpreter import Interpreter, run
 from swsc.tune import Target, Tuner, t_inf, tsa_layers
-
-from graphs import residual
 
 ROOT = Path(__file__).resolve().parents[1]
 LENET = ROOT / "samples" / "lenet5_mnist_qat.onnx"
@@ -55,7 +55,7 @@ def amplifier_chain() -> Graph:
     g.add_tensor(Tensor("y", "float32", (1, n)))
     g.add_node("Dequantize", "dq", [prev], ["y"])
     g.outputs = ["y"]
-    g.verify()
+    verify(g)
     return g
 
 

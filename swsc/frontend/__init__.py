@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import InvalidModelError, SwscError
 from ..ir import Graph
+from ..ops import verify
 from .fold import fold
 from .lift import lift
 from .load import read_model, to_ograph
@@ -46,7 +49,7 @@ def import_model(path, input_shape=None) -> Graph:
             # onnxruntime runs int8 QDQ activations as uint8 (QDQS8ToU8Transformer); the
             # reference evaluator mimics that where it changes float rounding.
             graph.meta["ort_int8_qdq"] = "1"
-        graph.verify()
+        verify(graph)
         return graph
     except SwscError as e:
         raise e.with_file(file)
@@ -71,7 +74,6 @@ def _int8_qdq(og) -> bool:
 def _unbake_batch(og) -> None:
     """A fixed batch B > 1 (e.g. MLPerf's 16) baked into a constant Reshape target
     ``[B, ...]`` becomes ``[1, ...]``, since the IR's batch is 1."""
-    import numpy as np
 
     batches = {d[0] for d in og.input_dims.values() if d and isinstance(d[0], int) and d[0] > 1}
     for n in og.nodes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from ..errors import InvalidModelError
 from .onnxgraph import OGraph, ONode
@@ -37,7 +38,6 @@ def _eval_node(og: OGraph, n: ONode) -> list[np.ndarray]:
         shp = np.asarray(shp, np.int64)
         start, end = n.attrs.get("start", 0), n.attrs.get("end", None)
         return [shp[start:end]]
-    from onnx.reference import ReferenceEvaluator
 
     ins = [i for i in n.inputs if i]
     attrs = {k: (numpy_helper.from_array(v) if isinstance(v, np.ndarray) else v) for k, v in n.attrs.items()}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+from onnx.external_data_helper import load_external_data_for_model
 
 from ..errors import InvalidModelError
 from ..ir import fresh_name
@@ -66,7 +67,6 @@ def read_model(path) -> onnx.ModelProto:
     check_model_kind(model, file)
     if _check_external_data(model, path.parent, file):
         try:
-            from onnx.external_data_helper import load_external_data_for_model
             load_external_data_for_model(model, str(path.parent))
         except Exception as e:
             raise InvalidModelError(f"cannot read external data ({e})", file=file) from None

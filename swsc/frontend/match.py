@@ -23,6 +23,7 @@ a ``Lin``), ``match_postops.py`` (Relu/Clip, affine constants, Softmax), and
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 
@@ -198,7 +199,6 @@ class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
             raise UnsupportedOpError(self.bad, file=og.file)
         g.outputs = outs
         if self.float_nodes:
-            import json
             g.meta["ort_float_nodes"] = json.dumps(sorted(set(self.float_nodes)))
             pools = sorted(set(self.mlas_global_pools) & set(self.float_nodes))
             if pools:

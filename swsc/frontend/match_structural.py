@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+from onnx import TensorProto
 
 from ..ops.slicing import selection
 from .onnxgraph import ONode
@@ -163,7 +164,6 @@ class StructuralOps:
         self.vals[n.outputs[0]] = self.val(n.inputs[0])
 
     def op_Cast(self, n: ONode) -> None:
-        from onnx import TensorProto
         v = self.val(n.inputs[0])
         to = n.attrs.get("to")
         if isinstance(v, QRef):

@@ -2,24 +2,16 @@
 from __future__ import annotations
 
 import math
-
-import numpy as np
-
-from swsc.errors import UnsupportedOpError
-from swsc.ir import INT_RANGES, scalar
-from swsc.requant import dq32, f32, finish, float_node, fma32, s8_as_u8
-
-from .base import Op, Synapse, broadcast, register
-from .base import inputs_of
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 
-from swsc.errors import SwscError
-from swsc.errors import UnsupportedOpError
+from swsc.errors import SwscError, UnsupportedOpError
+from swsc.ir import INT_RANGES, scalar
+from swsc.requant import dq32, f32, finish, float_node, fma32, s8_as_u8
 
-from .base import inputs_of, prod
-from .base import affine_node
+from .base import Op, Synapse, affine_node, broadcast, inputs_of, prod, register
 
 
 @register

@@ -5,8 +5,7 @@ import numpy as np
 
 from swsc import loops
 
-from .base import GEOM, Op, register, synapse_of
-from .base import inputs_of
+from .base import GEOM, Op, inputs_of, register, synapse_of
 
 
 @register

@@ -1,19 +1,18 @@
 """Average pooling: ``QAvgPool`` and the sum-pool synapse (``kind = "avgpool"``) of fused layers."""
 from __future__ import annotations
 
-import numpy as np
-
-from swsc import kernels
-from swsc.ir import scalar
-from swsc.requant import dq32, f32, finish, float_node, meta_list, mlas_global_mean, requant_float, s8_as_u8
 from dataclasses import dataclass
 from typing import ClassVar
 
-from swsc.errors import UnsupportedOpError
+import numpy as np
 
-from .base import GEOM, Op, Synapse, register, spatial_shape
+from swsc import kernels
+from swsc.errors import UnsupportedOpError
+from swsc.ir import scalar
+from swsc.requant import dq32, f32, finish, float_node, meta_list, mlas_global_mean, requant_float, s8_as_u8
+
+from .base import GEOM, Op, Synapse, affine_node, inputs_of, register, spatial_shape
 from .cgeometry import c_window
-from .base import affine_node, inputs_of
 
 
 @register

@@ -1,16 +1,14 @@
 """``Concat`` of equally quantized inputs, of integer tensors and spike frames alike."""
 from __future__ import annotations
 
-import numpy as np
 from dataclasses import dataclass
 from typing import ClassVar
 
-from swsc.errors import IRVerifyError
-from swsc.errors import UnsupportedOpError
+import numpy as np
 
-from .base import Op, register
-from .base import inputs_of
-from .base import prod
+from swsc.errors import IRVerifyError
+
+from .base import Op, inputs_of, prod, register
 
 
 @register

@@ -1,24 +1,17 @@
 """Convolution: ``QConv`` (the quantized ONNX Conv) and the conv synapse of fused layers."""
 from __future__ import annotations
 
-import numpy as np
-
-from swsc import kernels
-from swsc.errors import IRVerifyError
-from swsc.requant import centered, f32, float_node, ort_float_mirror, requant_linear, wcentered
-
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from swsc.errors import IRVerifyError
-from swsc.errors import UnsupportedOpError
+from swsc import kernels
+from swsc.errors import IRVerifyError, UnsupportedOpError
+from swsc.requant import centered, f32, float_node, ort_float_mirror, requant_linear, wcentered
 
-from .base import GEOM, SYNAPSES, Op, Synapse, register, spatial_shape
-from .base import inputs_of
+from .base import GEOM, SYNAPSES, Op, Synapse, fold_linear, inputs_of, model_int_weights, register, spatial_shape
 from .cgeometry import c_window
-from .base import fold_linear, model_int_weights
 
 
 @register

@@ -1,23 +1,16 @@
 """Dense (MatMul/Gemm): ``QDense`` and the dense synapse of fused layers."""
 from __future__ import annotations
 
-import numpy as np
-
-from swsc.requant import centered, float_node, ort_float_mirror, requant_linear, wcentered
-
-from swsc.errors import IRVerifyError
-
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
 from swsc.errors import IRVerifyError
+from swsc.requant import centered, float_node, ort_float_mirror, requant_linear, wcentered
 
-from .base import SYNAPSES, Op, Synapse, register
-from .base import inputs_of
+from .base import SYNAPSES, Op, Synapse, fold_linear, inputs_of, model_int_weights, register
 from .conv import gemm_weights
-from .base import fold_linear, model_int_weights
 
 
 @register

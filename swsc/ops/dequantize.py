@@ -1,17 +1,16 @@
 """The output dequantizer: ``Dequantize`` (canonical graph) and ``SwsDecode`` (its spiking form)."""
 from __future__ import annotations
 
-import numpy as np
-
-from swsc.ir import scalar
-from swsc.requant import f32
 from dataclasses import dataclass
 from typing import ClassVar
 
-from swsc.errors import SwscError
+import numpy as np
 
-from .base import Op, register
-from .base import inputs_of
+from swsc.errors import SwscError
+from swsc.ir import scalar
+from swsc.requant import f32
+
+from .base import Op, inputs_of, register
 
 
 @register

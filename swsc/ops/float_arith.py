@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from swsc import kernels
 
-from .base import Op, broadcast, register
-from .base import inputs_of
+from .base import Op, broadcast, inputs_of, register
 
 
 @register

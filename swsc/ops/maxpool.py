@@ -1,15 +1,14 @@
 """Max pooling: ``MaxPool`` on integer tensors and ``SpikeMaxPool`` on spike trains."""
 from __future__ import annotations
 
-from swsc import kernels, loops
 from dataclasses import dataclass
 from typing import ClassVar
 
+from swsc import kernels, loops
 from swsc.errors import UnsupportedOpError
 
-from .base import GEOM, Op, register, spatial_shape
+from .base import GEOM, Op, one_theta, register, spatial_shape
 from .cgeometry import CWindow, c_window
-from .base import one_theta
 
 
 @register

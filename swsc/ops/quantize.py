@@ -1,19 +1,17 @@
 """The input quantizer: ``Quantize`` (canonical graph) and ``SwsEncode`` (its spiking form)."""
 from __future__ import annotations
 
-import numpy as np
-
-from swsc import kernels, loops
-from swsc.ir import scalar
-from swsc.requant import f32, finish
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 
+from swsc import kernels, loops
 from swsc.errors import SwscError
+from swsc.ir import scalar
+from swsc.requant import f32, finish
 
-from .base import Op, register
-from .base import inputs_of
+from .base import Op, inputs_of, register
 
 
 @register

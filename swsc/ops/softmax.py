@@ -1,14 +1,14 @@
 """``Softmax``: the float tail on decoded outputs."""
 from __future__ import annotations
 
-import numpy as np
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
+
 from swsc.errors import UnsupportedOpError
 
-from .base import Op, register
-from .base import prod
+from .base import Op, prod, register
 
 
 @register

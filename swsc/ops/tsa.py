@@ -2,18 +2,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from swsc import kernels, loops
-from dataclasses import dataclass
+from swsc.errors import SwscError, UnsupportedOpError
 
-
-from swsc.errors import SwscError
-from swsc.errors import UnsupportedOpError
-
-from .base import GEOM, Op, register, synapse_of
-from .base import inputs_of
+from .base import GEOM, Op, inputs_of, register, synapse_of
 
 
 @register
