@@ -11,7 +11,7 @@ from swsc.errors import UnsupportedOpError
 from swsc.ir import scalar
 from swsc.requant import dq32, f32, finish, float_node, meta_list, mlas_global_mean, requant_float, s8_as_u8
 
-from .base import GEOM, Op, Synapse, affine_node, inputs_of, register, spatial_shape
+from .base import GEOM, Op, Synapse, affine_node, inputs_of, register, pool_shape
 from .cgeometry import c_window
 
 
@@ -22,9 +22,7 @@ class QAvgPool(Op):
     attrs = {**GEOM, "count_include_pad": False}
     doc = "quantized average pool (global pooling is a kernel over the whole plane)"
 
-    def shape(self, graph, node):
-        x = graph.tensors[node.inputs[0]].shape
-        return spatial_shape(node, x, x[1])
+    shape = staticmethod(pool_shape)
 
     # -- reference (ANN)
     def reference(self, graph, node, env):
@@ -96,9 +94,7 @@ class AvgPoolSynapse(Synapse):
     """The avgpool synapse of Affine/TsaLayer (``kind = "avgpool"``)."""
     name = "avgpool"
 
-    def shape(self, graph, node):
-        x = graph.tensors[node.inputs[0]].shape
-        return spatial_shape(node, x, x[1])
+    shape = staticmethod(pool_shape)
 
     # -- reference (ANN)
 

@@ -213,6 +213,12 @@ def spatial_shape(node, in_shape, channels) -> list[tuple]:
     return [(in_shape[0], channels, *sp)]
 
 
+def pool_shape(graph, node) -> list[tuple]:
+    """The shape rule of a pool: a window op that keeps the channels."""
+    x = graph.tensors[node.inputs[0]].shape
+    return spatial_shape(node, x, x[1])
+
+
 def broadcast(shapes, node) -> tuple:
     nd = max(len(s) for s in shapes)
     out = []

@@ -7,7 +7,7 @@ from typing import ClassVar
 from swsc import kernels, loops
 from swsc.errors import UnsupportedOpError
 
-from .base import GEOM, Op, one_theta, register, spatial_shape
+from .base import GEOM, Op, one_theta, register, pool_shape
 from .cgeometry import CWindow, c_window
 
 
@@ -18,9 +18,7 @@ class MaxPool(Op):
     attrs = {**GEOM}
     doc = "max pool on an integer tensor"
 
-    def shape(self, graph, node):
-        x = graph.tensors[node.inputs[0]].shape
-        return spatial_shape(node, x, x[1])
+    shape = staticmethod(pool_shape)
 
     # -- reference (ANN)
     def reference(self, graph, node, env):
@@ -51,9 +49,7 @@ class SpikeMaxPool(Op):
     spike_inputs = True
     spike_output = True
 
-    def shape(self, graph, node):
-        x = graph.tensors[node.inputs[0]].shape
-        return spatial_shape(node, x, x[1])
+    shape = staticmethod(pool_shape)
 
     # -- reference (ANN)
 
