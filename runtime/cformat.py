@@ -11,6 +11,7 @@ import re
 import numpy as np
 
 from swsc.errors import SwscError
+from swsc.ir import fresh_name
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -36,11 +37,7 @@ def c_ident(text, taken: set, maxlen: int = 32) -> str:
     if s[0].isdigit():
         s = "n" + s
     s = s[:maxlen].rstrip("_")        # truncation must not leave a macro name ending in '_'
-    base, i = s, 1
-    while s.lower() in taken:
-        suffix = f"_{i}"
-        s = base[:maxlen - len(suffix)] + suffix
-        i += 1
+    s = fresh_name(s, taken, maxlen=maxlen, key=str.lower)
     taken.add(s.lower())
     return s
 

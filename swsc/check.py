@@ -181,7 +181,7 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
         d = op_of(node)
         if not (d.spike_inputs and d.spike_output) or d.pure_delay:   # the spiking layers
             continue
-        names = [i for i in node.inputs if not sg.tensors[i].is_const]
+        names = [i for i in node.inputs if i and not sg.tensors[i].is_const]
         tensors = [sg.tensors[i] for i in names] + [sg.tensors[node.outputs[0]]]
         if any(t.quant.theta != 1.0 for t in tensors) or any(source(i) not in ref for i in names) \
                 or node.outputs[0] not in ref:

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import InvalidModelError
 from ..ir import INT_RANGES, Quant
+from ..ops import window_out
 from .values import Lin, Unsupported, View, _scalar
 
 
@@ -77,7 +78,7 @@ class Emitter:
                 attrs = dict(lin.attrs)
             sh = self.g.tensors[x].shape
             kk, ss, pp = attrs["kernel"], attrs["strides"], attrs["pads"]
-            nat = (sh[0], sh[1]) + tuple((sh[2 + i] + pp[i] + pp[i + 2] - kk[i]) // ss[i] + 1 for i in range(2))
+            nat = (sh[0], sh[1]) + tuple(window_out(sh[2 + i], kk[i], ss[i], pp[i], pp[i + 2]) for i in range(2))
             out = self.emit("QAvgPool", lin.node, [x], y if nat == tuple(lin.shape) else f"{y}__pool", dt, nat, q,
                             attrs)
             return self._reshape_to(out, nat, lin, y, q, dt)
@@ -111,7 +112,7 @@ class Emitter:
     def _natural_conv(self, lin: Lin) -> tuple:
         xs = self.g.tensors[self.materialize(lin.x[0])].shape
         k, s, p, d = (lin.attrs[a] for a in ("kernel", "strides", "pads", "dilations"))
-        sp = tuple((xs[2 + i] + p[i] + p[i + 2] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+        sp = tuple(window_out(xs[2 + i], k[i], s[i], p[i], p[i + 2], d[i]) for i in range(2))
         return (xs[0], lin.w.shape[0]) + sp
 
     def _reshape_to(self, out, nat, lin, y, q, dt):

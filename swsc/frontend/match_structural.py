@@ -13,6 +13,7 @@ import copy
 import numpy as np
 from onnx import TensorProto
 
+from ..ops import window_out
 from ..ops.slicing import selection
 from .onnxgraph import ONode
 from .values import Head, Lin, QRef, Unsupported, View, WConst, _pads2d
@@ -153,7 +154,7 @@ class StructuralOps:
         if out is None:
             raise Unsupported("output shape is not static")
         for i in range(2):
-            floor = (ins[2 + i] + p[i] + p[i + 2] - d[i] * (k[i] - 1) - 1) // s[i] + 1
+            floor = window_out(ins[2 + i], k[i], s[i], p[i], p[i + 2], d[i])
             if floor != out[2 + i]:
                 if not allow:
                     raise Unsupported("ceil_mode=1 changes the output size (not supported for average pooling)")

@@ -9,14 +9,19 @@ the pipeline that has one. Stages never dispatch on ``node.op``: they look the o
 ================  ============================================================================
 stage             hooks (an op defines only those of the stages it exists at)
 ================  ============================================================================
-IR                ``shape``, ``verify``, ``latency``
+IR                ``shape``, ``verify``, ``latency``; flags ``structural``, ``spike_inputs``,
+                  ``spike_output``, ``neuron_layer``, ``pure_delay``
 reference (ANN)   ``reference``
 passes            ``fold`` (fold-zero-points), ``rescale``, ``insert_encoder``, ``lower_sws``,
                   ``lower_int``; synapses: ``fold_bias``, ``rescale_weights``, ``int_weights``,
                   ``int_candidates``
-numpy runtime     ``run``
-C backend         ``c_plan`` (returns the op's plan dataclass), ``c_template``
+numpy runtime     ``run``, ``sim_bytes`` (working memory); synapses: ``linear``, ``split_weights``,
+                  ``real_current``, ``float32_exact``, ``fanout``, ``dense_macs``, ``im2col_taps``
+C backend         ``c_plan`` (returns the op's plan dataclass, which names its fragment
+                  ``swsc/ops/<op>.c.j2`` in ``template``); synapses: ``c_plan``
 ================  ============================================================================
+
+docs/adding-an-op.md follows one op (Slice) through all of them.
 
 The fused layer ops ``Affine`` and ``TsaLayer`` compute a synaptic current (a conv, a
 dense map, a sum-pool, a weighted add) and feed it to integer-domain neurons or TSA
