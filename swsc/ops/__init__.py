@@ -15,8 +15,41 @@ docs/ir.md and in ``../shared/design/semantics.md``.
 from __future__ import annotations
 
 # the op modules register themselves; this list is the table of contents
-from . import (add, affine, avgpool, concat, conv, delay, dense, dequantize, float_arith,  # noqa: F401
-               maxpool, quantize, reshape, slicing, softmax, transpose, tsa)
-from .base import (DOMAIN, GEOM, OPS, SYNAPSES, Geometry, Inputs, Op, Synapse, broadcast,  # noqa: F401
-                   inputs_of, op_of, pool_shape, prod, register, spatial_shape, synapse_of, window_out)
+from . import (  # noqa: F401
+               add,
+               affine,
+               avgpool,
+               concat,
+               conv,
+               delay,
+               dense,
+               dequantize,
+               float_arith,
+               maxpool,
+               quantize,
+               reshape,
+               slicing,
+               softmax,
+               transpose,
+               tsa,
+)
+from .base import (  # noqa: F401
+               DOMAIN,
+               GEOM,
+               OPS,
+               SYNAPSES,
+               Geometry,
+               Inputs,
+               Op,
+               Synapse,
+               broadcast,
+               inputs_of,
+               op_of,
+               pool_shape,
+               prod,
+               register,
+               spatial_shape,
+               synapse_of,
+               window_out,
+)
 from .verify import check_node, verify  # noqa: F401

@@ -24,6 +24,12 @@ class QAdd(Op):
     def shape(self, graph, node):
         return [broadcast([graph.tensors[i].shape for i in node.inputs], node)]
 
+    # -- front-end
+    def build(self, fe, lin, y, rq, dt, q):
+        """A matched Add (or requantization): spike inputs, constant operands as quantized constants."""
+        ins = [fe.check_view(v) if fe.is_view(v) else fe.const_operand(v) for v in lin.x]
+        return fe.emit(self.name, lin.node, ins, y, dt, lin.shape, q)
+
     # -- reference (ANN)
     def reference(self, graph, node, env):
         """QLinearAdd (MLAS, AVX2 form), a requantization (one input), or their float32 mirror

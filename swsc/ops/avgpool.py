@@ -11,7 +11,7 @@ from swsc.errors import UnsupportedOpError
 from swsc.ir import scalar
 from swsc.requant import dq32, f32, finish, float_node, meta_list, mlas_global_mean, requant_float, s8_as_u8
 
-from .base import GEOM, Op, Synapse, affine_node, inputs_of, register, pool_shape
+from .base import GEOM, Op, Synapse, affine_node, inputs_of, pool_shape, register, window_out
 from .cgeometry import c_window
 
 
@@ -23,6 +23,24 @@ class QAvgPool(Op):
     doc = "quantized average pool (global pooling is a kernel over the whole plane)"
 
     shape = staticmethod(pool_shape)
+
+    # -- front-end
+    def build(self, fe, lin, y, rq, dt, q):
+        """AveragePool, GlobalAveragePool or a ReduceMean over H and W (``lin.kind`` pool/mean):
+        global forms are a window over the whole plane that counts every tap."""
+        xv = lin.x[0]
+        x = fe.check_view(xv)
+        H, W = xv.shape[2:]
+        if lin.kind == "mean" and set(lin.reduced) != {2, 3}:
+            raise fe.Unsupported("mean over a single spatial axis is not supported")
+        if lin.kind == "mean" or lin.attrs.get("global"):
+            attrs = {"kernel": [H, W], "strides": [1, 1], "pads": [0, 0, 0, 0], "count_include_pad": 1}
+        else:
+            attrs = dict(lin.attrs)
+        sh = fe.g.tensors[x].shape
+        kk, ss, pp = attrs["kernel"], attrs["strides"], attrs["pads"]
+        nat = (sh[0], sh[1]) + tuple(window_out(sh[2 + i], kk[i], ss[i], pp[i], pp[i + 2]) for i in range(2))
+        return fe.emit_natural(self.name, lin, [x], y, nat, dt, q, attrs, "pool")
 
     # -- reference (ANN)
     def reference(self, graph, node, env):

@@ -11,6 +11,8 @@ stage             hooks (an op defines only those of the stages it exists at)
 ================  ============================================================================
 IR                ``shape``, ``verify``, ``latency``; flags ``structural``, ``spike_inputs``,
                   ``spike_output``, ``neuron_layer``, ``pure_delay``
+front-end         ``build`` (emit a matched cluster: QConv, QDense, QAvgPool, QAdd, Concat; the
+                  emitter of swsc/frontend/emit.py is its context)
 reference (ANN)   ``reference``
 passes            ``fold`` (fold-zero-points), ``rescale``, ``insert_encoder``, ``lower_sws``,
                   ``lower_int``; synapses: ``fold_bias``, ``rescale_weights``, ``int_weights``,

@@ -1,6 +1,7 @@
 """``Concat`` of equally quantized inputs, of integer tensors and spike frames alike."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -28,6 +29,24 @@ class Concat(Op):
                 raise IRVerifyError(f"concat shapes {shapes} differ off axis {axis}", node=node.name, op=node.op)
         first[axis] = sum(s[axis] for s in shapes)
         return [tuple(first)]
+
+    # -- front-end
+    def build(self, fe, lin, y, rq, dt, q):
+        """A Concat of differently quantized inputs: each input not already on the output's grid
+        ``rq`` is requantized by a one-input QAdd first; the output range spans the inputs'."""
+        ins = []
+        for i, v in enumerate(lin.x):
+            x = fe.check_view(v)
+            xq = fe.qof(x)
+            if (not lin.clamped and fe.g.tensors[x].dtype == dt and np.float32(xq.scale) == np.float32(rq.scale)
+                    and int(xq.zero_point) == int(rq.zero_point)):
+                ins.append(x)
+            else:
+                ins.append(fe.emit("QAdd", f"{lin.node}_requant{i}", [x], f"{y}__in{i}", dt,
+                                   fe.g.tensors[x].shape, copy.deepcopy(rq)))
+        q.lo = min(fe.qof(i).lo for i in ins)
+        q.hi = max(fe.qof(i).hi for i in ins)
+        return fe.emit(self.name, lin.node, ins, y, dt, lin.shape, q, {"axis": lin.attrs["axis"]})
 
     # -- reference (ANN)
     def reference(self, graph, node, env):

@@ -10,7 +10,18 @@ from swsc import kernels
 from swsc.errors import IRVerifyError, UnsupportedOpError
 from swsc.requant import centered, f32, float_node, ort_float_mirror, requant_linear, wcentered
 
-from .base import GEOM, SYNAPSES, Op, Synapse, fold_linear, inputs_of, model_int_weights, register, spatial_shape
+from .base import (
+    GEOM,
+    SYNAPSES,
+    Op,
+    Synapse,
+    fold_linear,
+    inputs_of,
+    model_int_weights,
+    register,
+    spatial_shape,
+    window_out,
+)
 from .cgeometry import c_window
 
 
@@ -23,6 +34,17 @@ class QConv(Op):
 
     def shape(self, graph, node):
         return SYNAPSES["conv"].shape(graph, node)
+
+    # -- front-end
+    def build(self, fe, lin, y, rq, dt, q):
+        """A matched conv cluster (``fe`` the front-end's emitter): the integer weight and bias
+        as quantized constants, the output in the conv's natural shape."""
+        ins = fe.linear_inputs(lin, "Conv")
+        xs = fe.g.tensors[ins[0]].shape
+        k, s, p, d = (lin.attrs[a] for a in ("kernel", "strides", "pads", "dilations"))
+        nat = (xs[0], lin.w.shape[0]) + tuple(window_out(xs[2 + i], k[i], s[i], p[i], p[i + 2], d[i])
+                                              for i in range(2))
+        return fe.emit_natural(self.name, lin, ins, y, nat, dt, q, dict(lin.attrs), "conv")
 
     # -- reference (ANN)
     def reference(self, graph, node, env):

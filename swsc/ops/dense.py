@@ -23,6 +23,12 @@ class QDense(Op):
     def shape(self, graph, node):
         return SYNAPSES["dense"].shape(graph, node)
 
+    # -- front-end
+    def build(self, fe, lin, y, rq, dt, q):
+        """A matched Gemm/MatMul cluster: as QConv.build, output ``[1, M]``."""
+        ins = fe.linear_inputs(lin, "Gemm/MatMul")
+        return fe.emit_natural(self.name, lin, ins, y, (1, lin.w.shape[0]), dt, q, None, "dense")
+
     # -- reference (ANN)
     def reference(self, graph, node, env):
         """Exact accumulation, then QGemm's float32 requantization (swsc/requant.py)."""

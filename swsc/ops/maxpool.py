@@ -7,7 +7,7 @@ from typing import ClassVar
 from swsc import kernels, loops
 from swsc.errors import UnsupportedOpError
 
-from .base import GEOM, Op, one_theta, register, pool_shape
+from .base import GEOM, Op, one_theta, pool_shape, register
 from .cgeometry import CWindow, c_window
 
 
