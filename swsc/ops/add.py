@@ -101,10 +101,6 @@ class QAdd(Op):
                 b = b + r * (t.quant.lo - scalar(t.quant.zero_point))
         return affine_node(graph, node, AddSynapse.name, spikes, np.array(factors), b)
 
-    # -- numpy runtime
-
-    # -- C backend
-
 
 @register
 class AddSynapse(Synapse):
@@ -114,8 +110,6 @@ class AddSynapse(Synapse):
     def shape(self, graph, node):
         n = node.attrs["n_inputs"]
         return [broadcast([graph.tensors[i].shape for i in node.inputs[:n]], node)]
-
-    # -- reference (ANN)
 
     # -- passes
     def rescale_weights(self, graph, node, w, theta_out):

@@ -18,8 +18,6 @@ class Affine(Op):
     def shape(self, graph, node):
         return synapse_of(node).shape(graph, node)
 
-    # -- reference (ANN)
-
     # -- passes
     def rescale(self, graph, node, coding):
         """eq. 18-19: ``W = W~ theta_in / theta_out`` (per synapse kind), ``b = b~ / (theta_out S)``."""
@@ -58,5 +56,3 @@ class Affine(Op):
         """float64 numpy: a channels-last copy, im2col columns, the GEMM result."""
         n_in = sum(mem.size(i) for i in inputs_of(node).x)
         return 8 * (n_in * (1 + synapse_of(node).im2col_taps(node)) + 3 * mem.size(node.outputs[0]))
-
-    # -- C backend

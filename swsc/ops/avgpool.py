@@ -102,10 +102,6 @@ class QAvgPool(Op):
             b = np.array([b.flat[0]]).reshape(1, 1, 1)
         return affine_node(graph, node, AvgPoolSynapse.name, [inputs_of(node).x], factor, b)
 
-    # -- numpy runtime
-
-    # -- C backend
-
 
 @register
 class AvgPoolSynapse(Synapse):
@@ -113,8 +109,6 @@ class AvgPoolSynapse(Synapse):
     name = "avgpool"
 
     shape = staticmethod(pool_shape)
-
-    # -- reference (ANN)
 
     # -- passes
     def int_weights(self, graph, node, W, b):

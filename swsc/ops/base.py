@@ -187,6 +187,8 @@ class Synapse:
 
 
 # ---------------------------------------------------------------- shape rules
+
+
 def window_out(size: int, k: int, s: int = 1, p0: int = 0, p1: int = 0, d: int = 1) -> int:
     """Output length of a sliding window (conv, pool): the one copy of this formula."""
     return (size + p0 + p1 - d * (k - 1) - 1) // s + 1

@@ -52,8 +52,6 @@ class Concat(Op):
     def reference(self, graph, node, env):
         return np.concatenate([env[i] for i in inputs_of(node).x], axis=node.attrs["axis"])
 
-    # -- passes
-
     # -- numpy runtime
     def run(self, rt, node, env, stats):
         xs = inputs_of(node).x

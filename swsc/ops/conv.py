@@ -70,10 +70,6 @@ class QConv(Op):
     def fold(self, graph, node):
         return fold_linear(graph, node, SYNAPSES["conv"])
 
-    # -- numpy runtime
-
-    # -- C backend
-
 
 @register
 class ConvSynapse(Synapse):
@@ -89,8 +85,6 @@ class ConvSynapse(Synapse):
         if list(w[2:]) != list(node.attrs["kernel"]):
             raise IRVerifyError(f"kernel attr {node.attrs['kernel']} != weight {w}", node=node.name, op=node.op)
         return spatial_shape(node, x, w[0])
-
-    # -- reference (ANN)
 
     # -- passes
     def fold_bias(self, graph, node, w_tilde, const, shift):
@@ -159,6 +153,8 @@ class ConvSynapse(Synapse):
 
 
 # ---- numpy runtime helpers
+
+
 def gemm_weights(graph, node, tail: tuple):
     """A conv/dense layer's weights as integers ``wq`` (float32, exact) and a real multiplier
     per output channel (shaped ``(M,) + tail``) with ``W = wq * mult``, so a frame of spikes

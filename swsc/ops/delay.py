@@ -17,10 +17,6 @@ class SpikeDelay(Op):
     def latency(self, node):
         return node.attrs.get("delay", 0)
 
-    # -- reference (ANN)
-
-    # -- passes
-
     # -- numpy runtime
     def run(self, rt, node, env, stats):
         """The same frames: the runtime stores a spike train from its own start step ``t0``,

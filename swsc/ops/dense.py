@@ -47,10 +47,6 @@ class QDense(Op):
     def fold(self, graph, node):
         return fold_linear(graph, node, SYNAPSES["dense"])
 
-    # -- numpy runtime
-
-    # -- C backend
-
 
 @register
 class DenseSynapse(Synapse):
@@ -62,8 +58,6 @@ class DenseSynapse(Synapse):
         if len(x) != 2 or len(w) != 2 or x[1] != w[1]:
             raise IRVerifyError(f"dense input {x} does not match weight [out, in] {w}", node=node.name, op=node.op)
         return [(x[0], w[0])]
-
-    # -- reference (ANN)
 
     # -- passes
     def fold_bias(self, graph, node, w_tilde, const, shift):

@@ -37,7 +37,6 @@ class Dequantize(Op):
     def run(self, rt, node, env, stats):
         return dequantized(rt.g.tensors[node.inputs[0]].quant, env[node.inputs[0]])
 
-    # -- C backend
 
 @register
 class SwsDecode(Op):
@@ -46,8 +45,6 @@ class SwsDecode(Op):
     attrs = {"int_theta_q16": False}
     doc = "decode spikes to the dequantized float output"
     spike_inputs = True
-
-    # -- reference (ANN)
 
     # -- passes
     def lower_int(self, graph, node, lowering):
@@ -89,6 +86,8 @@ class SwsDecode(Op):
 
 
 # ---- numpy runtime helpers
+
+
 def dequantized(q, code: np.ndarray) -> np.ndarray:
     """scale (q - zp) in float32 of the codes ``q - lo``."""
     return (scalar(q.scale) * (code + q.lo - scalar(q.zero_point))).astype(np.float32)

@@ -29,5 +29,3 @@ class FloatArith(Op):
     def run(self, rt, node, env, stats):
         ins = inputs_of(node)
         return kernels.float_arith(env[ins.x], rt.g.const(ins.c), node.attrs["op"], node.attrs.get("reverse", False))
-
-    # -- C backend

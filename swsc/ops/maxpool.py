@@ -38,7 +38,6 @@ class MaxPool(Op):
     def run(self, rt, node, env, stats):
         return kernels.max_pool(env[node.inputs[0]], node.attrs)
 
-    # -- C backend
 
 @register
 class SpikeMaxPool(Op):
@@ -50,10 +49,6 @@ class SpikeMaxPool(Op):
     spike_output = True
 
     shape = staticmethod(pool_shape)
-
-    # -- reference (ANN)
-
-    # -- passes
 
     # -- numpy runtime
     def run(self, rt, node, env, stats):

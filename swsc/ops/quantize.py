@@ -43,7 +43,6 @@ class Quantize(Op):
     def run(self, rt, node, env, stats):
         return quantize_codes(rt.g, node, env)
 
-    # -- C backend
 
 @register
 class SwsEncode(Op):
@@ -52,8 +51,6 @@ class SwsEncode(Op):
     attrs = {"encoder": True, "ts": True}
     doc = "quantize the float input and emit its SWS code (exact or tsa encoder)"
     spike_output = True
-
-    # -- reference (ANN)
 
     # -- passes
     def lower_int(self, graph, node, lowering):
@@ -115,6 +112,8 @@ class SwsEncode(Op):
 
 
 # ---- numpy runtime helpers
+
+
 def quantize_codes(graph, node, env) -> np.ndarray:
     """The codes q - lo (float64) of the float input of a Quantize or SwsEncode node."""
     q = graph.tensors[node.outputs[0]].quant

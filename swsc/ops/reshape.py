@@ -26,8 +26,6 @@ class Reshape(Op):
         x = env[node.inputs[0]]
         return x.reshape((x.shape[0],) + tuple(node.attrs["shape"][1:]))
 
-    # -- passes
-
     # -- numpy runtime
     def run(self, rt, node, env, stats):
         """Frames keep their leading Tc axis (``rt.lead``); the batch axis stays free."""

@@ -30,8 +30,6 @@ class Transpose(Op):
     def reference(self, graph, node, env):
         return np.transpose(env[node.inputs[0]], node.attrs["perm"])
 
-    # -- passes
-
     # -- numpy runtime
     def run(self, rt, node, env, stats):
         lead = rt.lead(node.inputs[0])

@@ -30,8 +30,6 @@ class TsaLayer(Op):
     def latency(self, node):
         return node.attrs.get("ts", 0)
 
-    # -- reference (ANN)
-
     # -- passes
     neuron_layer = True   # one of the L_TSA layers; schedule-latencies sets its silent period
     def lower_int(self, graph, node, lowering):
