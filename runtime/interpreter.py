@@ -186,15 +186,6 @@ class Interpreter:
                         {k: np.concatenate(v) for k, v in inter.items()} if intermediate is not False else None)
         return res
 
-    def _decoded(self, env) -> dict[str, np.ndarray]:
-        """Every integer/spike tensor as its quantized integer q (for layer-by-layer checks)."""
-        out = {}
-        for name, v in env.items():
-            q = self._decode_one(name, v)
-            if q is not None:
-                out[name] = q
-        return out
-
     def _decode_one(self, name: str, v: np.ndarray) -> np.ndarray | None:
         t = self.g.tensors.get(name)
         if t is None or t.quant is None or t.is_const:
