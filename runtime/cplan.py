@@ -257,10 +257,15 @@ class Planner:
         (padded with zeros to ``MGP`` channels, a whole number of vectors) is added to the block's
         accumulators ``[Tc][MB]`` in every frame at once. The accumulators are int16_t where the
         synaptic sum ``|acc| <= fan`` fits (twice the lanes per vector), else int32_t; ``MB`` is
-        the largest whole number of vectors that divides ``MGP`` and keeps the block under
+        the real channel count where that is less than one vector, else the largest whole number of vectors that divides ``MGP`` and keeps the block under
         ACC_BLOCK_BYTES; ``MB_exact`` when it divides the real channel count too."""
         at, size = ("int16_t", 2) if fan <= 2**15 - 1 else ("int32_t", 4)
         lanes = 16 // size
+        if channels < lanes:
+            # fewer channels than one vector (a depthwise conv's one per group): padding the rows
+            # would only add zero lanes, 8x the depthwise weights in flash (MobileNetV2 then
+            # overflows the Cortex-M4 board's 4 MiB) and zero-filled accumulators per position
+            return Blocking(channels, True, at, size, channels)
         units = -(-channels // lanes)
         cap = max(1, ACC_BLOCK_BYTES // ((size * self.tc + SCAN_BYTES) * lanes))
         ub = max(u for u in range(1, min(units, cap) + 1) if units % u == 0)
