@@ -10,13 +10,14 @@ import onnx
 import pytest
 from frontend_util import assert_matches_onnxruntime
 from onnx import TensorProto, helper, numpy_helper
-from swsc.runtime import cbackend, interpreter, reference
 
 from swsc.compiler import compile_graph, import_onnx
 from swsc.errors import UnsupportedOpError
 from swsc.options import CompileOptions
 from swsc.passes import FoldZeroPoints
 from swsc.passmanager import PassManager
+from swsc.runtime import cbackend, interpreter, reference
+from swsc.tune import Target, Tuner, t_inf, tsa_layers
 
 ort_quant = pytest.importorskip("onnxruntime.quantization")
 
@@ -100,12 +101,16 @@ def _torch_model(d):
     return d / "float.onnx"
 
 
+def quantized_model(fmt: str, d):
+    """The model of every function quantized by onnxruntime (``fmt`` qdq or qop) in ``d``."""
+    _float_model(d / "float.onnx")
+    _quantize(d / "float.onnx", d / "q.onnx", fmt)
+    return d / "q.onnx"
+
+
 @pytest.fixture(scope="module")
 def qdq_model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("lut-qdq")
-    _float_model(d / "float.onnx")
-    _quantize(d / "float.onnx", d / "q.onnx", "qdq")
-    return d / "q.onnx"
+    return quantized_model("qdq", tmp_path_factory.mktemp("lut-qdq"))
 
 
 @pytest.fixture(scope="module", params=["qdq", "qop", "torch"])
@@ -113,12 +118,9 @@ def model(request, tmp_path_factory):
     if request.param == "qdq":
         return request.getfixturevalue("qdq_model")
     d = tmp_path_factory.mktemp(f"lut-{request.param}")
-    if request.param == "torch":
-        src = _torch_model(d)
-    else:
-        src = d / "float.onnx"
-        _float_model(src)
-    _quantize(src, d / "q.onnx", "qop" if request.param == "qop" else "qdq")
+    if request.param == "qop":
+        return quantized_model("qop", d)
+    _quantize(_torch_model(d), d / "q.onnx", "qdq")
     return d / "q.onnx"
 
 
@@ -220,3 +222,24 @@ def test_float_output_is_refused(qdq_model, tmp_path):
     onnx.save(m, str(tmp_path / "out.onnx"))
     with pytest.raises(UnsupportedOpError, match="Tanh.*graph output.*needs a QuantizeLinear"):
         import_onnx(tmp_path / "out.onnx")
+
+
+def test_tune_counts_the_window(model):
+    """swsc tune on a model holding tables: its T_inf of a schedule is schedule-latencies' (which
+    counts each table's window), and its best schedule meets its target when compiled."""
+    if "torch" not in str(model):
+        pytest.skip("one model suffices")
+    g = import_onnx(model)
+    xs = _inputs(16, 4)[:, 0]
+    sg = compile_graph(g, CompileOptions(tc=8, ts=0))
+    names = tsa_layers(sg)
+    schedule = {n: k % 3 for k, n in enumerate(names)}
+    assert t_inf(sg, schedule) == compile_graph(g, CompileOptions(tc=8, ts=schedule)).t_inf
+    result = Tuner(g, xs, None, CompileOptions(tc=8), Target(agreement=None, exact=1.0),
+                        progress=False).run(max_evals=6)
+    assert result.best is not None
+    best = compile_graph(g, CompileOptions(tc=8, ts=result.best.schedule))
+    assert best.t_inf == result.best.t_inf
+    out = best.producer(best.outputs[0]).inputs[0]
+    ann = interpreter.run(PassManager([FoldZeroPoints()]).run(g.clone()), xs, intermediate=True).intermediates[out]
+    assert np.array_equal(np.rint(interpreter.run(best, xs, intermediate={out}).intermediates[out]), np.rint(ann))

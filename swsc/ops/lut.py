@@ -52,7 +52,7 @@ class Lut(Op):
 
     # -- reference (ANN)
     def reference(self, graph, node, env):
-        x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+        y = graph.tensors[node.outputs[0]]
         idx = np.asarray(env[node.inputs[0]]).astype(np.int64) - int(node.attrs["base"])
         return lookup(graph.const(inputs_of(node).table), idx, y.quant.lo, y.quant.hi).astype(y.dtype)
 
@@ -153,7 +153,7 @@ class SpikeLut(Op):
         ident = pl.ident(node)
         frame = pl.frame(out)
         inner = int(np.prod(frame[1:], dtype=np.int64)) if len(frame) > 1 else 1
-        csym, cflash, ctype = pl.array(f"lutc_{ident}", codes, f"table {node.name}: output code per channel "
+        csym, cflash, _ = pl.array(f"lutc_{ident}", codes, f"table {node.name}: output code per channel "
                                        f"and decoded input value A = 0..{codes.shape[1] - 1}")
         weights = 1 << np.arange(pl.tc, dtype=np.int64)
         masks = np.stack([((trains > 0) * weights).sum(axis=1), ((trains < 0) * weights).sum(axis=1)], axis=1)
