@@ -254,7 +254,8 @@ EXHAUSTIVE = [("Sigmoid", {}, None), ("Tanh", {}, None), ("Exp", {}, None), ("So
               ("Elu", {"alpha": 0.7}, None), ("LeakyRelu", {"alpha": 0.1}, None), ("Neg", {}, None),
               ("Abs", {}, None), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, None), ("HardSwish", {}, None),
               ("PRelu", {}, np.float32(0.25)), ("com.microsoft.QLinearSigmoid", {}, None),
-              ("com.microsoft.QLinearLeakyRelu", {"alpha": 0.1}, None)]
+              ("com.microsoft.QLinearLeakyRelu", {"alpha": 0.1}, None),
+              ("PRelu", {}, "d")]        # a slope that is not a constant: refused by name
 
 
 @pytest.mark.parametrize("op,attrs,extra,signed", [e + (False,) for e in EXHAUSTIVE] +
@@ -264,7 +265,8 @@ EXHAUSTIVE = [("Sigmoid", {}, None), ("Tanh", {}, None), ("Exp", {}, None), ("So
                                                                                           "Tanh"))])
 def test_every_code_matches_onnxruntime(op, attrs, extra, signed, tmp_path):
     """x -> Q -> DQ -> f -> Q -> DQ (or the QLinear op) fed every input code: the table equals the
-    one onnxruntime computes on all 256 entries, MLAS's Sigmoid and Tanh included."""
+    one onnxruntime computes on all 256 entries, MLAS's Sigmoid and Tanh included (a PRelu whose
+    slope is not a constant is refused)."""
     z_in = 0 if signed else 128
     npt = np.int8 if signed else np.uint8
     s_in = np.float32(6.0 / 128)
@@ -287,17 +289,23 @@ def test_every_code_matches_onnxruntime(op, attrs, extra, signed, tmp_path):
                                       domain="com.microsoft", **attrs))
     else:
         ins = ["d"]
-        if extra is not None:
+        if isinstance(extra, str):      # a non-constant operand
+            ins.append(extra)
+        elif extra is not None:
             inits.append(numpy_helper.from_array(np.array(extra, np.float32), "slope"))
             ins.append("slope")
         nodes += [helper.make_node("DequantizeLinear", ["q", "s_in", "z_in"], ["d"]),
-                  helper.make_node(op, ins, ["f"], **attrs),
+                  helper.make_node(op, ins, ["f"], name="fn", **attrs),
                   helper.make_node("QuantizeLinear", ["f", "s_out", "z_out"], ["q2"])]
     nodes.append(helper.make_node("DequantizeLinear", ["q2", "s_out", "z_out"], ["y"]))
     g = helper.make_graph(nodes, "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, x.size])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, x.size])], inits)
     opsets = [helper.make_opsetid("", 14), helper.make_opsetid("com.microsoft", 1)]
     onnx.save(helper.make_model(g, opset_imports=opsets, ir_version=8), str(tmp_path / "one.onnx"))
+    if isinstance(extra, str):
+        with pytest.raises(UnsupportedOpError, match=r"'fn' \(PRelu\): PRelu needs a constant slope"):
+            import_onnx(tmp_path / "one.onnx")
+        return
     graph = import_onnx(tmp_path / "one.onnx")
     assert [n.op for n in graph.nodes] == ["Quantize", "Lut", "Dequantize"]
     assert_matches_onnxruntime(op, graph, tmp_path / "one.onnx", x[None], min_exact=1.0)

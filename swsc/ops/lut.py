@@ -116,6 +116,7 @@ class SpikeLut(Op):
         g = rt.g
         frames = env[node.inputs[0]]
         x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+        # steps = Tc: the neuron accumulates its input over the window (A = beta A + s(k))
         s = rt.stat(stats, node, neurons=int(np.prod(frames.shape[2:])), ts=0, steps=g.coding.tc)
         A = kernels.decode(frames, g.coding.beta)
         ins = inputs_of(node)
