@@ -116,8 +116,11 @@ def t_inf(sg: Graph, schedule: dict[str, int]) -> int:
         start = max(starts)
         if not spikes:      # a decoder: an output ends here
             ends.append(start)
-        for o in spikes:    # delays are left out: the schedule's own delays replace them
-            t0[o] = start + (schedule[node.name] if op_of(node).neuron_layer else 0)
+        d = op_of(node)
+        # delays are left out (the schedule's own delays replace them); a table layer waits its window
+        shift = schedule[node.name] if d.neuron_layer else 0 if d.pure_delay else d.latency(node)
+        for o in spikes:
+            t0[o] = start + shift
     return sg.coding.tc + max(ends, default=0)
 
 

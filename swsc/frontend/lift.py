@@ -26,6 +26,8 @@ LIFTED = {
     (MS, "QLinearGlobalAveragePool"): "GlobalAveragePool",
     (MS, "QLinearConcat"): "Concat",
     (MS, "QLinearSoftmax"): "Softmax",
+    (MS, "QLinearSigmoid"): "Sigmoid",
+    (MS, "QLinearLeakyRelu"): "LeakyRelu",
 }
 
 
@@ -119,6 +121,11 @@ class _Lifter:
             attrs.pop("opset", None)
             x = self.dq(i(0), i(1), i(2), nm + "_x")
             self.out.append(ONode("Softmax", nm, [x], [f], attrs))
+            self.q(f, i(3), i(4), y, nm)
+        elif n.op in ("QLinearSigmoid", "QLinearLeakyRelu"):
+            # onnxruntime builds their table from exactly this DQ -> f -> Q in float32
+            x = self.dq(i(0), i(1), i(2), nm + "_x")
+            self.out.append(ONode(fop, nm, [x], [f], attrs))
             self.q(f, i(3), i(4), y, nm)
 
 

@@ -17,7 +17,8 @@ tensors (``QRef``). ``SUPPORTED`` lists every op the front-end accepts.
 This module holds the ``Matcher`` core (values, dispatch to ``op_<OnnxOp>``,
 Quantize/DequantizeLinear); the other handlers are mixins, one file per kind of op:
 ``match_structural.py`` (ops that commute with DQ), ``match_linear.py`` (ops that start
-a ``Lin``), ``match_postops.py`` (Relu/Clip, affine constants, Softmax), and
+a ``Lin``), ``match_postops.py`` (Relu/Clip, affine constants, Softmax), ``match_unary.py``
+(elementwise nonlinearities between DQ and Q, as tables), and
 ``emit.py`` emits a ``Lin`` as canonical IR.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .emit import Emitter
 from .match_linear import LinearOps
 from .match_postops import PostOps
 from .match_structural import StructuralOps
+from .match_unary import UnaryOps
 from .onnxgraph import OGraph, ONode
 from .values import BAD, Head, Lin, QRef, Tail, TailQ, Unsupported, View, WConst, _scalar
 
@@ -65,6 +67,10 @@ SUPPORTED: dict[str, str] = {
     "Transpose": "keeps the batch axis; of the float input (moved after the quantizer); of a DQ weight",
     "Identity": "", "Cast": "no-op casts (Q -> Cast -> DQ)",
     "Softmax": "float tail on a dequantized tensor",
+    "Sigmoid": "between DQ and Q (-> Lut, a table; one window of latency)", "Tanh": "as Sigmoid",
+    "LeakyRelu": "as Sigmoid", "PRelu": "as Sigmoid; constant slope, one value or one per channel",
+    "HardSigmoid": "as Sigmoid", "HardSwish": "as Sigmoid", "Elu": "as Sigmoid", "Softplus": "as Sigmoid",
+    "Exp": "as Sigmoid", "Neg": "as Sigmoid", "Abs": "as Sigmoid",
     "Constant": "folded", "Shape": "of static shapes (folded)", "Gather": "constant (folded)",
     "ConstantOfShape": "constant (folded)",
     "QLinearConv": "lifted to QDQ", "QLinearMatMul": "lifted to QDQ",
@@ -73,12 +79,13 @@ SUPPORTED: dict[str, str] = {
     "com.microsoft.QLinearAveragePool": "channels_last=0, lifted", "com.microsoft.QLinearGlobalAveragePool":
     "channels_last=0, lifted", "com.microsoft.QLinearConcat": "lifted", "com.microsoft.QLinearSoftmax":
     "lifted (the output quantization of the float tail is dropped)",
+    "com.microsoft.QLinearSigmoid": "lifted (-> Lut)", "com.microsoft.QLinearLeakyRelu": "lifted (-> Lut)",
 }
 
 STRUCTURAL = ("MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat")
 
 
-class Matcher(StructuralOps, LinearOps, PostOps, Emitter):
+class Matcher(StructuralOps, LinearOps, PostOps, UnaryOps, Emitter):
     def __init__(self, og: OGraph, in_shapes: dict[str, tuple]):
         self.og = og
         self.in_shapes = in_shapes

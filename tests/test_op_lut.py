@@ -1,0 +1,311 @@
+"""Elementwise nonlinearities as tables (swsc/ops/lut.py, swsc/frontend/match_unary.py) against
+independent oracles: onnxruntime on models quantized by onnxruntime's quantize_static (QDQ, and
+QOperator with its QLinearSigmoid / QLinearLeakyRelu), a torch.onnx.export'ed net, the exact
+quantized ANN for the SNN (at Ts = Tc - 1 on every tensor, and the table layer itself at any Ts),
+and the gcc-built C for the integer mode."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from frontend_util import assert_matches_onnxruntime
+from onnx import TensorProto, helper, numpy_helper
+
+from swsc.compiler import compile_graph, import_onnx
+from swsc.errors import UnsupportedOpError
+from swsc.options import CompileOptions
+from swsc.passes import FoldZeroPoints
+from swsc.passmanager import PassManager
+from swsc.runtime import cbackend, interpreter, reference
+from swsc.tune import Target, Tuner, t_inf, tsa_layers
+
+ort_quant = pytest.importorskip("onnxruntime.quantization")
+
+#: the functions of the test model, in turn, a 1x1 conv before each (so every function sees a
+#: fresh signed input); "chain" is Sigmoid -> Tanh (quantize_static quantizes between them:
+#: test_chain_is_one_table removes that)
+FUNCTIONS = ["Sigmoid", "LeakyRelu", "Tanh", "PRelu", "Elu", "HardSigmoid", "Softplus", "HardSwish", "Exp", "Neg",
+             "Abs", "chain"]
+
+
+def _fn_nodes(op, x, y, k, inits):
+    if op == "LeakyRelu":
+        return [helper.make_node("LeakyRelu", [x], [y], alpha=0.1)]
+    if op == "PRelu":
+        slope = np.linspace(-0.5, 0.5, 8).astype(np.float32).reshape(8, 1, 1)   # one per channel
+        inits.append(numpy_helper.from_array(slope, f"slope{k}"))
+        return [helper.make_node("PRelu", [x, f"slope{k}"], [y])]
+    if op == "Elu":
+        return [helper.make_node("Elu", [x], [y], alpha=0.7)]
+    if op == "HardSigmoid":
+        return [helper.make_node("HardSigmoid", [x], [y], alpha=0.3, beta=0.4)]
+    if op == "chain":
+        return [helper.make_node("Sigmoid", [x], [f"{y}_s"]), helper.make_node("Tanh", [f"{y}_s"], [y])]
+    return [helper.make_node(op, [x], [y])]
+
+
+def _float_model(path) -> None:
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "c0"),
+             numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), "b0")]
+    nodes = [helper.make_node("Conv", ["input", "c0", "b0"], ["a0"], pads=[1, 1, 1, 1])]
+    x = "a0"
+    for k, op in enumerate(FUNCTIONS):
+        if k:
+            inits += [numpy_helper.from_array(rng.normal(0, 0.4, (8, 8, 1, 1)).astype(np.float32), f"c{k}"),
+                      numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), f"b{k}")]
+            nodes.append(helper.make_node("Conv", [x, f"c{k}", f"b{k}"], [f"a{k}"]))
+            x = f"a{k}"
+        nodes += _fn_nodes(op, x, f"f{k}", k, inits)
+        x = f"f{k}"
+    # a conv after the last function: QOperator runs a pool of a float tensor in float
+    inits += [numpy_helper.from_array(rng.normal(0, 0.4, (8, 8, 1, 1)).astype(np.float32), "cl"),
+              numpy_helper.from_array(rng.normal(0, 0.3, (10, 8)).astype(np.float32), "fc"),
+              numpy_helper.from_array(np.zeros(10, np.float32), "bf")]
+    nodes += [helper.make_node("Conv", [x, "cl"], ["al"]), helper.make_node("GlobalAveragePool", ["al"], ["g"]), helper.make_node("Flatten", ["g"], ["fl"]),
+              helper.make_node("Gemm", ["fl", "fc", "bf"], ["output"], transB=1)]
+    g = helper.make_graph(nodes, "functions", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 10, 10])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 10])], inits)
+    # opset 14: HardSwish
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)], ir_version=8), str(path))
+
+
+def _inputs(n, seed):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 1, 3, 10, 10)).astype(np.float32)
+
+
+class _Reader(ort_quant.CalibrationDataReader):
+    def __init__(self):
+        self.it = iter({"input": x} for x in _inputs(16, 0))
+
+    def get_next(self):
+        return next(self.it, None)
+
+
+def _quantize(src, dst, fmt):
+    # 7-bit weights: onnxruntime's x86 u8 x s8 kernels saturate with 8-bit ones (tests/corpus.py)
+    ort_quant.quantize_static(str(src), str(dst), _Reader(),
+                              quant_format=ort_quant.QuantFormat.QDQ if fmt == "qdq" else
+                              ort_quant.QuantFormat.QOperator, reduce_range=True,
+                              activation_type=ort_quant.QuantType.QUInt8, weight_type=ort_quant.QuantType.QInt8)
+
+
+def _torch_model(d):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(8, 8, 1), nn.Hardswish(),
+                        nn.Conv2d(8, 8, 1), nn.Sigmoid(), nn.Conv2d(8, 8, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    torch.onnx.export(net.eval(), torch.zeros(1, 3, 10, 10), str(d / "float.onnx"), input_names=["input"],
+                      output_names=["output"], opset_version=17, dynamo=False)
+    return d / "float.onnx"
+
+
+def quantized_model(fmt: str, d):
+    """The model of every function quantized by onnxruntime (``fmt`` qdq or qop) in ``d``."""
+    _float_model(d / "float.onnx")
+    _quantize(d / "float.onnx", d / "q.onnx", fmt)
+    return d / "q.onnx"
+
+
+@pytest.fixture(scope="module")
+def qdq_model(tmp_path_factory):
+    return quantized_model("qdq", tmp_path_factory.mktemp("lut-qdq"))
+
+
+@pytest.fixture(scope="module", params=["qdq", "qop", "torch"])
+def model(request, tmp_path_factory):
+    if request.param == "qdq":
+        return request.getfixturevalue("qdq_model")
+    d = tmp_path_factory.mktemp(f"lut-{request.param}")
+    if request.param == "qop":
+        return quantized_model("qop", d)
+    _quantize(_torch_model(d), d / "q.onnx", "qdq")
+    return d / "q.onnx"
+
+
+FUNCS = ("Sigmoid", "Tanh", "Elu", "Softplus", "Exp", "LeakyRelu", "PRelu", "HardSigmoid", "HardSwish", "Neg", "Abs",
+         "QLinearSigmoid", "QLinearLeakyRelu")
+
+
+def _luts(g):
+    return [n for n in g.nodes if n.op in ("Lut", "SpikeLut")]
+
+
+def test_reference_matches_onnxruntime(model):
+    g = import_onnx(model)
+    ops = [n.op_type for n in onnx.load(str(model)).graph.node]
+    # every function of the model became a table (quantize_static quantizes between the two
+    # functions of "chain": test_chain_is_one_table removes that)
+    assert len(_luts(g)) == sum(op in FUNCS for op in ops) > 0
+    if "qop" in str(model):
+        assert {"QLinearSigmoid", "QLinearLeakyRelu"} <= set(ops)
+    report = assert_matches_onnxruntime(model.name, g, model, _inputs(32, 1)[:, 0], min_exact=0.999)
+    print(model.parent.name, [(k, t, round(f, 5), m) for k, t, f, m in report if f < 1])
+
+
+def test_snn_exact_and_c_bit_identical(model, tmp_path):
+    g = import_onnx(model)
+    xs = _inputs(24, 2)[:, 0]
+    # the exact quantized ANN (code domain, as tests/test_conversion.py takes it): the reference
+    # evaluator mirrors onnxruntime's float32 requantization of the convs, which the SNN does not
+    ann = interpreter.run(PassManager([FoldZeroPoints()]).run(g.clone()), xs, intermediate=True).intermediates
+    sg = compile_graph(g, CompileOptions(tc=8, ts=7), integer=True)
+    luts = _luts(sg)
+    # the table layers' latency is one window each: T_inf = Tc + Ts * L_TSA + Tc * (table layers)
+    assert sg.t_inf == 8 + 7 * int(sg.meta["l_tsa"]) + 8 * len(luts)
+    snn = interpreter.run(sg, xs, intermediate=True, mode="int")
+    fl = interpreter.run(sg, xs, intermediate=True, mode="float")
+    for res in (snn, fl):
+        for name in ann:
+            if name in res.intermediates:       # every tensor, the tables' outputs included
+                assert np.array_equal(np.rint(res.intermediates[name]), np.rint(ann[name])), name
+    assert all(n.outputs[0] in ann for n in luts)
+    if "qop" in str(model):
+        return      # the same IR ops as the QDQ model's (the format only reaches the front-end): one C build less
+    cbackend.emit_c(sg, tmp_path)
+    # strict C99, warnings as errors; -O0 keeps the build of a 15-layer net within the test budget
+    exe = cbackend.build(tmp_path, cflags="-std=c99 -O0 -Wall -Wextra -Werror -pedantic")
+    out, counts = cbackend.run_binary(exe, cbackend.quantize_input(sg, xs))
+    dec = sg.producer(sg.outputs[0]).inputs[0]
+    assert np.array_equal(np.asarray(out).reshape(-1), np.rint(snn.intermediates[dec]).reshape(-1))
+    assert counts == {s.name: (s.spikes_pos, s.spikes_neg) for s in snn.layers}
+    assert all(counts[n.name][0] > 0 for n in luts)
+
+
+@pytest.mark.parametrize("tc,beta", [(8, 2), (6, 3)])
+def test_table_layer_exact_at_small_ts(model, tc, beta):
+    """At Ts = 2 the layers before a table are lossy, but the table layer itself is exact: its
+    output is the table of whatever code its input train carried (beta = 3: balanced-ternary
+    trains, -1 spikes included)."""
+    g = import_onnx(model)
+    xs = _inputs(8, 3)[:, 0]
+    sg = compile_graph(g, CompileOptions(tc=tc, beta=beta, ts=2), integer=True)
+    luts = _luts(sg)
+    names = {t for n in luts for t in (n.inputs[0], n.outputs[0])}
+    for mode in ("int", "float"):
+        res = interpreter.run(sg, xs, intermediate=names, mode=mode)
+        for n in luts:
+            x, y = sg.tensors[n.inputs[0]], sg.tensors[n.outputs[0]]
+            want = reference.run_node(g, next(m for m in g.nodes if m.name == n.name),
+                                      {n.inputs[0]: np.rint(res.intermediates[n.inputs[0]]).astype(np.int64),
+                                       n.inputs[1]: sg.const(n.inputs[1])})
+            assert np.array_equal(np.rint(res.intermediates[n.outputs[0]]), want), (mode, n.name, x.name, y.name)
+
+
+def _strip_between(model, tmp_path, first, second):
+    """The quantized model with the Q -> DQ between ops ``first`` and ``second`` removed."""
+    m = onnx.load(str(model))
+    made = {o: n for n in m.graph.node for o in n.output}
+    for b in (n for n in m.graph.node if n.op_type == second):
+        dq = made.get(b.input[0])
+        q = made.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if q is not None and q.op_type == "QuantizeLinear" and made[q.input[0]].op_type == first:
+            b.input[0] = q.input[0]
+            break
+    else:
+        raise AssertionError(f"no {first} -> Q -> DQ -> {second} in the model")
+    onnx.save(m, str(tmp_path / "stripped.onnx"))
+    return tmp_path / "stripped.onnx"
+
+
+def test_chain_is_one_table(qdq_model, tmp_path):
+    """DQ -> Sigmoid -> Tanh -> Q (two float functions in a row) is one table, equal to onnxruntime."""
+    path = _strip_between(qdq_model, tmp_path, "Sigmoid", "Tanh")
+    g = import_onnx(path)
+    assert len(_luts(g)) == len(_luts(import_onnx(qdq_model))) - 1
+    assert_matches_onnxruntime(path.name, g, path, _inputs(32, 1)[:, 0], min_exact=0.999)
+
+
+def test_float_output_is_refused(qdq_model, tmp_path):
+    """A function whose float output is not quantized again (here: also a graph output) is refused
+    by name, not run in float."""
+    m = onnx.load(str(qdq_model))
+    tanh = next(n for n in m.graph.node if n.op_type == "Tanh")
+    m.graph.output.append(helper.make_tensor_value_info(tanh.output[0], TensorProto.FLOAT, None))
+    onnx.save(m, str(tmp_path / "out.onnx"))
+    with pytest.raises(UnsupportedOpError, match="Tanh.*graph output.*needs a QuantizeLinear"):
+        import_onnx(tmp_path / "out.onnx")
+
+
+def test_tune_counts_the_window(model):
+    """swsc tune on a model holding tables: its T_inf of a schedule is schedule-latencies' (which
+    counts each table's window), and its best schedule meets its target when compiled."""
+    if "torch" not in str(model):
+        pytest.skip("one model suffices")
+    g = import_onnx(model)
+    xs = _inputs(16, 4)[:, 0]
+    sg = compile_graph(g, CompileOptions(tc=8, ts=0))
+    names = tsa_layers(sg)
+    schedule = {n: k % 3 for k, n in enumerate(names)}
+    assert t_inf(sg, schedule) == compile_graph(g, CompileOptions(tc=8, ts=schedule)).t_inf
+    result = Tuner(g, xs, None, CompileOptions(tc=8), Target(agreement=None, exact=1.0),
+                        progress=False).run(max_evals=6)
+    assert result.best is not None
+    best = compile_graph(g, CompileOptions(tc=8, ts=result.best.schedule))
+    assert best.t_inf == result.best.t_inf
+    out = best.producer(best.outputs[0]).inputs[0]
+    ann = interpreter.run(PassManager([FoldZeroPoints()]).run(g.clone()), xs, intermediate=True).intermediates[out]
+    assert np.array_equal(np.rint(interpreter.run(best, xs, intermediate={out}).intermediates[out]), np.rint(ann))
+
+
+#: every function on its own, over every input code: (ONNX op, attributes, extra constant input)
+EXHAUSTIVE = [("Sigmoid", {}, None), ("Tanh", {}, None), ("Exp", {}, None), ("Softplus", {}, None),
+              ("Elu", {"alpha": 0.7}, None), ("LeakyRelu", {"alpha": 0.1}, None), ("Neg", {}, None),
+              ("Abs", {}, None), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, None), ("HardSwish", {}, None),
+              ("PRelu", {}, np.float32(0.25)), ("com.microsoft.QLinearSigmoid", {}, None),
+              ("com.microsoft.QLinearLeakyRelu", {"alpha": 0.1}, None),
+              ("PRelu", {}, "d")]        # a slope that is not a constant: refused by name
+
+
+@pytest.mark.parametrize("op,attrs,extra,signed", [e + (False,) for e in EXHAUSTIVE] +
+                         [e + (True,) for e in EXHAUSTIVE if e[0].endswith(("Sigmoid", "LeakyRelu", "Tanh"))],
+                         ids=[e[0].split(".")[-1] + "-u8" for e in EXHAUSTIVE] +
+                         [e[0].split(".")[-1] + "-s8" for e in EXHAUSTIVE if e[0].endswith(("Sigmoid", "LeakyRelu",
+                                                                                          "Tanh"))])
+def test_every_code_matches_onnxruntime(op, attrs, extra, signed, tmp_path):
+    """x -> Q -> DQ -> f -> Q -> DQ (or the QLinear op) fed every input code: the table equals the
+    one onnxruntime computes on all 256 entries, MLAS's Sigmoid and Tanh included (a PRelu whose
+    slope is not a constant is refused)."""
+    z_in = 0 if signed else 128
+    npt = np.int8 if signed else np.uint8
+    s_in = np.float32(6.0 / 128)
+    lo, hi = (-128, 127) if signed else (0, 255)
+    x = (s_in * (np.arange(lo, hi + 1) - z_in).astype(np.float32)).astype(np.float32)
+    fname = op.split(".")[-1].removeprefix("QLinear")
+    y_real = {"Sigmoid": 1 / (1 + np.exp(-x)), "Tanh": np.tanh(x), "Exp": np.exp(x), "Softplus": np.log1p(np.exp(x)),
+              "Elu": np.where(x >= 0, x, 0.7 * np.expm1(x)), "LeakyRelu": np.where(x >= 0, x, 0.1 * x), "Neg": -x,
+              "Abs": np.abs(x), "HardSigmoid": np.clip(0.3 * x + 0.4, 0, 1), "HardSwish": x * np.clip(x / 6 + 0.5, 0, 1),
+              "PRelu": np.where(x >= 0, x, 0.25 * x)}[fname]
+    s_out = np.float32((y_real.max() - y_real.min()) / (hi - lo))
+    z_out = int(np.clip(np.rint(lo - y_real.min() / s_out), lo, hi))
+    inits = [numpy_helper.from_array(np.array(s_in, np.float32), "s_in"),
+             numpy_helper.from_array(np.array(z_in, npt), "z_in"),
+             numpy_helper.from_array(np.array(s_out, np.float32), "s_out"),
+             numpy_helper.from_array(np.array(z_out, npt), "z_out")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s_in", "z_in"], ["q"])]
+    if op.startswith("com.microsoft"):
+        nodes.append(helper.make_node(op.split(".")[-1], ["q", "s_in", "z_in", "s_out", "z_out"], ["q2"],
+                                      domain="com.microsoft", **attrs))
+    else:
+        ins = ["d"]
+        if isinstance(extra, str):      # a non-constant operand
+            ins.append(extra)
+        elif extra is not None:
+            inits.append(numpy_helper.from_array(np.array(extra, np.float32), "slope"))
+            ins.append("slope")
+        nodes += [helper.make_node("DequantizeLinear", ["q", "s_in", "z_in"], ["d"]),
+                  helper.make_node(op, ins, ["f"], name="fn", **attrs),
+                  helper.make_node("QuantizeLinear", ["f", "s_out", "z_out"], ["q2"])]
+    nodes.append(helper.make_node("DequantizeLinear", ["q2", "s_out", "z_out"], ["y"]))
+    g = helper.make_graph(nodes, "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, x.size])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, x.size])], inits)
+    opsets = [helper.make_opsetid("", 14), helper.make_opsetid("com.microsoft", 1)]
+    onnx.save(helper.make_model(g, opset_imports=opsets, ir_version=8), str(tmp_path / "one.onnx"))
+    if isinstance(extra, str):
+        with pytest.raises(UnsupportedOpError, match=r"'fn' \(PRelu\): PRelu needs a constant slope"):
+            import_onnx(tmp_path / "one.onnx")
+        return
+    graph = import_onnx(tmp_path / "one.onnx")
+    assert [n.op for n in graph.nodes] == ["Quantize", "Lut", "Dequantize"]
+    assert_matches_onnxruntime(op, graph, tmp_path / "one.onnx", x[None], min_exact=1.0)
