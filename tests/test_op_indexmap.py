@@ -19,6 +19,7 @@ from swsc.passmanager import PassManager
 
 ort_quant = pytest.importorskip("onnxruntime.quantization")
 
+STRICT = "-std=c99 -O1 -Wall -Wextra -Werror -pedantic"
 C1 = 8          # channels before the op
 H = 6           # input plane
 
@@ -50,6 +51,15 @@ def _op_nodes(which: str):
                  helper.make_node("Concat", ["s1", "s0"], ["s"], axis=1)], [f("sp", [3, 5], np.int64)], C1)
     if which == "d2s":
         return [helper.make_node("DepthToSpace", ["r"], ["s"], blocksize=2, mode="CRD")], [], C1 // 4
+    if which == "s2d":
+        return [helper.make_node("SpaceToDepth", ["r"], ["s"], blocksize=2)], [], C1 * 4
+    if which == "tile":
+        return [helper.make_node("Tile", ["r", "rep"], ["s"])], [f("rep", [1, 1, 1, 2], np.int64)], C1
+    if which == "convt-g":       # groups, a dilation, asymmetric pads; per-channel weights (axis 1)
+        rng = np.random.default_rng(8)
+        return ([helper.make_node("ConvTranspose", ["r", "wt"], ["s"], strides=[2, 3], pads=[0, 1, 1, 0],
+                                  dilations=[2, 1], group=2)],
+                [numpy_helper.from_array(rng.normal(0, 0.3, (C1, 3, 3, 2)).astype(np.float32), "wt")], 6)
     if which == "convt":
         rng = np.random.default_rng(7)
         return ([helper.make_node("ConvTranspose", ["r", "wt", "bt"], ["t"], strides=[2, 2], pads=[1, 1, 1, 1],
@@ -60,7 +70,10 @@ def _op_nodes(which: str):
     raise KeyError(which)
 
 
-OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "split", "d2s", "convt"]
+OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "split", "d2s", "s2d", "tile", "convt", "convt-g"]
+
+
+C_OPS = {"pad0", "padneg", "reflect", "convt-g"}
 
 
 def _float_model(which: str, path) -> None:
@@ -96,26 +109,29 @@ class _Reader(ort_quant.CalibrationDataReader):
         return next(self.it, None)
 
 
-def _quantize(src, dst, fmt: str):
+def _quantize(src, dst, fmt: str, per_channel: bool = False):
     # 7-bit weights: onnxruntime's x86 u8 x s8 kernels saturate with 8-bit ones (tests/corpus.py)
     ort_quant.quantize_static(str(src), str(dst), _Reader(),
                               quant_format=ort_quant.QuantFormat.QDQ if fmt == "qdq" else
                               ort_quant.QuantFormat.QOperator, reduce_range=True,
-                              activation_type=ort_quant.QuantType.QUInt8, weight_type=ort_quant.QuantType.QInt8)
+                              activation_type=ort_quant.QuantType.QUInt8, weight_type=ort_quant.QuantType.QInt8,
+                              per_channel=per_channel)
     return dst
 
 
 def quantized_model(which: str, fmt: str, d):
     """The model with op ``which`` quantized by onnxruntime (``fmt`` qdq or qop) in ``d``."""
     _float_model(which, d / "float.onnx")
-    return _quantize(d / "float.onnx", d / "q.onnx", fmt)
+    return _quantize(d / "float.onnx", d / "q.onnx", fmt, per_channel=which == "convt-g")
 
 
-def _check(path, ops_expected=("IndexMap",)):
+def _check(path, ops_expected=("IndexMap",), snn=True):
     g = import_onnx(path)
     have = {n.op for n in g.nodes}
     assert set(ops_expected) <= have, have
     assert_matches_onnxruntime(path.name, g, path, _inputs(24, 1)[:, 0], min_exact=0.999)
+    if not snn:
+        return None
     xs = _inputs(12, 2)[:, 0]
     # the exact quantized ANN: the fold-zero-points graph (the reference evaluator stands for
     # onnxruntime and requantizes in float32, which exact arithmetic differs from on ~1e-5 of values)
@@ -135,7 +151,10 @@ def _check(path, ops_expected=("IndexMap",)):
 
 def _check_c(sg, snn, xs, d):
     cbackend.emit_c(sg, d)
-    out, counts = cbackend.run_binary(cbackend.build(d), cbackend.quantize_input(sg, xs))
+    cbackend.emit_c(sg, d.with_name(d.name + "-again"))
+    for f in sorted(d.glob("*.[ch]")):        # deterministic
+        assert f.read_bytes() == (d.with_name(d.name + "-again") / f.name).read_bytes(), f.name
+    out, counts = cbackend.run_binary(cbackend.build(d, cflags=STRICT), cbackend.quantize_input(sg, xs))
     dec = sg.producer(sg.outputs[0]).inputs[0]
     assert np.array_equal(np.asarray(out).reshape(-1), np.rint(snn.intermediates[dec]).reshape(-1))
     assert counts == {s.name: (s.spikes_pos, s.spikes_neg) for s in snn.layers}
@@ -145,12 +164,88 @@ def _check_c(sg, snn, xs, d):
 @pytest.mark.parametrize("fmt", ["qdq", "qop"])
 def test_op_matches_onnxruntime_exact_ann_and_c(which, fmt, tmp_path):
     p = quantized_model(which, fmt, tmp_path)
-    if which == "convt" and fmt == "qop":
+    if which.startswith("convt") and fmt == "qop":
         # quantize_static's QOperator form keeps ConvTranspose in float with a float weight
         # (DQ -> ConvTranspose -> Q): not a quantized layer, refused by name
         with pytest.raises(UnsupportedOpError, match="ConvTranspose.*float constant, not quantized"):
             import_onnx(p)
         return
-    sg, snn, xs = _check(p, ("Slice",) if which == "split" else ("IndexMap",))
-    if fmt == "qdq":          # the C once per op (the IR is the same for both formats)
-        _check_c(sg, snn, xs, tmp_path / "c")
+    # the SNN on every QDQ model and on the QOperator Pads (a fill on an integer tensor, another
+    # front-end path); the C on one model per fragment variant (with and without a fill) and the
+    # ConvTranspose, to keep the file's time in budget
+    res = _check(p, ("Slice",) if which == "split" else ("IndexMap",),
+                 snn=fmt == "qdq" or which.startswith("pad"))
+    if fmt == "qdq" and which in C_OPS:
+        _check_c(*res, tmp_path / "c")
+
+
+def _torch_model(path, dynamo: bool) -> None:
+    torch = pytest.importorskip("torch")
+    nn, F = torch.nn, torch.nn.functional
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.c1 = nn.Conv2d(3, C1, 3, padding=1)
+            self.up = nn.Upsample(scale_factor=2, mode="nearest")
+            self.ct = nn.ConvTranspose2d(C1, 6, 3, stride=2, padding=1, output_padding=1)
+            self.c2 = nn.Conv2d(6, 6, 3)
+            self.fc = nn.Linear(6, 10)
+
+        def forward(self, x):
+            y = F.relu(self.c1(x))
+            y = self.up(y)
+            y = F.relu(self.ct(F.pad(y, (1, 0, 0, 1))))
+            y = F.relu(self.c2(F.pad(y, (1, 1, 1, 1), mode="reflect")))
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+    x = torch.from_numpy(_inputs(1, 0)[0])
+    kw = dict(dynamo=True, optimize=True) if dynamo else dict(dynamo=False, opset_version=13)
+    torch.onnx.export(Net().eval(), (x,), str(path), input_names=["input"], output_names=["output"], **kw)
+
+
+def test_torch_export(tmp_path):
+    """nn.Upsample(nearest), F.pad (constant and reflect) and nn.ConvTranspose2d, exported by torch
+    (TorchScript exporter) and quantized by quantize_static (QDQ): onnxruntime, the exact ANN, the C."""
+    _torch_model(tmp_path / "f.onnx", dynamo=False)
+    p = _quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", "qdq")
+    ops = {n.op_type for n in onnx.load(str(p)).graph.node}
+    assert {"Resize", "Pad", "ConvTranspose"} <= ops, ops
+    _check_c(*_check(p), tmp_path / "c")
+
+
+def _modified(tmp_path, which, edit):
+    _float_model(which, tmp_path / "f.onnx")
+    m = onnx.load(str(tmp_path / "f.onnx"))
+    edit(m)
+    onnx.save(m, str(tmp_path / "bad.onnx"))
+    return _quantize(tmp_path / "bad.onnx", tmp_path / "q.onnx", "qdq")
+
+
+def _set_init(name, value):
+    def edit(m):
+        for init in m.graph.initializer:
+            if init.name == name:
+                init.CopyFrom(numpy_helper.from_array(np.array(value, numpy_helper.to_array(init).dtype), name))
+    return edit
+
+
+def _set_attr(name, value):
+    def edit(m):
+        for n in m.graph.node:
+            for a in n.attribute:
+                if a.name == name:
+                    a.CopyFrom(helper.make_attribute(name, value))
+    return edit
+
+
+@pytest.mark.parametrize("which,edit,message", [
+    ("pad0", _set_init("pads", [1, 0, 1, 2, 0, 0, 2, 1]), r"'Pad_\d+' \(Pad\).*touches the batch axis"),
+    ("tile", _set_init("rep", [2, 1, 1, 2]), r"'Tile_\d+' \(Tile\).*touches the batch axis"),
+    ("resize-asym", _set_attr("mode", "linear"), r"'Resize_\d+' \(Resize\).*mode linear"),
+], ids=["pad-batch", "tile-batch", "resize-linear"])
+def test_unsupported_forms_are_refused_by_name(tmp_path, which, edit, message):
+    p = _modified(tmp_path, which, edit)
+    with pytest.raises(UnsupportedOpError, match=message):
+        import_onnx(p)
