@@ -55,6 +55,9 @@ def _op_nodes(which: str):
         return [helper.make_node("SpaceToDepth", ["r"], ["s"], blocksize=2)], [], C1 * 4
     if which == "tile":
         return [helper.make_node("Tile", ["r", "rep"], ["s"])], [f("rep", [1, 1, 1, 2], np.int64)], C1
+    if which == "expand":       # a pooled [1, C, 1, 1] broadcast over a plane
+        return ([helper.make_node("GlobalAveragePool", ["r"], ["gp"]), helper.make_node("Expand", ["gp", "shp"], ["s"])],
+                [f("shp", [1, C1, 3, 4], np.int64)], C1)
     if which == "convt-g":       # groups, a dilation, asymmetric pads; per-channel weights (axis 1)
         rng = np.random.default_rng(8)
         return ([helper.make_node("ConvTranspose", ["r", "wt"], ["s"], strides=[2, 3], pads=[0, 1, 1, 0],
@@ -70,7 +73,7 @@ def _op_nodes(which: str):
     raise KeyError(which)
 
 
-OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "split", "d2s", "s2d", "tile", "convt", "convt-g"]
+OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "split", "d2s", "s2d", "tile", "expand", "convt", "convt-g"]
 
 
 C_OPS = {"pad0", "padneg", "reflect", "convt-g"}

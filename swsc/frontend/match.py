@@ -62,7 +62,6 @@ SUPPORTED: dict[str, str] = {
     "Concat": "of quantized tensors (requantized per input where scales differ)",
     "Pad": "constant (a constant value)/reflect/edge/wrap, constant pads, keeping the batch axis -> IndexMap",
     "Resize": "mode nearest, constant scales/sizes, any coordinate/nearest mode -> IndexMap",
-    "Upsample": "mode nearest -> IndexMap",
     "DepthToSpace": "-> IndexMap", "SpaceToDepth": "-> IndexMap",
     "Tile": "constant repeats keeping the batch axis -> IndexMap", "Expand": "constant shape -> IndexMap",
     "Split": "constant sizes (input or attribute) or equal parts, not of the batch axis -> one Slice per output",

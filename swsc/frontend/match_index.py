@@ -1,5 +1,5 @@
 """Index-map handlers of the matcher: ONNX ops that only move values on a static shape (Pad,
-Resize/Upsample nearest, DepthToSpace/SpaceToDepth, Tile, Expand, Split) and ConvTranspose
+Resize nearest, DepthToSpace/SpaceToDepth, Tile, Expand, Split) and ConvTranspose
 (zero insertion, an index map, followed by an ordinary conv).
 
 Each op's map is computed once, the same way for all of them: the ONNX op itself runs
@@ -189,7 +189,7 @@ class IndexOps:
             raise Unsupported(f"mode {mode} (only nearest is an index map)")
         self._index_op(n)
 
-    op_Resize = op_Upsample = _nearest
+    op_Resize = _nearest
 
     def op_DepthToSpace(self, n: ONode) -> None:
         self._index_op(n)

@@ -3,7 +3,7 @@
 Output element ``e`` of a sample (its flat C-order index past the batch axis) is input element
 ``index[e]`` of the same sample, or the constant code ``fill`` where ``index[e] = -1``. The
 batch axis is never touched. Every pure data-movement ONNX op on a static shape is such a map
-(Pad constant/reflect/edge, Resize/Upsample nearest, DepthToSpace/SpaceToDepth, Tile,
+(Pad constant/reflect/edge, Resize nearest, DepthToSpace/SpaceToDepth, Tile,
 Expand, and ConvTranspose's zero insertion); the front-end (swsc/frontend/match_index.py)
 computes the map by running the ONNX op on a tensor of element indices.
 
