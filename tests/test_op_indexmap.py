@@ -26,7 +26,8 @@ H = 6           # input plane
 
 def _op_nodes(which: str):
     """(nodes from 'r' to 's', extra initializers, channels of 's') of op ``which``."""
-    f = lambda *a: numpy_helper.from_array(np.array(a[1], a[2]), a[0])  # noqa: E731
+    def f(name, value, dtype):
+        return numpy_helper.from_array(np.array(value, dtype), name)
     if which == "pad0":
         return [helper.make_node("Pad", ["r", "pads"], ["s"])], [f("pads", [0, 0, 1, 2, 0, 0, 2, 1], np.int64)], C1
     if which == "padc":
@@ -56,7 +57,8 @@ def _op_nodes(which: str):
     if which == "tile":
         return [helper.make_node("Tile", ["r", "rep"], ["s"])], [f("rep", [1, 1, 1, 2], np.int64)], C1
     if which == "expand":       # a pooled [1, C, 1, 1] broadcast over a plane
-        return ([helper.make_node("GlobalAveragePool", ["r"], ["gp"]), helper.make_node("Expand", ["gp", "shp"], ["s"])],
+        return ([helper.make_node("GlobalAveragePool", ["r"], ["gp"]),
+                 helper.make_node("Expand", ["gp", "shp"], ["s"])],
                 [f("shp", [1, C1, 3, 4], np.int64)], C1)
     if which == "convt-g":       # groups, a dilation, asymmetric pads; per-channel weights (axis 1)
         rng = np.random.default_rng(8)
@@ -73,7 +75,8 @@ def _op_nodes(which: str):
     raise KeyError(which)
 
 
-OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "split", "d2s", "s2d", "tile", "expand", "convt", "convt-g"]
+OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "split", "d2s", "s2d", "tile", "expand",
+       "convt", "convt-g"]
 
 
 C_OPS = {"pad0", "padneg", "reflect", "convt-g"}
@@ -204,7 +207,7 @@ def _torch_model(path, dynamo: bool) -> None:
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
 
     x = torch.from_numpy(_inputs(1, 0)[0])
-    kw = dict(dynamo=True, optimize=True) if dynamo else dict(dynamo=False, opset_version=13)
+    kw = {"dynamo": True, "optimize": True} if dynamo else {"dynamo": False, "opset_version": 13}
     torch.onnx.export(Net().eval(), (x,), str(path), input_names=["input"], output_names=["output"], **kw)
 
 

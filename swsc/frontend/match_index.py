@@ -20,7 +20,6 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from ..ir import INT_RANGES
 from ..ops import window_out
 from .onnxgraph import ONode
 from .values import Lin, QRef, Unsupported, View, WConst
@@ -274,7 +273,8 @@ class IndexOps:
         self._index_output(dataclasses.replace(n, outputs=[up]), up, tuple(xv.shape), ushape, index, ("code", xv.zp))
         uv = self.vals[up]
         if not isinstance(uv, View):
-            raise Unsupported("the input's zero point is outside its integer range (a clamped input)")
+            raise Unsupported("the inserted zeros are not codes of the input tensor (its DequantizeLinear has other "
+                              "parameters than its QuantizeLinear, or its range excludes the zero point)")
         # the equivalent conv's weight: per group [C_in/g, C_out/g] -> [C_out/g, C_in/g], flipped
         data = w.data.reshape(g, cin // g, cog, kh, kw).transpose(0, 2, 1, 3, 4).reshape(g * cog, cin // g, kh, kw)
         data = np.ascontiguousarray(data[:, :, ::-1, ::-1])
