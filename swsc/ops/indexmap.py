@@ -117,12 +117,15 @@ class IndexMap(Op):
 
     # -- C backend
     def c_plan(self, pl, node, idx):
-        """A gather of spike trains through a const index table (narrowest C type holding it,
-        counted in flash), with the fill's two masks as constants."""
+        """A gather of spike trains through a const index table (one per channel plane where the
+        map repeats per channel, ``blocked``; the narrowest C type holding it; counted in flash),
+        with the fill's two masks as constants."""
         pl.require_spikes(node)
         index = np.asarray(node.attrs["index"], np.int64)
-        sym, flash, _ = pl.array(f"idx_{pl.ident(node)}", index, f"index map {node.name}: input train per "
-                                 "output train, -1 = fill", share=True)
+        blocks, stride, table = blocked(index, pl.frame(node.inputs[0]), pl.frame(node.outputs[0]))
+        sym, flash, _ = pl.array(f"idx_{pl.ident(node)}", table, f"index map {node.name}: input train per "
+                                 f"output train of a block (of {blocks}, {stride} trains apart), -1 = fill",
+                                 share=True)
         pos = neg = 0
         fill = node.attrs.get("fill")
         if fill is not None:
@@ -133,7 +136,8 @@ class IndexMap(Op):
         out = pl.new_buffer(node.outputs[0], idx)
         pl.report(node, flash, pl.spike_bytes(node.outputs[0]))
         return IndexMapPlan(fn=pl.fn(idx, pl.ident(node)), comment=pl.comment(node.name), inp=inp, out=out,
-                            n=int(index.size), index=sym, has_fill=bool(index.size and index.min() < 0),
+                            n=int(table.size), blocks=blocks, stride=stride, index=sym,
+                            has_fill=bool(index.size and index.min() < 0),
                             fill_pos=pos, fill_neg=neg)
 
 
@@ -142,6 +146,21 @@ def fill_train(graph, quant, fill: int) -> np.ndarray:
     exact encoder's train, which the float and integer runtimes and the C all use."""
     c = graph.coding
     return kernels.encode_exact(np.asarray(float(int(fill) - quant.lo)), c.tc, c.beta, quant.theta or 1.0)
+
+
+def blocked(index: np.ndarray, in_frame, out_frame) -> tuple[int, int, np.ndarray]:
+    """(blocks, stride, table): ``index`` as ``blocks`` repeats of ``table``, block ``k`` reading
+    the input ``k * stride`` trains further on (fills stay fills). A map that leaves the channel
+    axis alone (Pad, Resize, ConvTranspose's zero insertion) is one table per plane, a
+    channel-count times smaller in flash; any other map is one block."""
+    if len(in_frame) >= 2 and len(out_frame) >= 2 and in_frame[0] == out_frame[0] > 1:
+        k = int(out_frame[0])
+        stride = prod(in_frame[1:])
+        rows = index.reshape(k, -1)
+        shifted = np.where(rows[:1] >= 0, rows[:1] + stride * np.arange(k)[:, None], -1)
+        if np.array_equal(rows, shifted):
+            return k, int(stride), np.ascontiguousarray(rows[0])
+    return 1, 0, index
 
 
 def _gather(x: np.ndarray, node, out_shape, lead: int, fill) -> np.ndarray:
@@ -159,14 +178,17 @@ def _gather(x: np.ndarray, node, out_shape, lead: int, fill) -> np.ndarray:
 # ---- C backend helpers
 @dataclass
 class IndexMapPlan:
-    """The index map's C step (indexmap.c.j2): output train ``e`` (of ``n``) is input train
-    ``index[e]``, or the masks ``fill_pos``/``fill_neg`` where that is -1 (``has_fill``)."""
+    """The index map's C step (indexmap.c.j2): in block ``k`` (of ``blocks``), output train
+    ``k n + e`` is input train ``k stride + index[e]``, or the masks ``fill_pos``/``fill_neg``
+    where ``index[e]`` is -1 (``has_fill``)."""
     template: ClassVar[str] = "ops/indexmap.c.j2"
     fn: str
     comment: str
     inp: object
     out: object
     n: int
+    blocks: int
+    stride: int
     index: str
     has_fill: bool
     fill_pos: int
