@@ -115,13 +115,12 @@ class _Reader(ort_quant.CalibrationDataReader):
         return next(self.it, None)
 
 
-def _quantize(src, dst, fmt: str, per_channel: bool = False):
+def _quantize(src, dst, fmt: str, per_channel: bool = False, act=ort_quant.QuantType.QUInt8):
     # 7-bit weights: onnxruntime's x86 u8 x s8 kernels saturate with 8-bit ones (tests/corpus.py)
     ort_quant.quantize_static(str(src), str(dst), _Reader(),
                               quant_format=ort_quant.QuantFormat.QDQ if fmt == "qdq" else
                               ort_quant.QuantFormat.QOperator, reduce_range=True,
-                              activation_type=ort_quant.QuantType.QUInt8, weight_type=ort_quant.QuantType.QInt8,
-                              per_channel=per_channel)
+                              activation_type=act, weight_type=ort_quant.QuantType.QInt8, per_channel=per_channel)
     return dst
 
 
@@ -193,6 +192,14 @@ def test_op_matches_onnxruntime_exact_ann_and_c(which, fmt, tmp_path):
                  snn=fmt == "qdq" or which.startswith("pad"))
     if fmt == "qdq" and which in C_OPS:
         _check_c(*res, tmp_path / "c")
+
+
+@pytest.mark.parametrize("which,fmt", [("padc", "qop"), ("padc", "qdq"), ("convt", "qdq")])
+def test_int8_activations(which, fmt, tmp_path):
+    """int8 activations: codes are q + 128, so a fill's train encodes fill - lo, not fill (a Pad value
+    inside the range: fill != lo)."""
+    _float_model(which, tmp_path / "f.onnx")
+    _check(_quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", fmt, act=ort_quant.QuantType.QInt8))
 
 
 def _torch_model(path, dynamo: bool) -> None:
