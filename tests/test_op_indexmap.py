@@ -79,7 +79,7 @@ OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "split
        "convt", "convt-g"]
 
 
-C_OPS = {"padneg", "d2s", "convt-g"}
+C_OPS = {"padc", "d2s", "convt-g"}
 
 
 def _float_model(which: str, path) -> None:
@@ -185,7 +185,7 @@ def test_op_matches_onnxruntime_exact_ann_and_c(which, fmt, tmp_path):
             import_onnx(p)
         return
     # the SNN on every QDQ model and on the QOperator Pads (a fill on an integer tensor, another
-    # front-end path); the C on one model per fragment variant (a per-plane table with a fill, a
+    # front-end path); the C on one model per fragment variant (a per-plane table with a non-zero fill train, a
     # whole-sample table without, the ConvTranspose; the torch model: a per-plane one without),
     # to keep the file's time in budget
     res = _check(p, ("Slice",) if which == "split" else ("IndexMap",),
