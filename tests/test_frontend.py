@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import corpus  # noqa: E402
 from frontend_util import MODELS, SHARED, assert_matches_onnxruntime  # noqa: E402
 
+import test_op_indexmap  # noqa: E402
 import test_op_lut  # noqa: E402
 import test_op_slice  # noqa: E402
 from swsc.frontend import SUPPORTED, import_model  # noqa: E402
@@ -219,6 +220,9 @@ def test_every_claimed_op_is_implemented(tmp_path, cache):
     for fmt in ("qdq", "qop"):      # the table functions and QLinearSigmoid/LeakyRelu: their own tests
         (tmp_path / f"lut-{fmt}").mkdir()
         paths.append(test_op_lut.quantized_model(fmt, tmp_path / f"lut-{fmt}"))
+    for which in ("pad0", "resize-asym", "split", "d2s", "s2d", "tile", "expand", "convt"):  # its own tests
+        (tmp_path / which).mkdir()
+        paths.append(test_op_indexmap.quantized_model(which, "qdq", tmp_path / which))
     for p in paths:
         import_model(p)
         covered |= _op_keys(p)

@@ -40,7 +40,7 @@ class Emitter:
 
     #: matched cluster kind (``Lin.kind``) -> the canonical op whose ``build`` emits it
     CLUSTER_OPS = {"conv": "QConv", "dense": "QDense", "pool": "QAvgPool", "mean": "QAvgPool", "add": "QAdd",
-                   "concat": "Concat"}
+                   "concat": "Concat", "indexmap": "IndexMap"}
     #: what an op's ``build`` raises for a construct the front-end cannot take (reported per node)
     Unsupported = Unsupported
 

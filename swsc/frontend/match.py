@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import InvalidModelError, NotQuantizedError, UnsupportedOpError
 from ..ir import ACTIVATION_DTYPES, INT_RANGES, Graph, Quant, Tensor, fresh_name
 from .emit import Emitter
+from .match_index import IndexOps
 from .match_linear import LinearOps
 from .match_postops import PostOps
 from .match_structural import StructuralOps
@@ -61,6 +62,13 @@ SUPPORTED: dict[str, str] = {
             "dequantized tensor with bounds on its grid",
     "Slice": "constant starts/ends/axes/steps (negative steps too) that keep the batch axis whole",
     "Concat": "of quantized tensors (requantized per input where scales differ)",
+    "Pad": "constant (a constant value)/reflect/edge/wrap, constant pads, keeping the batch axis -> IndexMap",
+    "Resize": "mode nearest, constant scales/sizes, any coordinate/nearest mode -> IndexMap",
+    "DepthToSpace": "-> IndexMap", "SpaceToDepth": "-> IndexMap",
+    "Tile": "constant repeats keeping the batch axis -> IndexMap", "Expand": "constant shape -> IndexMap",
+    "Split": "constant sizes (input or attribute) or equal parts, not of the batch axis -> one Slice per output",
+    "ConvTranspose": "2-D, DQ(int8) weights per-tensor or per-output-channel (axis 1), any group/stride/"
+                     "dilation/pads/output_padding -> IndexMap (zero insertion) + QConv",
     "MaxPool": "2-D, on quantized tensors or between DQ and Q",
     "Reshape": "static target shape; of the float input (moved after the quantizer); may drop the batch axis of "
                "a batch-1 graph", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
@@ -85,7 +93,7 @@ SUPPORTED: dict[str, str] = {
 STRUCTURAL = ("MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat")
 
 
-class Matcher(StructuralOps, LinearOps, PostOps, UnaryOps, Emitter):
+class Matcher(StructuralOps, IndexOps, LinearOps, PostOps, UnaryOps, Emitter):
     def __init__(self, og: OGraph, in_shapes: dict[str, tuple]):
         self.og = og
         self.in_shapes = in_shapes

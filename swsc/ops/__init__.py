@@ -25,6 +25,7 @@ from . import (  # noqa: F401
                dense,
                dequantize,
                float_arith,
+               indexmap,
                lut,
                maxpool,
                quantize,
