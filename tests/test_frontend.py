@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import corpus  # noqa: E402
 from frontend_util import MODELS, SHARED, assert_matches_onnxruntime  # noqa: E402
 
+import test_op_affine_const  # noqa: E402
 import test_op_slice  # noqa: E402
 from swsc.frontend import SUPPORTED, import_model  # noqa: E402
 
@@ -215,6 +216,8 @@ def test_every_claimed_op_is_implemented(tmp_path, cache):
     paths += [p for p in [SHARED / "models" / f for f in MLPERF] + [MODELS / "qat_lenet.onnx"] if p.exists()]
     (tmp_path / "slice").mkdir()
     paths.append(test_op_slice.quantized_model("reverse", "qdq", tmp_path / "slice"))  # its own tests
+    (tmp_path / "affine").mkdir()
+    paths.append(test_op_affine_const.quantized_model("mul-channel", "qop", tmp_path / "affine"))  # QLinearMul
     for p in paths:
         import_model(p)
         covered |= _op_keys(p)

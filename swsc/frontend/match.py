@@ -48,10 +48,14 @@ SUPPORTED: dict[str, str] = {
     "GlobalAveragePool": "4-D",
     "ReduceMean": "over H,W of a 4-D tensor, also as two ReduceMean(axes=[-1]) in a row",
     "Add": "two quantized tensors (residual), a quantized constant operand, a constant after a linear op (-> bias), "
-           "or a float constant on the float input (float head -> FloatArith)",
-    "Sub": "a constant after a linear op (-> bias), or a float constant on the float input (float head)",
-    "Mul": "a constant (per-tensor or per-channel) after a linear op (-> weight scale), or on the float input",
-    "Div": "a constant after a linear op (-> weight scale), or on the float input (float head)",
+           "a float constant on a dequantized tensor (-> depthwise 1x1 QConv), or a float constant on the float input "
+           "(float head -> FloatArith)",
+    "Sub": "a constant after a linear op (-> bias), a constant (scalar or per channel) on a dequantized tensor "
+           "(-> depthwise 1x1 QConv), or a float constant on the float input (float head)",
+    "Mul": "a constant (per-tensor or per-channel) after a linear op (-> weight scale), a constant (scalar or per "
+           "channel) on a dequantized tensor (-> depthwise 1x1 QConv), or on the float input",
+    "Div": "a constant after a linear op (-> weight scale), a constant (scalar or per channel) on a dequantized "
+           "tensor (-> depthwise 1x1 QConv), or on the float input (float head)",
     "BatchNormalization": "after a linear op (folded into weight scale and bias)",
     "Relu": "before a QuantizeLinear (narrows the output range); on a dequantized tensor feeding other ops "
             "(keeps its grid: narrows its integer range)",
@@ -70,6 +74,7 @@ SUPPORTED: dict[str, str] = {
     "QLinearConv": "lifted to QDQ", "QLinearMatMul": "lifted to QDQ",
     "MatMulInteger": "constant weights, lifted", "ConvInteger": "constant weights, lifted",
     "com.microsoft.QGemm": "lifted to QDQ", "com.microsoft.QLinearAdd": "lifted to QDQ",
+    "com.microsoft.QLinearMul": "with a constant operand (scalar or per channel), lifted",
     "com.microsoft.QLinearAveragePool": "channels_last=0, lifted", "com.microsoft.QLinearGlobalAveragePool":
     "channels_last=0, lifted", "com.microsoft.QLinearConcat": "lifted", "com.microsoft.QLinearSoftmax":
     "lifted (the output quantization of the float tail is dropped)",
