@@ -217,7 +217,7 @@ def test_every_claimed_op_is_implemented(tmp_path, cache):
     (tmp_path / "slice").mkdir()
     paths.append(test_op_slice.quantized_model("reverse", "qdq", tmp_path / "slice"))  # its own tests
     (tmp_path / "affine").mkdir()
-    paths.append(test_op_affine_const.quantized_model("mul-channel", "qop", tmp_path / "affine"))  # QLinearMul
+    paths.append(test_op_affine_const.quantized_model("onnx", "qop", tmp_path / "affine"))  # QLinearMul
     for p in paths:
         import_model(p)
         covered |= _op_keys(p)

@@ -41,11 +41,12 @@ SUPPORTED: dict[str, str] = {
     "QuantizeLinear": "per-tensor uint8/int8 or uint16/int16 activations (graph input or float head -> Quantize; "
                       "after a linear op -> its output quant)",
     "DequantizeLinear": "of integer tensors (activations) and integer constants (weights, biases, constant operands)",
-    "Conv": "2-D, any group/stride/dilation/pads/auto_pad, DQ(int8/uint8) weights per-tensor or per-output-channel",
+    "Conv": "2-D or 1-D (as 2-D with a unit H axis), any group/stride/dilation/pads/auto_pad, DQ(int8/uint8) weights "
+            "per-tensor or per-output-channel",
     "Gemm": "transA=0, transB 0/1, alpha/beta, on [1,K] inputs",
     "MatMul": "[1,K] x DQ(const [K,M])",
-    "AveragePool": "2-D, ceil_mode giving the floor shape, count_include_pad 0/1",
-    "GlobalAveragePool": "4-D",
+    "AveragePool": "2-D or 1-D, ceil_mode giving the floor shape, count_include_pad 0/1",
+    "GlobalAveragePool": "4-D or 3-D",
     "ReduceMean": "over H,W of a 4-D tensor, also as two ReduceMean(axes=[-1]) in a row",
     "Add": "two quantized tensors (residual), a quantized constant operand, a constant after a linear op (-> bias), "
            "a float constant on a dequantized tensor (-> depthwise 1x1 QConv), or a float constant on the float input "
@@ -63,7 +64,7 @@ SUPPORTED: dict[str, str] = {
             "dequantized tensor with bounds on its grid",
     "Slice": "constant starts/ends/axes/steps (negative steps too) that keep the batch axis whole",
     "Concat": "of quantized tensors (requantized per input where scales differ)",
-    "MaxPool": "2-D, on quantized tensors or between DQ and Q",
+    "MaxPool": "2-D or 1-D, on quantized tensors or between DQ and Q",
     "Reshape": "static target shape; of the float input (moved after the quantizer); may drop the batch axis of "
                "a batch-1 graph", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
     "Transpose": "keeps the batch axis; of the float input (moved after the quantizer); of a DQ weight",
