@@ -281,8 +281,7 @@ class PostOps:
         lin = self._affine_view(n, x) if isinstance(x, View) else copy.copy(x)
         if isinstance(c, WConst):
             # onnxruntime dequantizes the constant in float32: fp32(c_q - z_c) * fp32(s_c)
-            real = c.real() if c.scale.size == 1 else None
-            if real is None:
+            if c.scale.size != 1 or c.zp.size != 1:
                 raise Unsupported("the constant operand must be quantized per tensor")
             c32 = ((c.data.astype(np.float64) - float(_scalar(c.zp))).astype(np.float32)
                    * np.float32(_scalar(c.scale))).astype(np.float32)
@@ -298,9 +297,8 @@ class PostOps:
 
     def _per_channel_int(self, c: WConst, lin: Lin) -> np.ndarray:
         """The integer data of a per-tensor quantized constant, one value per channel."""
-        data = np.asarray(c.data)
-        m = np.moveaxis(np.broadcast_to(data.reshape((1,) * (len(lin.shape) - data.ndim) + data.shape)
-                                        if data.ndim < len(lin.shape) else data, lin.shape), 1, 0)
+        # per channel already checked on its real values (_per_channel), a monotone map of the integers
+        m = np.moveaxis(np.broadcast_to(c.data, lin.shape), 1, 0)
         return m.reshape(lin.shape[1], -1)[:, 0].copy()
 
     def emit_affine(self, lin: Lin, op, y: str, q: Quant, dt: str) -> str:
