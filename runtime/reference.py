@@ -18,6 +18,9 @@ matches onnxruntime bit for bit on almost every element:
   MlasQLinearAdd (AVX2): ``r = fp32(s_i / s_y)``, ``F = fp32(z_y - (r_a z_a + r_b z_b))``
 * QAdd (1 input):  ``rint(fp32(fp32(s_x (x - z_x)) / s_y)) + z_y``  (DequantizeLinear then
   QuantizeLinear, as ORT runs a requantization)
+* QConv of a Mul/Div/Add/Sub by constants of a dequantized tensor (``meta["ort_affine"]``):
+  QLinearMul's ``rint(fp32(fp32((x - z_x)(c - z_c)) * fp32(fp32(s_x s_c) / s_y)) + z_y)``, or
+  DequantizeLinear, the ops in float32, QuantizeLinear (swsc/requant.py ``ort_affine``)
 * everything is clamped to the output tensor's ``[lo, hi]``.
 
 Clusters onnxruntime cannot fuse run in float32 there (``meta["ort_float_nodes"]``), and

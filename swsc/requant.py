@@ -140,10 +140,50 @@ def ort_float_op(g, n, ins, op: str, x: np.ndarray) -> np.ndarray:
     return hit[1].run(None, {"x": np.ascontiguousarray(x, f32)})[0]
 
 
+def ort_affine(g, node, ins, env) -> np.ndarray | None:
+    """A Mul/Div/Add/Sub by constants of a dequantized tensor, which the front-end emits as a
+    depthwise 1x1 QConv (``meta["ort_affine"]``), as onnxruntime computes it; None for other nodes.
+
+    * ``qlinear_mul`` (QLinearMul, or DQ x DQ(const) -> Mul -> Q, which onnxruntime fuses to it):
+      MlasQLinearMul's x86 kernel, ``rint(fp32(fp32((a - z_a)(c - z_c)) * r) + fp32(z_y))`` with
+      ``r = fp32(fp32(s_a s_c) / s_y)``, saturated;
+    * ``float``: DequantizeLinear, each op in float32 with its float32 constant (a Div divides
+      by it, as onnxruntime does, not multiplies by its reciprocal), then QuantizeLinear.
+    """
+    spec = json.loads(g.meta.get("ort_affine", "{}")).get(node.name)
+    if spec is None:
+        return None
+    x, y = g.tensors[ins.x], g.tensors[node.outputs[0]]
+    v = env[x.name]
+    if spec["kind"] == "qlinear_mul":
+        w = g.tensors[ins.w]
+        c = chan(w.data.reshape(-1).astype(np.float64) - float(np.asarray(w.quant.zero_point)), v.ndim)
+        prod = (v.astype(np.float64) - float(np.asarray(x.quant.zero_point))) * c     # exact: |prod| < 2^17
+        r = f32(f32(f32(x.quant.scale) * f32(w.quant.scale)) / f32(y.quant.scale))
+        t = ((prod.astype(f32) * r).astype(f32) + f32(float(np.asarray(y.quant.zero_point)))).astype(f32)
+        return np.clip(np.rint(t), y.quant.lo, y.quant.hi).astype(y.dtype)
+    d = dq32(x, v)
+    for op, c, reverse in spec["steps"]:
+        c = chan(np.asarray(c, f32), d.ndim)
+        if op == "Mul":
+            d = d * c
+        elif op == "Div":
+            d = d / c
+        elif op == "Add":
+            d = d + c
+        else:
+            d = c - d if reverse else d - c
+        d = d.astype(f32)
+    return requant_float(d, y.quant, y.dtype)
+
+
 def ort_float_mirror(g, node, ins, op: str, env) -> np.ndarray | None:
     """The output of a plain Conv/Gemm that onnxruntime runs through its float kernels
-    (front-end's ``ort_float_mirror`` list), requantized as its QuantizeLinear; None for
-    the other nodes."""
+    (front-end's ``ort_float_mirror`` list), requantized as its QuantizeLinear, or of a
+    constant op emitted as a Conv (``ort_affine``); None for the other nodes."""
+    affine = ort_affine(g, node, ins, env)
+    if affine is not None:
+        return affine
     if node.name not in meta_list(g, "ort_float_mirror"):
         return None
     x, y = g.tensors[ins.x], g.tensors[node.outputs[0]]

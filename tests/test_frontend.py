@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import corpus  # noqa: E402
 from frontend_util import MODELS, SHARED, assert_matches_onnxruntime  # noqa: E402
 
+import test_op_affine_const  # noqa: E402
 import test_op_indexmap  # noqa: E402
 import test_op_lut  # noqa: E402
 import test_op_slice  # noqa: E402
@@ -223,6 +224,8 @@ def test_every_claimed_op_is_implemented(tmp_path, cache):
     for which in ("pad0", "resize-asym", "split", "d2s", "s2d", "tile", "expand", "convt"):  # its own tests
         (tmp_path / which).mkdir()
         paths.append(test_op_indexmap.quantized_model(which, "qdq", tmp_path / which))
+    (tmp_path / "affine").mkdir()
+    paths.append(test_op_affine_const.quantized_model("onnx", "qop", tmp_path / "affine"))  # QLinearMul
     for p in paths:
         import_model(p)
         covered |= _op_keys(p)

@@ -36,6 +36,8 @@ class Emitter:
         op = self.CLUSTER_OPS.get(lin.kind)
         if op is None:
             raise Unsupported(f"cannot emit {lin.kind}")
+        if lin.affine is not None:     # constants on a dequantized tensor (match_postops.py)
+            return self.emit_affine(lin, OPS[op], y, Quant(s, z, None, lo, hi), dt)
         return OPS[op].build(self, lin, y, Quant(s, z, None, lo, hi), dt, q)
 
     #: matched cluster kind (``Lin.kind``) -> the canonical op whose ``build`` emits it

@@ -22,6 +22,7 @@ LIFTED = {
     ("", "ConvInteger"): "Conv",
     (MS, "QGemm"): "Gemm",
     (MS, "QLinearAdd"): "Add",
+    (MS, "QLinearMul"): "Mul",
     (MS, "QLinearAveragePool"): "AveragePool",
     (MS, "QLinearGlobalAveragePool"): "GlobalAveragePool",
     (MS, "QLinearConcat"): "Concat",
@@ -98,10 +99,10 @@ class _Lifter:
                 self.q(f, i(7), i(8), y, nm)
             else:
                 self.out.append(ONode("Gemm", nm, ins, [y], attrs))
-        elif n.op == "QLinearAdd":
+        elif n.op in ("QLinearAdd", "QLinearMul"):
             a = self.dq(i(0), i(1), i(2), nm + "_a")
             b = self.dq(i(3), i(4), i(5), nm + "_b")
-            self.out.append(ONode("Add", nm, [a, b], [f]))
+            self.out.append(ONode(fop, nm, [a, b], [f]))
             self.q(f, i(6), i(7), y, nm)
         elif n.op in ("QLinearAveragePool", "QLinearGlobalAveragePool"):
             cl = attrs.pop("channels_last", 0)

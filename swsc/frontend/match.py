@@ -44,17 +44,22 @@ SUPPORTED: dict[str, str] = {
     "QuantizeLinear": "per-tensor uint8/int8 or uint16/int16 activations (graph input or float head -> Quantize; "
                       "after a linear op -> its output quant)",
     "DequantizeLinear": "of integer tensors (activations) and integer constants (weights, biases, constant operands)",
-    "Conv": "2-D, any group/stride/dilation/pads/auto_pad, DQ(int8/uint8) weights per-tensor or per-output-channel",
+    "Conv": "2-D or 1-D (as 2-D with a unit H axis), any group/stride/dilation/pads/auto_pad, DQ(int8/uint8) weights "
+            "per-tensor or per-output-channel",
     "Gemm": "transA=0, transB 0/1, alpha/beta, on [1,K] inputs",
     "MatMul": "[1,K] x DQ(const [K,M])",
-    "AveragePool": "2-D, ceil_mode giving the floor shape, count_include_pad 0/1",
-    "GlobalAveragePool": "4-D",
+    "AveragePool": "2-D or 1-D, ceil_mode giving the floor shape, count_include_pad 0/1",
+    "GlobalAveragePool": "4-D or 3-D",
     "ReduceMean": "over H,W of a 4-D tensor, also as two ReduceMean(axes=[-1]) in a row",
     "Add": "two quantized tensors (residual), a quantized constant operand, a constant after a linear op (-> bias), "
-           "or a float constant on the float input (float head -> FloatArith)",
-    "Sub": "a constant after a linear op (-> bias), or a float constant on the float input (float head)",
-    "Mul": "a constant (per-tensor or per-channel) after a linear op (-> weight scale), or on the float input",
-    "Div": "a constant after a linear op (-> weight scale), or on the float input (float head)",
+           "a float constant on a dequantized tensor (-> depthwise 1x1 QConv), or a float constant on the float input "
+           "(float head -> FloatArith)",
+    "Sub": "a constant after a linear op (-> bias), a constant (scalar or per channel) on a dequantized tensor "
+           "(-> depthwise 1x1 QConv), or a float constant on the float input (float head)",
+    "Mul": "a constant (per-tensor or per-channel) after a linear op (-> weight scale), a constant (scalar or per "
+           "channel) on a dequantized tensor (-> depthwise 1x1 QConv), or on the float input",
+    "Div": "a constant after a linear op (-> weight scale), a constant (scalar or per channel) on a dequantized "
+           "tensor (-> depthwise 1x1 QConv), or on the float input (float head)",
     "BatchNormalization": "after a linear op (folded into weight scale and bias)",
     "Relu": "before a QuantizeLinear (narrows the output range); on a dequantized tensor feeding other ops "
             "(keeps its grid: narrows its integer range)",
@@ -69,7 +74,7 @@ SUPPORTED: dict[str, str] = {
     "Split": "constant sizes (input or attribute) or equal parts, not of the batch axis -> one Slice per output",
     "ConvTranspose": "2-D, DQ(int8) weights per-tensor or per-output-channel (axis 1), any group/stride/"
                      "dilation/pads/output_padding -> IndexMap (zero insertion) + QConv",
-    "MaxPool": "2-D, on quantized tensors or between DQ and Q",
+    "MaxPool": "2-D or 1-D, on quantized tensors or between DQ and Q",
     "Reshape": "static target shape; of the float input (moved after the quantizer); may drop the batch axis of "
                "a batch-1 graph", "Flatten": "", "Squeeze": "", "Unsqueeze": "",
     "Transpose": "keeps the batch axis; of the float input (moved after the quantizer); of a DQ weight",
@@ -84,6 +89,7 @@ SUPPORTED: dict[str, str] = {
     "QLinearConv": "lifted to QDQ", "QLinearMatMul": "lifted to QDQ",
     "MatMulInteger": "constant weights, lifted", "ConvInteger": "constant weights, lifted",
     "com.microsoft.QGemm": "lifted to QDQ", "com.microsoft.QLinearAdd": "lifted to QDQ",
+    "com.microsoft.QLinearMul": "with a constant operand (scalar or per channel), lifted",
     "com.microsoft.QLinearAveragePool": "channels_last=0, lifted", "com.microsoft.QLinearGlobalAveragePool":
     "channels_last=0, lifted", "com.microsoft.QLinearConcat": "lifted", "com.microsoft.QLinearSoftmax":
     "lifted (the output quantization of the float tail is dropped)",

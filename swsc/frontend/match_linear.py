@@ -11,8 +11,9 @@ import copy
 
 import numpy as np
 
+from ..ops import window_out
 from .onnxgraph import ONode
-from .values import Head, Lin, Unsupported, View, WConst
+from .values import Head, Lin, QRef, Unsupported, View, WConst, _pads2d
 
 
 class LinearOps:
@@ -88,20 +89,80 @@ class LinearOps:
         real = np.broadcast_to(real, (M,))
         return real / (lin.sx * np.broadcast_to(lin.ws, (M,)))
 
+    # -- 1-D windows: the 2-D form with a unit H axis ---------------------------------------------
+    # Conv/MaxPool/AveragePool/GlobalAveragePool on [N, C, L] compute exactly their 2-D form on
+    # [N, C, 1, L] with kernel [1, k], strides [1, s], dilations [1, d] and pads [0, p0, 0, p1]
+    # (the H axis has one tap and no padding): the input is viewed as 4-D by a Reshape and the
+    # result reshaped back to the model's 3-D shape (emit_natural / _window_1d).
+    def _geom_1d(self, n: ONode, in_shape, kernel=None):
+        """Kernel, strides, pads, dilations of a 1-D window node in 2-D form, the ceil_mode
+        extra end padding included (allowed for MaxPool, refused for AveragePool)."""
+        if in_shape is None or len(in_shape) != 3:
+            raise Unsupported(f"a 1-D window needs a 3-D input, has shape {in_shape}")
+        k = list(kernel or n.attrs.get("kernel_shape", []))
+        if len(k) != 1:
+            raise Unsupported(f"kernel {k} on a 3-D input (1-D kernel expected)")
+        s = [1] + list(n.attrs.get("strides", [1]))
+        d = [1] + list(n.attrs.get("dilations", [1]))
+        k = [1] + k
+        attrs = dict(n.attrs)
+        if "pads" in attrs:
+            attrs["pads"] = [0, int(attrs["pads"][0]), 0, int(attrs["pads"][1])]
+        p = _pads2d(attrs, (1, in_shape[2]), k, s, d)
+        out = self.og.shape(n.outputs[0])
+        if out is None:
+            raise Unsupported("output shape is not static")
+        floor = window_out(in_shape[2], k[1], s[1], p[1], p[3], d[1])
+        if floor != out[2]:
+            if n.op != "MaxPool":
+                raise Unsupported("ceil_mode=1 changes the output size (not supported for average pooling)")
+            p[3] += (out[2] - floor) * s[1]
+        return k, s, p, d
+
+    def _view_4d(self, n: ONode, xv: View) -> View:
+        """[N, C, L] viewed as [N, C, 1, L] (a Reshape, where it is materialized)."""
+        N, C, L = xv.shape
+        return View(xv.scale, xv.zp, (N, C, 1, L), f"{xv.fname}__2d", parents=[xv], op="Reshape",
+                    attrs={"shape": [N, C, 1, L]}, node=f"{n.name}_as2d", direct=xv.direct)
+
+    def _maxpool_1d(self, n: ONode) -> None:
+        """MaxPool on [N, C, L]: Reshape -> 2-D MaxPool -> Reshape, on integers or between DQ and Q."""
+        v = self.val(n.inputs[0])
+        if isinstance(v, QRef):
+            xv = self.view_of_q(v.ir, v.ir)
+        elif isinstance(v, View):
+            xv = v
+        else:
+            raise Unsupported(f"input is not a quantized tensor ({type(v).__name__})")
+        k, s, p, d = self._geom_1d(n, xv.shape)
+        x4 = self._view_4d(n, xv)
+        out = n.outputs[0]
+        N, M, L = self.og.shape(out)
+        m4 = View(xv.scale, xv.zp, (N, M, 1, L), f"{out}__2d", parents=[x4], op="MaxPool",
+                  attrs={"kernel": k, "strides": s, "pads": p, "dilations": d}, node=n.name, direct=xv.direct)
+        y = View(xv.scale, xv.zp, (N, M, L), out, parents=[m4], op="Reshape", attrs={"shape": [N, M, L]},
+                 node=f"{n.name}_as1d", direct=xv.direct)
+        self.vals[out] = QRef(self.materialize(y, name=out)) if isinstance(v, QRef) else y
+
     def op_Conv(self, n: ONode) -> None:
         xv = self._xview(n.inputs[0])
         w = self._weight(n.inp(1))
-        if w.data.ndim != 4:
-            raise Unsupported("only 2-D convolution is supported")
-        M = w.data.shape[0]
+        data = w.data
+        if data.ndim == 3:
+            k, s, p, d = self._geom_1d(n, xv.shape, list(n.attrs.get("kernel_shape", data.shape[2:])))
+            xv, data = self._view_4d(n, xv), data[:, :, None, :]
+        elif data.ndim == 4:
+            k = list(n.attrs.get("kernel_shape", data.shape[2:]))
+            k, s, p, d = self._pool_geom(n, xv.shape, k)
+        else:
+            raise Unsupported(f"only 1-D and 2-D convolution is supported (weight of rank {data.ndim})")
+        M = data.shape[0]
         if w.axis not in (None, 0):
             raise Unsupported(f"weight is quantized along axis {w.axis} (per-output-channel axis 0 expected)")
-        k = list(n.attrs.get("kernel_shape", w.data.shape[2:]))
-        k, s, p, d = self._pool_geom(n, xv.shape, k)
         attrs = {"kernel": k, "strides": s, "pads": p, "dilations": d, "group": int(n.attrs.get("group", 1))}
         ws = w.scale.astype(np.float64)
         sx, ws = self._sx(xv, ws)
-        lin = Lin("conv", n.name, self.og.shape(n.outputs[0]), [xv], attrs, w.data, w.name, ws,
+        lin = Lin("conv", n.name, self.og.shape(n.outputs[0]), [xv], attrs, np.ascontiguousarray(data), w.name, ws,
                   w.zp.astype(np.int64), None, sx)
         lin.float_path = not xv.direct
         lin.plain = self._plain(xv, sx, n.inp(2))
@@ -176,17 +237,23 @@ class LinearOps:
 
     def op_AveragePool(self, n: ONode) -> None:
         xv = self._xview(n.inputs[0])
-        k, s, p, d = self._pool_geom(n, xv.shape)
+        if len(xv.shape) == 3:
+            k, s, p, d = self._geom_1d(n, xv.shape)
+            xv = self._view_4d(n, xv)
+        else:
+            k, s, p, d = self._pool_geom(n, xv.shape)
+            p = self._ceil_pads(n, k, s, p, d, allow=False)
         if d != [1, 1]:
             raise Unsupported("dilated average pooling is not supported")
-        p = self._ceil_pads(n, k, s, p, d, allow=False)
         attrs = {"kernel": k, "strides": s, "pads": p, "count_include_pad": int(n.attrs.get("count_include_pad", 0))}
         self.vals[n.outputs[0]] = Lin("pool", n.name, self.og.shape(n.outputs[0]), [xv], attrs)
 
     def op_GlobalAveragePool(self, n: ONode) -> None:
         xv = self._xview(n.inputs[0])
+        if len(xv.shape) == 3:
+            xv = self._view_4d(n, xv)
         if len(xv.shape) != 4:
-            raise Unsupported("needs a 4-D input")
+            raise Unsupported("needs a 3-D or 4-D input")
         attrs = {"kernel": list(xv.shape[2:]), "global": True}
         lin = Lin("pool", n.name, self.og.shape(n.outputs[0]), [xv], attrs)
         # onnxruntime fuses DQ -> GlobalAveragePool -> Q into QLinearGlobalAveragePool; after a

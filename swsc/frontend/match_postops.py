@@ -4,15 +4,18 @@ BatchNormalization) and the Softmax float tail.
 Between a linear op and its QuantizeLinear these fold into the pending ``Lin`` (a
 clamp range, weight scale, bias), so they cost no IR op; a Clip directly on a
 quantized tensor narrows its range, and Softmax ends the quantized part of the graph.
+Mul/Div/Add/Sub by constants of a dequantized tensor (no linear op before them) become a
+depthwise 1x1 ``QConv`` (``_affine_view``, ``emit_affine``).
 """
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 
 from ..errors import InvalidModelError
-from ..ir import Quant
+from ..ir import INT_RANGES, Quant
 from .onnxgraph import ONode
 from .values import Head, Lin, QRef, Tail, Unsupported, View, WConst, _scalar
 
@@ -221,8 +224,132 @@ class PostOps:
                                        head.arith + [(n.op, np.ascontiguousarray(c), k == 1, n.name, n.outputs[0])])
         return True
 
+    # -- constants on a dequantized tensor -------------------------------------------------------------
+    # y = round((s_x (x - z_x) k + b) / s_y) + z_y with one k and b per channel is a requantizing
+    # layer with one integer weight per channel: a depthwise 1x1 QConv with weight sign(k), weight
+    # scale |k| and bias b / (s_x |k|) in accumulator units computes exactly that real value before
+    # its requantization, so fold, rescale, integer lowering, numpy and C take it unchanged. A lone
+    # DQ(x) * DQ(c) -> Q, which onnxruntime runs as QLinearMul, keeps c's own integer c_q - z_c as
+    # the weight and s_c as its scale (the same real value, and the QLinearMul multiplier).
+    def _affine_view(self, n: ONode, xv: View) -> Lin:
+        """The depthwise 1x1 conv cluster a dequantized tensor enters at its first constant op; a
+        [N, C] or [N, C, L] tensor is viewed as [N, C, 1, 1] / [N, C, 1, L] (the cluster's output
+        is reshaped back by its build)."""
+        shape = tuple(xv.shape)
+        if len(shape) not in (2, 3, 4):
+            raise Unsupported(f"a constant on a tensor of shape {list(shape)} (rank 2 to 4 expected)")
+        self.check_view(xv)
+        x4 = xv
+        if len(shape) != 4:
+            s4 = (shape[0], shape[1], 1, shape[2] if len(shape) == 3 else 1)
+            x4 = View(xv.scale, xv.zp, s4, f"{xv.fname}__4d", parents=[xv], op="Reshape",
+                      attrs={"shape": list(s4)}, node=f"{n.name}_as4d", direct=xv.direct)
+        attrs = {"kernel": [1, 1], "strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1], "group": shape[1]}
+        lin = Lin("conv", n.name, shape, [x4], attrs, sx=float(self.qof(self.materialize(xv)).scale))
+        lin.affine = []
+        return lin
+
+    def _const_affine(self, n: ONode, wconst_view: bool = True) -> bool:
+        """Mul/Div/Add/Sub of a dequantized tensor (or such a pending cluster) and a constant;
+        False where the operands are something else (the other handlers' forms)."""
+        vals = [self.val(i) for i in n.inputs[:2]]
+
+        def tensor(v):
+            return isinstance(v, View) or isinstance(v, Lin) and v.affine is not None and not v.clamped
+
+        def const(v):
+            return isinstance(v, WConst) or isinstance(v, np.ndarray) and v.dtype.kind in "fiu"
+
+        if tensor(vals[0]) and const(vals[1]):
+            k = 0
+        elif tensor(vals[1]) and const(vals[0]):
+            k = 1
+        else:
+            if n.op in ("Mul", "Div") and all(isinstance(v, (View, Lin)) for v in vals):
+                raise Unsupported(f"{n.op} of two activations is not supported (one operand must be a constant)")
+            return False
+        x, c = vals[k], vals[1 - k]
+        if isinstance(x, View) and isinstance(c, WConst) and not wconst_view:
+            return False            # Add of a quantized constant: QLinearAdd (QAdd)
+        if n.op == "Div" and k == 1:
+            raise Unsupported("division by an activation is not supported")
+        out = self.og.shape(n.outputs[0])
+        if out is None or tuple(out) != tuple(x.shape):
+            raise Unsupported("the constant operand changes the shape")
+        fused = (n.op == "Mul" and isinstance(x, View) and isinstance(c, WConst)
+                 and (x.direct or n.name in self.og.lifted))
+        lin = self._affine_view(n, x) if isinstance(x, View) else copy.copy(x)
+        if isinstance(c, WConst):
+            # onnxruntime dequantizes the constant in float32: fp32(c_q - z_c) * fp32(s_c)
+            if c.scale.size != 1 or c.zp.size != 1:
+                raise Unsupported("the constant operand must be quantized per tensor")
+            c32 = ((c.data.astype(np.float64) - float(_scalar(c.zp))).astype(np.float32)
+                   * np.float32(_scalar(c.scale))).astype(np.float32)
+        else:
+            c32 = np.asarray(c).astype(np.float32)
+        cc = self._per_channel(c32.astype(np.float64), lin)
+        if n.op == "Div" and np.any(np.asarray(cc) == 0):
+            raise Unsupported("division by a constant with zero values")
+        lin.affine = lin.affine + [(n.op, np.asarray(cc, np.float64), k == 1)]
+        lin.fused = c if fused and len(lin.affine) == 1 else None
+        self.vals[n.outputs[0]] = lin
+        return True
+
+    def _per_channel_int(self, c: WConst, lin: Lin) -> np.ndarray:
+        """The integer data of a per-tensor quantized constant, one value per channel."""
+        # per channel already checked on its real values (_per_channel), a monotone map of the integers
+        m = np.moveaxis(np.broadcast_to(c.data, lin.shape), 1, 0)
+        return m.reshape(lin.shape[1], -1)[:, 0].copy()
+
+    def emit_affine(self, lin: Lin, op, y: str, q: Quant, dt: str) -> str:
+        """Emit a constant-op cluster (``_const_affine``) as its depthwise 1x1 QConv, and record how
+        onnxruntime computes it (``meta["ort_affine"]``, which the reference mirrors:
+        swsc/requant.py ``ort_affine``)."""
+        C = lin.shape[1]
+        fused = lin.fused
+        if fused is not None and lin.clamped and not (
+                lin.lo == 0 and lin.hi == np.inf and q.zero_point == INT_RANGES[dt][0]):
+            fused = None        # onnxruntime drops only a Relu whose Q starts at the zero point
+        lin = copy.copy(lin)
+        if fused is not None:
+            lin.w = self._per_channel_int(fused, lin).reshape(C, 1, 1, 1)
+            lin.ws = np.float64(_scalar(fused.scale))
+            lin.wz = np.int64(_scalar(fused.zp))
+            lin.bias = None
+            spec = {"kind": "qlinear_mul"}
+        else:
+            k, b = np.ones(C), np.zeros(C)
+            for what, c, reverse in lin.affine:
+                c = np.broadcast_to(c, (C,))
+                if what == "Mul":
+                    k, b = k * c, b * c
+                elif what == "Div":
+                    k, b = k / c, b / c
+                elif what == "Add":
+                    b = b + c
+                elif reverse:                  # c - x
+                    k, b = -k, c - b
+                else:
+                    b = b - c
+            ws = np.where(k == 0, 1.0, np.abs(k))
+            lin.w = np.sign(k).astype(np.int8).reshape(C, 1, 1, 1)
+            lin.ws, lin.wz = ws, np.zeros(C, np.int64)
+            lin.bias = None if not np.any(b) else b / (lin.sx * ws)
+            spec = {"kind": "float", "steps": [[what, np.asarray(c, np.float64).reshape(-1).tolist(), reverse]
+                                               for what, c, reverse in lin.affine]}
+        lin.wname = f"{lin.node}_scale"
+        n0 = len(self.g.nodes)
+        out = op.build(self, lin, y, q, dt, q)
+        node = next(m for m in self.g.nodes[n0:] if m.op == op.name)
+        mirror = json.loads(self.g.meta.get("ort_affine", "{}"))
+        mirror[node.name] = spec
+        self.g.meta["ort_affine"] = json.dumps(mirror)
+        return out
+
     def op_Add(self, n: ONode) -> None:
         if self._head_arith(n):
+            return
+        if self._const_affine(n, wconst_view=False):
             return
         a, b = n.inputs[0], n.inputs[1]
         va, vb = self.val(a), self.val(b)
@@ -249,6 +376,8 @@ class PostOps:
     def op_Sub(self, n: ONode) -> None:
         if self._head_arith(n):
             return
+        if self._const_affine(n):
+            return
         va = self.val(n.inputs[0])
         c = self._const_real(n.inputs[1])
         if not isinstance(va, Lin) or c is None:
@@ -257,6 +386,8 @@ class PostOps:
 
     def op_Mul(self, n: ONode) -> None:
         if self._head_arith(n):
+            return
+        if self._const_affine(n):
             return
         va, vb = self.val(n.inputs[0]), self.val(n.inputs[1])
         lv, cn = (va, n.inputs[1]) if isinstance(va, Lin) else (vb, n.inputs[0])
@@ -267,6 +398,8 @@ class PostOps:
 
     def op_Div(self, n: ONode) -> None:
         if self._head_arith(n):
+            return
+        if self._const_affine(n):
             return
         va = self.val(n.inputs[0])
         c = self._const_real(n.inputs[1])

@@ -143,7 +143,10 @@ class StructuralOps:
     def op_MaxPool(self, n: ONode) -> None:
         if len(n.outputs) > 1 and n.outputs[1]:
             raise Unsupported("MaxPool indices output is not supported")
-        k, s, p, d = self._pool_geom(n, self.og.shape(n.inputs[0]))
+        shape = self.og.shape(n.inputs[0])
+        if shape is not None and len(shape) == 3:
+            return self._maxpool_1d(n)        # match_linear.py: the 2-D form with a unit H axis
+        k, s, p, d = self._pool_geom(n, shape)
         p = self._ceil_pads(n, k, s, p, d, allow=True)
         self._struct(n, "MaxPool", {"kernel": k, "strides": s, "pads": p, "dilations": d})
 

@@ -87,6 +87,8 @@ class Lin:
     dims: tuple = ()              # mean: original axis of each current axis
     float_path: bool = False      # onnxruntime computes this cluster in float (no QLinear fusion)
     plain: bool = False           # one Conv/Gemm with its own int32 (or no) bias: its float32 run can be mirrored
+    affine: list | None = None    # a dequantized tensor times/plus constants (match_postops.py): the steps
+    fused: WConst | None = None   # ... a lone DQ x DQ(const) -> Mul -> Q, which onnxruntime fuses to QLinearMul
 
 
 BAD = object()
