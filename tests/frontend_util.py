@@ -12,6 +12,26 @@ MODELS = Path(__file__).resolve().parent / "models"
 INT_TYPES = (np.uint8, np.int8, np.uint16, np.int16)       # quantized activations (16-bit: A16W8)
 
 
+def ort_quantize(src, dst, xs, fmt: str = "qdq", **options) -> Path:
+    """onnxruntime's ``quantize_static`` of the float model ``src`` into ``dst``, calibrated on the
+    frames ``xs`` [N, 1, ...] of its input "input": QDQ or QOperator (``fmt`` qdq/qop), uint8
+    activations and 7-bit int8 weights unless ``options`` say otherwise (onnxruntime's x86 u8 x s8
+    kernels saturate with 8-bit ones, tests/corpus.py)."""
+    from onnxruntime import quantization as oq
+
+    class Reader(oq.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter({"input": x} for x in xs)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    args = dict(quant_format=oq.QuantFormat.QDQ if fmt == "qdq" else oq.QuantFormat.QOperator, reduce_range=True,
+                activation_type=oq.QuantType.QUInt8, weight_type=oq.QuantType.QInt8)
+    oq.quantize_static(str(src), str(dst), Reader(), **{**args, **options})
+    return Path(dst)
+
+
 def ort_session(model: onnx.ModelProto):
     """onnxruntime in the mode the reference evaluator is bit-exact with (swsc.oracle.session:
     exact U8S8 kernels on non-VNNI x86)."""

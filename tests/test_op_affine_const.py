@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from frontend_util import assert_matches_onnxruntime
+from frontend_util import assert_matches_onnxruntime, ort_quantize
 from onnx import TensorProto, helper, numpy_helper
 from swsc.runtime import cbackend, interpreter, reference
 
@@ -91,13 +91,6 @@ def _inputs(n, seed):
     return np.random.default_rng(seed).uniform(-1, 1, (n, 1, 3, 10, 10)).astype(np.float32)
 
 
-class _Reader(ort_quant.CalibrationDataReader):
-    def __init__(self):
-        self.it = iter({"input": x} for x in _inputs(16, 0))
-
-    def get_next(self):
-        return next(self.it, None)
-
 
 def quantized_model(which: str, fmt: str, d):
     if which == "torch":
@@ -105,11 +98,7 @@ def quantized_model(which: str, fmt: str, d):
         _torch_model(d / "float.onnx")
     else:
         _float_model(d / "float.onnx")
-    # 7-bit weights: onnxruntime's x86 u8 x s8 kernels saturate with 8-bit ones (tests/corpus.py)
-    ort_quant.quantize_static(str(d / "float.onnx"), str(d / "q.onnx"), _Reader(),
-                              quant_format=ort_quant.QuantFormat.QDQ if fmt == "qdq" else
-                              ort_quant.QuantFormat.QOperator, reduce_range=True,
-                              activation_type=ort_quant.QuantType.QUInt8, weight_type=ort_quant.QuantType.QInt8)
+    ort_quantize(str(d / "float.onnx"), str(d / "q.onnx"), _inputs(16, 0), fmt)
     return d / "q.onnx"
 
 
@@ -172,7 +161,7 @@ def _refused(tmp_path, node):
     m.graph.initializer.append(numpy_helper.from_array(np.random.default_rng(0).uniform(
         0.5, 1, (1, C, 10, 10)).astype(np.float32), "kk"))
     onnx.save(m, str(tmp_path / "bad.onnx"))
-    ort_quant.quantize_static(str(tmp_path / "bad.onnx"), str(tmp_path / "q.onnx"), _Reader(), reduce_range=True)
+    ort_quantize(tmp_path / "bad.onnx", tmp_path / "q.onnx", _inputs(16, 0), activation_type=ort_quant.QuantType.QInt8)
     return tmp_path / "q.onnx"
 
 

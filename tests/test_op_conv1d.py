@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from frontend_util import assert_matches_onnxruntime
+from frontend_util import assert_matches_onnxruntime, ort_quantize
 from onnx import TensorProto, helper, numpy_helper
-from swsc.runtime import cbackend, interpreter, reference
+from swsc.runtime import cbackend, interpreter
 
 from swsc.compiler import compile_graph, import_onnx
 from swsc.errors import UnsupportedOpError
@@ -77,13 +77,6 @@ def _inputs(n, seed):
     return np.random.default_rng(seed).uniform(-1, 1, (n, 1, 3, L)).astype(np.float32)
 
 
-class _Reader(ort_quant.CalibrationDataReader):
-    def __init__(self, xs=None):
-        self.it = iter({"input": x} for x in (_inputs(16, 0) if xs is None else xs))
-
-    def get_next(self):
-        return next(self.it, None)
-
 
 def quantized_model(which: str, fmt: str, d):
     if which == "torch":
@@ -91,11 +84,7 @@ def quantized_model(which: str, fmt: str, d):
         _torch_model(d / "float.onnx")
     else:
         _float_model(d / "float.onnx")
-    # 7-bit weights: onnxruntime's x86 u8 x s8 kernels saturate with 8-bit ones (tests/corpus.py)
-    ort_quant.quantize_static(str(d / "float.onnx"), str(d / "q.onnx"), _Reader(),
-                              quant_format=ort_quant.QuantFormat.QDQ if fmt == "qdq" else
-                              ort_quant.QuantFormat.QOperator, reduce_range=True,
-                              activation_type=ort_quant.QuantType.QUInt8, weight_type=ort_quant.QuantType.QInt8)
+    ort_quantize(str(d / "float.onnx"), str(d / "q.onnx"), _inputs(16, 0), fmt)
     return d / "q.onnx"
 
 
@@ -148,6 +137,6 @@ def test_3d_convolution_is_refused(tmp_path):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=8),
               str(tmp_path / "f.onnx"))
     xs = rng.uniform(-1, 1, (4, 1, 3, 6, 6, 6)).astype(np.float32)
-    ort_quant.quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), _Reader(xs), reduce_range=True)
+    ort_quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", xs, activation_type=ort_quant.QuantType.QInt8)
     with pytest.raises(UnsupportedOpError, match="conv3d.*only 1-D and 2-D convolution"):
         import_onnx(tmp_path / "q.onnx")

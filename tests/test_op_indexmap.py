@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from frontend_util import assert_matches_onnxruntime
+from frontend_util import assert_matches_onnxruntime, ort_quantize
 from onnx import TensorProto, helper, numpy_helper
 from swsc.runtime import cbackend, interpreter
 
@@ -107,20 +107,9 @@ def _inputs(n, seed):
     return np.random.default_rng(seed).uniform(-1, 1, (n, 1, 3, H, H)).astype(np.float32)
 
 
-class _Reader(ort_quant.CalibrationDataReader):
-    def __init__(self):
-        self.it = iter({"input": x} for x in _inputs(16, 0))
-
-    def get_next(self):
-        return next(self.it, None)
-
 
 def _quantize(src, dst, fmt: str, per_channel: bool = False, act=ort_quant.QuantType.QUInt8):
-    # 7-bit weights: onnxruntime's x86 u8 x s8 kernels saturate with 8-bit ones (tests/corpus.py)
-    ort_quant.quantize_static(str(src), str(dst), _Reader(),
-                              quant_format=ort_quant.QuantFormat.QDQ if fmt == "qdq" else
-                              ort_quant.QuantFormat.QOperator, reduce_range=True,
-                              activation_type=act, weight_type=ort_quant.QuantType.QInt8, per_channel=per_channel)
+    ort_quantize(str(src), str(dst), _inputs(16, 0), fmt, activation_type=act, per_channel=per_channel)
     return dst
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from frontend_util import assert_matches_onnxruntime
+from frontend_util import assert_matches_onnxruntime, ort_quantize
 from onnx import TensorProto, helper, numpy_helper
 
 from swsc.compiler import compile_graph, import_onnx
@@ -74,20 +74,9 @@ def _inputs(n, seed):
     return np.random.default_rng(seed).uniform(-1, 1, (n, 1, 3, 10, 10)).astype(np.float32)
 
 
-class _Reader(ort_quant.CalibrationDataReader):
-    def __init__(self):
-        self.it = iter({"input": x} for x in _inputs(16, 0))
-
-    def get_next(self):
-        return next(self.it, None)
-
 
 def _quantize(src, dst, fmt):
-    # 7-bit weights: onnxruntime's x86 u8 x s8 kernels saturate with 8-bit ones (tests/corpus.py)
-    ort_quant.quantize_static(str(src), str(dst), _Reader(),
-                              quant_format=ort_quant.QuantFormat.QDQ if fmt == "qdq" else
-                              ort_quant.QuantFormat.QOperator, reduce_range=True,
-                              activation_type=ort_quant.QuantType.QUInt8, weight_type=ort_quant.QuantType.QInt8)
+    ort_quantize(str(src), str(dst), _inputs(16, 0), fmt)
 
 
 def _torch_model(d):

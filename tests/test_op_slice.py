@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from frontend_util import assert_matches_onnxruntime
+from frontend_util import assert_matches_onnxruntime, ort_quantize
 from onnx import TensorProto, helper, numpy_helper
 from swsc.runtime import cbackend, interpreter, reference
 
@@ -53,22 +53,11 @@ def _inputs(n, seed):
     return np.random.default_rng(seed).uniform(-1, 1, (n, 1, 3, 12, 12)).astype(np.float32)
 
 
-class _Reader(ort_quant.CalibrationDataReader):
-    def __init__(self):
-        self.it = iter({"input": x} for x in _inputs(16, 0))
-
-    def get_next(self):
-        return next(self.it, None)
-
 
 def quantized_model(which: str, fmt: str, d):
     """The model with slice ``which`` quantized by onnxruntime (``fmt`` qdq or qop) in ``d``."""
     _float_model(which, d / "float.onnx")
-    # 7-bit weights: onnxruntime's x86 u8 x s8 kernels saturate with 8-bit ones (tests/corpus.py)
-    ort_quant.quantize_static(str(d / "float.onnx"), str(d / "q.onnx"), _Reader(),
-                              quant_format=ort_quant.QuantFormat.QDQ if fmt == "qdq" else
-                              ort_quant.QuantFormat.QOperator, reduce_range=True,
-                              activation_type=ort_quant.QuantType.QUInt8, weight_type=ort_quant.QuantType.QInt8)
+    ort_quantize(str(d / "float.onnx"), str(d / "q.onnx"), _inputs(16, 0), fmt)
     return d / "q.onnx"
 
 
@@ -116,6 +105,6 @@ def test_slice_of_the_batch_axis_is_refused(tmp_path):
         if init.name == "ax":
             init.CopyFrom(numpy_helper.from_array(np.array([0, 3], np.int64), "ax"))
     onnx.save(m, str(tmp_path / "bad.onnx"))
-    ort_quant.quantize_static(str(tmp_path / "bad.onnx"), str(tmp_path / "q.onnx"), _Reader(), reduce_range=True)
+    ort_quantize(tmp_path / "bad.onnx", tmp_path / "q.onnx", _inputs(16, 0), activation_type=ort_quant.QuantType.QInt8)
     with pytest.raises(UnsupportedOpError, match="batch axis"):
         import_onnx(tmp_path / "q.onnx")
