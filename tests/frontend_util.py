@@ -139,3 +139,43 @@ def assert_matches_onnxruntime(name, graph, path, xs, *, min_exact):
         b = ort_final[t].reshape(len(xs), -1).argmax(axis=1)
         assert np.array_equal(a, b), f"{name}: top-1 differs on {(a != b).sum()} samples"
     return report
+
+
+def exact_snn(graph, xs, *, tc: int = 8):
+    """Compile ``graph`` at ``Ts = Tc - 1`` (integer-lowered) and assert that its SNN equals the
+    exact quantized ANN on every tensor both have, in float and integer mode. The exact ANN is
+    the fold-zero-points graph in exact arithmetic (as tests/test_conversion.py takes it), not
+    the reference evaluator, which mirrors onnxruntime's float32 requantization.
+    Returns (compiled graph, integer-mode run, number of tensors compared)."""
+    from swsc.compiler import compile_graph
+    from swsc.options import CompileOptions
+    from swsc.passes import FoldZeroPoints
+    from swsc.passmanager import PassManager
+    from swsc.runtime import interpreter
+
+    ann = interpreter.run(PassManager([FoldZeroPoints()]).run(graph.clone()), xs, intermediate=True).intermediates
+    sg = compile_graph(graph, CompileOptions(tc=tc, ts=tc - 1), integer=True)
+    snn = interpreter.run(sg, xs, intermediate=True, mode="int")
+    fl = interpreter.run(sg, xs, intermediate=True, mode="float")
+    seen = 0
+    for name in ann:
+        for mode, run in (("int", snn), ("float", fl)):
+            if name in run.intermediates:
+                seen += 1
+                assert np.array_equal(np.rint(run.intermediates[name]), np.rint(ann[name])), \
+                    f"tensor '{name}' ({mode} mode) differs from the exact ANN"
+    return sg, snn, seen
+
+
+def assert_c_equals_int(sg, snn, xs, c_dir, cflags: str | None = None):
+    """The gcc-built C of ``sg`` equals its numpy integer-mode run ``snn`` on ``xs``: the decoded
+    output and every layer's spike counts."""
+    from swsc.runtime import cbackend
+
+    cbackend.emit_c(sg, c_dir)
+    exe = cbackend.build(c_dir, cflags=cflags) if cflags else cbackend.build(c_dir)
+    out, counts = cbackend.run_binary(exe, cbackend.quantize_input(sg, xs))
+    dec = sg.producer(sg.outputs[0]).inputs[0]
+    assert np.array_equal(np.asarray(out).reshape(-1), np.rint(snn.intermediates[dec]).reshape(-1))
+    assert counts == {s.name: (s.spikes_pos, s.spikes_neg) for s in snn.layers}
+    return counts

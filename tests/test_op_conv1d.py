@@ -11,15 +11,11 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from frontend_util import assert_matches_onnxruntime, ort_quantize
+from frontend_util import assert_c_equals_int, assert_matches_onnxruntime, exact_snn, ort_quantize
 from onnx import TensorProto, helper, numpy_helper
-from swsc.runtime import cbackend, interpreter
 
-from swsc.compiler import compile_graph, import_onnx
+from swsc.compiler import import_onnx
 from swsc.errors import UnsupportedOpError
-from swsc.options import CompileOptions
-from swsc.passes import FoldZeroPoints
-from swsc.passmanager import PassManager
 
 ort_quant = pytest.importorskip("onnxruntime.quantization")
 
@@ -107,25 +103,9 @@ def test_reference_matches_onnxruntime(model):
 def test_snn_exact_and_c_bit_identical(model, tmp_path):
     g = import_onnx(model)
     xs = _inputs(24, 2)[:, 0]
-    # the exact quantized ANN: the graph with zero points folded, in exact arithmetic (tests/test_conversion.py)
-    ann = interpreter.run(PassManager([FoldZeroPoints()]).run(g), xs, intermediate=True).intermediates
-    sg = compile_graph(g, CompileOptions(tc=8, ts=7), integer=True)
-    snn = interpreter.run(sg, xs, intermediate=True, mode="int")
-    seen = 0
-    for name, q in snn.intermediates.items():       # every tensor, the 1-D windows' outputs included
-        if name in ann:
-            seen += 1
-            assert np.array_equal(np.rint(q), np.rint(ann[name])), f"tensor '{name}' differs from the exact ANN"
-    assert seen >= 6
-    fl = interpreter.run(sg, xs, intermediate=True, mode="float")
-    for name in ann:
-        if name in fl.intermediates:
-            assert np.array_equal(np.rint(fl.intermediates[name]), np.rint(ann[name])), name
-    cbackend.emit_c(sg, tmp_path)
-    out, counts = cbackend.run_binary(cbackend.build(tmp_path), cbackend.quantize_input(sg, xs))
-    dec = sg.producer(sg.outputs[0]).inputs[0]
-    assert np.array_equal(np.asarray(out).reshape(-1), np.rint(snn.intermediates[dec]).reshape(-1))
-    assert counts == {s.name: (s.spikes_pos, s.spikes_neg) for s in snn.layers}
+    sg, snn, seen = exact_snn(g, xs)        # every tensor, the new ops' outputs included
+    assert seen >= 12
+    assert_c_equals_int(sg, snn, xs, tmp_path)
 
 
 def test_3d_convolution_is_refused(tmp_path):

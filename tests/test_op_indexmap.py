@@ -7,15 +7,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from frontend_util import assert_matches_onnxruntime, ort_quantize
+from frontend_util import assert_c_equals_int, assert_matches_onnxruntime, exact_snn, ort_quantize
 from onnx import TensorProto, helper, numpy_helper
-from swsc.runtime import cbackend, interpreter
+from swsc.runtime import cbackend
 
-from swsc.compiler import compile_graph, import_onnx
+from swsc.compiler import import_onnx
 from swsc.errors import UnsupportedOpError
-from swsc.options import CompileOptions
-from swsc.passes import FoldZeroPoints
-from swsc.passmanager import PassManager
 
 ort_quant = pytest.importorskip("onnxruntime.quantization")
 
@@ -127,18 +124,7 @@ def _check(path, ops_expected=("IndexMap",), snn=True):
     if not snn:
         return None
     xs = _inputs(12, 2)[:, 0]
-    # the exact quantized ANN: the fold-zero-points graph (the reference evaluator stands for
-    # onnxruntime and requantizes in float32, which exact arithmetic differs from on ~1e-5 of values)
-    ann = interpreter.run(PassManager([FoldZeroPoints()]).run(g), xs, intermediate=True).intermediates
-    sg = compile_graph(g, CompileOptions(tc=8, ts=7), integer=True)
-    snn = interpreter.run(sg, xs, intermediate=True, mode="int")
-    fl = interpreter.run(sg, xs, intermediate=True, mode="float")
-    seen = 0
-    for name in ann:
-        for run in (snn, fl):
-            if name in run.intermediates:
-                seen += 1
-                assert np.array_equal(np.rint(run.intermediates[name]), np.rint(ann[name])), f"tensor '{name}' differs"
+    sg, snn, seen = exact_snn(g, xs)
     assert seen > 4
     return sg, snn, xs
 
@@ -157,10 +143,7 @@ def _check_c(sg, snn, xs, d):
     cbackend.emit_c(sg, d.with_name(d.name + "-again"))
     for f in sorted(d.glob("*.[ch]")):        # deterministic
         assert f.read_bytes() == (d.with_name(d.name + "-again") / f.name).read_bytes(), f.name
-    out, counts = cbackend.run_binary(cbackend.build(d, cflags=STRICT), cbackend.quantize_input(sg, xs))
-    dec = sg.producer(sg.outputs[0]).inputs[0]
-    assert np.array_equal(np.asarray(out).reshape(-1), np.rint(snn.intermediates[dec]).reshape(-1))
-    assert counts == {s.name: (s.spikes_pos, s.spikes_neg) for s in snn.layers}
+    assert_c_equals_int(sg, snn, xs, d, STRICT)
 
 
 @pytest.mark.parametrize("which", OPS)

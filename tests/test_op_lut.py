@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from frontend_util import assert_matches_onnxruntime, ort_quantize
+from frontend_util import assert_c_equals_int, assert_matches_onnxruntime, exact_snn, ort_quantize
 from onnx import TensorProto, helper, numpy_helper
 
 from swsc.compiler import compile_graph, import_onnx
@@ -16,7 +16,7 @@ from swsc.errors import UnsupportedOpError
 from swsc.options import CompileOptions
 from swsc.passes import FoldZeroPoints
 from swsc.passmanager import PassManager
-from swsc.runtime import cbackend, interpreter, reference
+from swsc.runtime import interpreter, reference
 from swsc.tune import Target, Tuner, t_inf, tsa_layers
 
 ort_quant = pytest.importorskip("onnxruntime.quantization")
@@ -139,29 +139,15 @@ def test_reference_matches_onnxruntime(model):
 def test_snn_exact_and_c_bit_identical(model, tmp_path):
     g = import_onnx(model)
     xs = _inputs(24, 2)[:, 0]
-    # the exact quantized ANN (code domain, as tests/test_conversion.py takes it): the reference
-    # evaluator mirrors onnxruntime's float32 requantization of the convs, which the SNN does not
-    ann = interpreter.run(PassManager([FoldZeroPoints()]).run(g.clone()), xs, intermediate=True).intermediates
-    sg = compile_graph(g, CompileOptions(tc=8, ts=7), integer=True)
+    sg, snn, _ = exact_snn(g, xs)            # every tensor, the tables' outputs included
     luts = _luts(sg)
     # the table layers' latency is one window each: T_inf = Tc + Ts * L_TSA + Tc * (table layers)
     assert sg.t_inf == 8 + 7 * int(sg.meta["l_tsa"]) + 8 * len(luts)
-    snn = interpreter.run(sg, xs, intermediate=True, mode="int")
-    fl = interpreter.run(sg, xs, intermediate=True, mode="float")
-    for res in (snn, fl):
-        for name in ann:
-            if name in res.intermediates:       # every tensor, the tables' outputs included
-                assert np.array_equal(np.rint(res.intermediates[name]), np.rint(ann[name])), name
-    assert all(n.outputs[0] in ann for n in luts)
+    assert all(n.outputs[0] in snn.intermediates for n in luts)
     if "qop" in str(model):
         return      # the same IR ops as the QDQ model's (the format only reaches the front-end): one C build less
-    cbackend.emit_c(sg, tmp_path)
     # strict C99, warnings as errors; -O0 keeps the build of a 15-layer net within the test budget
-    exe = cbackend.build(tmp_path, cflags="-std=c99 -O0 -Wall -Wextra -Werror -pedantic")
-    out, counts = cbackend.run_binary(exe, cbackend.quantize_input(sg, xs))
-    dec = sg.producer(sg.outputs[0]).inputs[0]
-    assert np.array_equal(np.asarray(out).reshape(-1), np.rint(snn.intermediates[dec]).reshape(-1))
-    assert counts == {s.name: (s.spikes_pos, s.spikes_neg) for s in snn.layers}
+    counts = assert_c_equals_int(sg, snn, xs, tmp_path, "-std=c99 -O0 -Wall -Wextra -Werror -pedantic")
     assert all(counts[n.name][0] > 0 for n in luts)
 
 
