@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from swsc.kernels import FLOAT32_EXACT
-from swsc.loops import tsa_scan_int, tsa_scan_units
+from swsc.loops import fold_frames, tsa_scan_int, tsa_scan_units
 from swsc.ops import inputs_of, synapse_of
 
 
@@ -44,11 +44,14 @@ def tsa_float(rt, node, flat, tc, nb):
     xs = []
     for i, f in enumerate(flat):
         x = rt.scratch(f"x{i}", (steps * nb,) + f.shape[1:], np.float32 if exact32 else np.float64)
-        if j:
-            np.multiply(f[:nb], fold_weights[0], out=x[:nb])
-            for t, wt in enumerate(fold_weights[1:], 1):
-                x[:nb] += wt * f[t * nb:(t + 1) * nb]
-        x[nb if j else 0:] = f[j * nb:]
+        if f.dtype == np.int8:     # spike frames: the fold and the conversion in one pass
+            fold_frames(f.reshape((tc, nb) + f.shape[1:]), fold_weights, x.reshape((steps, nb) + f.shape[1:]))
+        else:
+            if j:
+                np.multiply(f[:nb], fold_weights[0], out=x[:nb])
+                for t, wt in enumerate(fold_weights[1:], 1):
+                    x[:nb] += wt * f[t * nb:(t + 1) * nb]
+            x[nb if j else 0:] = f[j * nb:]
         xs.append(x)
     out_frame = rt.g.tensors[node.outputs[0]].shape[1:]
     if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier in the scan
