@@ -129,9 +129,35 @@ def _depthwise(x, w, sh, sw, pt, pl, dh, dw, out):
     n_images, channels, height, width = x.shape
     kh, kw = w.shape[1], w.shape[2]
     ho, wo = out.shape[2], out.shape[3]
+    # unit stride: the zero-padded plane P, flattened with row pitch wp, makes every tap one
+    # shifted multiply-add over the whole output plane (computed at pitch wp, the columns
+    # past wo dropped), long loops the compiler vectorizes; row slack keeps the shifts inside P
+    wp = max(pl + width, wo + (kw - 1) * dw)
+    hp = ho + (kh - 1) * dh + 1
+    P32 = np.zeros(hp * wp + kw * dw, dtype=np.float32)
+    acc = np.empty(ho * wp, dtype=np.float32)
     for n in range(n_images):
         for c in range(channels):
             o = out[n, c]
+            if sh == 1 and sw == 1:
+                for y in range(height):
+                    if 0 <= y + pt < hp:
+                        row = P32[(y + pt) * wp + pl:(y + pt) * wp + pl + width]
+                        xr = x[n, c, y]
+                        for k in range(width):
+                            row[k] = xr[k]
+                acc[:] = 0.0
+                for i in range(kh):
+                    for j in range(kw):
+                        wt = w[c, i, j]
+                        if wt == 0.0:
+                            continue
+                        src = P32[i * dh * wp + j * dw:i * dh * wp + j * dw + ho * wp]
+                        for q in range(ho * wp):
+                            acc[q] += wt * src[q]
+                for oy in range(ho):
+                    o[oy, :] = acc[oy * wp:oy * wp + wo]
+                continue
             o[:, :] = 0.0
             for i in range(kh):
                 for j in range(kw):
@@ -148,14 +174,9 @@ def _depthwise(x, w, sh, sw, pt, pl, dh, dw, out):
                             continue
                         # views indexed from 0: no negative-index wraparound, so the loop vectorizes
                         orow = o[oy, lo:hi]
-                        if sw == 1:     # contiguous views, so the compiler knows the unit stride
-                            xr = x[n, c, iy, lo + off:hi + off]
-                            for k in range(hi - lo):
-                                orow[k] += wt * xr[k]
-                        else:
-                            xs = x[n, c, iy, lo * sw + off:(hi - 1) * sw + off + 1:sw]
-                            for k in range(hi - lo):
-                                orow[k] += wt * xs[k]
+                        xs = x[n, c, iy, lo * sw + off:(hi - 1) * sw + off + 1:sw]
+                        for k in range(hi - lo):
+                            orow[k] += wt * xs[k]
 
 
 def depthwise_conv(x: np.ndarray, w: np.ndarray, attrs: dict, out: np.ndarray | None = None) -> np.ndarray:
