@@ -306,12 +306,25 @@ def tsa_scan_units(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: f
     return frames.reshape((tc,) + shape), E.reshape(shape), v.reshape(shape)
 
 
+#: rows a byte counter takes before it is added to the int64 totals (it holds up to 255)
+_COUNT_ROWS = 255
+
+
 @njit(cache=True, nogil=True)
 def _nonzero_counts(frames):
-    counts = np.zeros(frames.shape[1], dtype=np.int64)
-    for i in range(frames.shape[0]):
-        for j in range(frames.shape[1]):
-            counts[j] += frames[i, j] != 0
+    rows, size = frames.shape
+    counts = np.zeros(size, dtype=np.int64)
+    # byte counters over up to 255 rows at a time: int8 compares and byte adds vectorize 32
+    # to a register, where adding each compare into int64 ran at memory-copy speed / 4
+    part = np.empty(size, dtype=np.uint8)
+    for r0 in range(0, rows, _COUNT_ROWS):
+        part[:] = 0
+        for i in range(r0, min(r0 + _COUNT_ROWS, rows)):
+            fi = frames[i]
+            for j in range(size):
+                part[j] += np.uint8(fi[j] != 0)
+        for j in range(size):
+            counts[j] += part[j]
     return counts
 
 
