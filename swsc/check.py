@@ -4,6 +4,10 @@ Outputs are compared in the quantized domain: the integer tensor that feeds each
 final DequantizeLinear, exposed from onnxruntime by name. Per layer, the SNN's decoded
 tensors are compared with the integer reference evaluator (which stands for
 onnxruntime layer by layer), so the first layer that diverges is obvious.
+
+Samples stream through the reference and the runtime in chunks sized from the runtime's
+memory budget (SWSC_MEMORY_BUDGET, or ``budget=``): each chunk's tensors are compared and
+dropped, so memory does not grow with the number of samples.
 """
 from __future__ import annotations
 
