@@ -83,6 +83,10 @@ RESIDUAL_BINS = np.linspace(-1.5, 1.5, 61)
 BATCH_BYTES = 1 << 30
 #: most samples in one batch: more gains nothing once the GEMMs are large
 MAX_BATCH = 128
+#: each layer's split weights and row norm (``Interpreter._split``) across interpreters: every
+#: run() builds one, and on MobileNetV2 splitting the weights anew cost ~20 ms a frame in runs
+#: of 8 frames; an entry holds the weight arrays it was computed from, to recognize them
+_SPLITS: dict = {}
 
 
 @dataclass
@@ -161,16 +165,19 @@ class Interpreter:
         (``sample_bytes`` per sample; at least one sample)."""
         return int(min(MAX_BATCH, max(1, self.budget // self.sample_bytes(intermediate))))
 
-    def run(self, x, *, intermediate=False, batch: int | None = None, progress=None) -> RunResult:
+    def run(self, x, *, intermediate=False, batch: int | None = None, progress=None,
+            stats: dict | None = None) -> RunResult:
         """``intermediate``: False, True (every tensor decoded to q) or a collection of tensor
-        names to decode (the others are freed as usual)."""
+        names to decode (the others are freed as usual). ``stats``: a dict of LayerStats by
+        layer name to add this run's counts to (so a caller streaming its samples through
+        several runs gets totals over all of them); a fresh one by default."""
         feeds = x if isinstance(x, dict) else {self.g.inputs[0]: x}
         n = len(next(iter(feeds.values())))
         wanted = None if intermediate is True or intermediate is False else set(intermediate)
         batch = batch or self.default_batch(intermediate is True)
         outs: dict[str, list] = {o: [] for o in self.g.outputs}
         inter: dict[str, list] = {}
-        stats: dict[str, LayerStats] = {}
+        stats = {} if stats is None else stats
         for start in range(0, n, batch):
             part = {k: np.asarray(v)[start:start + batch] for k, v in feeds.items()}
             decoded: dict[str, np.ndarray] | None = {} if intermediate is not False else None
@@ -262,17 +269,33 @@ class Interpreter:
         per output channel (``Synapse.split_weights``), or (None, None); computed once."""
         w = self._weights.get(node.name)
         if w is None:
-            w = self._weights[node.name] = synapse_of(node).split_weights(self.g, node)
+            w = self._weights[node.name] = self._split(node)[0]
         return w
 
     def row_l1(self, node) -> float | None:
         """The largest L1 norm of a row of the layer's integer weights (None without them):
         it bounds every partial sum of a GEMM of its frames."""
         if node.name not in self._row_l1:
-            wq, _ = self.weights(node)
-            self._row_l1[node.name] = None if wq is None else \
-                float(np.abs(wq.reshape(len(wq), -1)).sum(axis=1).max())
+            self._row_l1[node.name] = self._split(node)[1]
         return self._row_l1[node.name]
+
+    def _split(self, node) -> tuple:
+        """((wq, mult), row_l1) of a layer, from ``_SPLITS`` while the layer's weight tensors
+        are the very arrays (and quantization) they were computed from: passes replace a
+        tensor's data rather than write into it."""
+        tensors = [self.g.tensors[i] for i in node.inputs[1:] if i and i in self.g.tensors]
+        token = tuple((t.data, t.quant) for t in tensors if t.is_const)
+        key = (node.name, tuple(id(x) for pair in token for x in pair))
+        hit = _SPLITS.get(key)
+        if hit is not None and all(a is b and q is p for (a, q), (b, p) in zip(hit[0], token)) \
+                and len(hit[0]) == len(token):
+            return hit[1]
+        wq, mult = synapse_of(node).split_weights(self.g, node)
+        l1 = None if wq is None else float(np.abs(wq.reshape(len(wq), -1)).sum(axis=1).max())
+        if len(_SPLITS) > 4096:
+            _SPLITS.clear()
+        _SPLITS[key] = (token, ((wq, mult), l1))
+        return (wq, mult), l1
 
     def tsa(self, node, flat, tc, nb):
         """The TSA neuron scan of a fused layer in this mode (runtime/neurons.py)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from swsc.kernels import FLOAT32_EXACT
-from swsc.loops import tsa_scan_int, tsa_scan_units
+from swsc.loops import fold_frames, tsa_scan_int, tsa_scan_units
 from swsc.ops import inputs_of, synapse_of
 
 
@@ -41,21 +41,32 @@ def tsa_float(rt, node, flat, tc, nb):
         exact32 = rt.row_l1(node) * largest < FLOAT32_EXACT
     else:
         exact32 = syn.float32_exact(node, beta, largest)
-    xs = []
-    for i, f in enumerate(flat):
-        x = rt.scratch(f"x{i}", (steps * nb,) + f.shape[1:], np.float32 if exact32 else np.float64)
-        if j:
-            np.multiply(f[:nb], fold_weights[0], out=x[:nb])
-            for t, wt in enumerate(fold_weights[1:], 1):
-                x[:nb] += wt * f[t * nb:(t + 1) * nb]
-        x[nb if j else 0:] = f[j * nb:]
-        xs.append(x)
     out_frame = rt.g.tensors[node.outputs[0]].shape[1:]
-    if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier in the scan
-        z = rt.scratch("z", (steps * nb,) + tuple(out_frame), np.float32) if exact32 else None
-        z, mul = syn.linear(node, xs, wq, z), mult / R
+    z = rt.scratch("z", (steps * nb,) + tuple(out_frame), np.float32) if wq is not None and exact32 else None
+    # a synapse may take the int8 frames and the fold as they are (``linear_frames``: the depthwise
+    # conv folds plane by plane), which spares building the folded operand; None where it cannot
+    direct = getattr(syn, "linear_frames", None) if z is not None and len(flat) == 1 \
+        and flat[0].dtype == np.int8 else None
+    if direct is not None and direct(node, flat[0].reshape((tc, nb) + flat[0].shape[1:]), fold_weights, wq,
+                                     z) is not None:
+        mul = mult / R
     else:
-        z, mul = syn.real_current(node, xs, w, R)
+        xs = []
+        for i, f in enumerate(flat):
+            x = rt.scratch(f"x{i}", (steps * nb,) + f.shape[1:], np.float32 if exact32 else np.float64)
+            if f.dtype == np.int8:     # spike frames: the fold and the conversion in one pass
+                fold_frames(f.reshape((tc, nb) + f.shape[1:]), fold_weights, x.reshape((steps, nb) + f.shape[1:]))
+            else:
+                if j:
+                    np.multiply(f[:nb], fold_weights[0], out=x[:nb])
+                    for t, wt in enumerate(fold_weights[1:], 1):
+                        x[:nb] += wt * f[t * nb:(t + 1) * nb]
+                x[nb if j else 0:] = f[j * nb:]
+            xs.append(x)
+        if wq is not None:   # exact integer sums in a float32 GEMM, the real multiplier in the scan
+            z, mul = syn.linear(node, xs, wq, z), mult / R
+        else:
+            z, mul = syn.real_current(node, xs, w, R)
     size = (nb,) + tuple(out_frame)
     return tsa_scan_units(z.reshape((steps,) + size), b / R, ts=a["ts"], tc=tc, beta=beta,
                           vth=a["vth"], hi_norm=a["hi_norm"], zmul=mul, start=j, fold_bias=b / R * sum(fold_weights),

@@ -4,6 +4,10 @@ Outputs are compared in the quantized domain: the integer tensor that feeds each
 final DequantizeLinear, exposed from onnxruntime by name. Per layer, the SNN's decoded
 tensors are compared with the integer reference evaluator (which stands for
 onnxruntime layer by layer), so the first layer that diverges is obvious.
+
+Samples stream through the reference and the runtime in chunks sized from the runtime's
+memory budget (SWSC_MEMORY_BUDGET, or ``budget=``): each chunk's tensors are compared and
+dropped, so memory does not grow with the number of samples.
 """
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ from .ops import op_of
 from .options import CompileOptions
 from .oracle import Oracle
 from .progress import Progress
-from .runtime import cbackend, firmware, reference
-from .runtime.interpreter import Interpreter, decode, encode_exact, run
+from .runtime import cbackend, firmware, memory, reference
+from .runtime.interpreter import BATCH_BYTES, Interpreter, RunResult, decode, encode_exact
 
 #: where --backend c runs: this machine, or Cortex-M4 firmware in QEMU (docs/cbackend.md)
 TARGETS = ("host", "cortex-m4")
@@ -89,8 +93,14 @@ def resolve_runtime(ann: bool, mode: str | None, backend: str | None) -> tuple[s
 def check(model: str | Path, data: str | Path, options: CompileOptions | None = None, *,
           ann: bool = False, mode: str | None = None, backend: str | None = None,
           input_shape: tuple[int, ...] | None = None, progress: bool | None = None,
-          limit: int | None = None, target: str = "host") -> dict:
-    """The ``swsc check`` report (a JSON-able dict); it records every option that shaped the run."""
+          limit: int | None = None, target: str = "host", budget: int | str | None = None,
+          chunk: int | None = None) -> dict:
+    """The ``swsc check`` report (a JSON-able dict); it records every option that shaped the run.
+
+    The samples stream through the reference and the runtime ``chunk`` at a time (default: as
+    many as the memory ``budget`` holds, see ``check_chunk``), the per-layer agreement
+    accumulated over the chunks, so memory does not grow with the number of samples; only the
+    outputs of every sample are kept."""
     mode, backend = resolve_runtime(ann, mode, backend)
     if target not in TARGETS or (target != "host" and backend != "c"):
         raise UsageError(f"--target {target} needs --backend c (targets: {', '.join(TARGETS)})")
@@ -101,7 +111,6 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
     bar = Progress(len(x), "onnxruntime", enabled=progress)
     ort_out = oracle.run(x, progress=bar)
     bar.close()
-    ref = reference.evaluate(graph, x, keep=True)
     q_ort = ort_out[qnames[0]].astype(np.int64)
     report: dict = {"model": Path(model).name, "data": Path(data).name, "samples": int(len(x)), "limit": limit,
                     "input_shape": list(input_shape) if input_shape else None,
@@ -118,29 +127,35 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
             report[key] = float((_top1(q_model) == y).mean())
 
     if ann:
-        summarize(ref[qnames[0]], "accuracy_ann")
+        step = chunk or max(1, memory.memory_budget(budget, BATCH_BYTES) // reference_bytes(graph))
+        summarize(np.concatenate([reference.evaluate(graph, x[i:i + step], keep=True)[qnames[0]]
+                                  for i in range(0, len(x), step)]), "accuracy_ann")
         return report
 
     sg = compile_graph(graph, options, integer=mode == "int" or backend == "c")
     sg.meta["source"] = Path(model).name
+    it = Interpreter(sg, "int" if backend == "c" else mode, budget=budget)
     bar = Progress(len(x), f"swsc numpy {mode}", enabled=progress)
-    res = _run_backend(sg, x, mode=mode, backend=backend, progress=bar, report=report, progress_on=progress,
-                       target=target)
+    streamed = _stream(graph, sg, it, x, chunk or check_chunk(it, graph), set(qnames) | set(output_quant_tensors(sg)),
+                       bar)
     bar.close()
-    q_snn = res.intermediates[qnames[0]]
-    summarize(q_snn, "accuracy_snn")
+    res = RunResult({}, list(streamed.stats.values()), len(x), it.t_inf)
+    _run_backend(sg, x, res, streamed.outputs, backend=backend, report=report, progress_on=progress, target=target)
+    summarize(streamed.outputs[qnames[0]], "accuracy_snn")
     report.update({k: v for k, v in res.totals().items()})
     report["options"] = options_record(options)
     stats = {s.name: s for s in res.layers}
-    alone = isolated_layers(sg, ref)
     layers = []
     for node in sg.topo_order():
         o = node.outputs[0]
-        if o not in res.intermediates or o not in ref:
+        if o not in streamed.layers:
             continue
-        entry = {"name": node.name, "op": node.op, "tensor": o, **compare(res.intermediates[o], ref[o])}
-        if node.name in alone:
-            entry.update({f"isolated_{k}": v for k, v in alone[node.name].items()})
+        # the outputs are compared whole, after the C backend (if any) replaced them with its own
+        agree = compare(streamed.outputs[o], streamed.ref_outputs[o]) if o in streamed.outputs \
+            else streamed.layers[o].result()
+        entry = {"name": node.name, "op": node.op, "tensor": o, **agree}
+        if node.name in streamed.isolated:
+            entry.update({f"isolated_{k}": v for k, v in streamed.isolated[node.name].result().items()})
         s = stats.get(node.name)
         if s is not None:
             n = max(len(x), 1)
@@ -152,6 +167,73 @@ def check(model: str | Path, data: str | Path, options: CompileOptions | None = 
         layers.append(entry)
     report["layers"] = layers
     return report
+
+
+class Agreement:
+    """``compare`` accumulated over chunks of samples: equal to ``compare`` of the chunks
+    concatenated (the exact fraction is a count over a count, as the mean of 0/1 is)."""
+
+    def __init__(self):
+        self.exact = self.size = self.max = 0
+
+    def add(self, q: np.ndarray, q_ref: np.ndarray) -> None:
+        d = np.abs(np.rint(q).astype(np.int64) - np.rint(q_ref).astype(np.int64))
+        self.exact += int(np.count_nonzero(d == 0))
+        self.size += int(d.size)
+        self.max = max(self.max, int(d.max()) if d.size else 0)
+
+    def result(self) -> dict:
+        return {"exact_fraction": self.exact / self.size if self.size else 1.0, "max_abs_lsb": self.max}
+
+
+def reference_bytes(graph: Graph) -> int:
+    """Bytes per sample the reference evaluator keeps with ``keep=True`` (every tensor, counted
+    at 8 bytes an element, the widest it holds)."""
+    return max(1, sum(8 * int(np.prod(t.shape[1:], dtype=np.int64)) for t in graph.tensors.values()
+                      if not t.is_const and t.shape))
+
+
+def check_chunk(it: Interpreter, graph: Graph) -> int:
+    """Samples per chunk of ``check``: what the interpreter's memory budget holds of one sample
+    through the runtime with every tensor decoded, plus the reference's tensors of it."""
+    return int(max(1, it.budget // (it.sample_bytes(True) + reference_bytes(graph))))
+
+
+class _Streamed:
+    """What ``_stream`` accumulates: the layer statistics, per-tensor and per-isolated-layer
+    agreement, and the runtime's and the reference's ``outputs`` (tensors in full)."""
+
+    def __init__(self):
+        self.stats: dict = {}
+        self.layers: dict[str, Agreement] = {}
+        self.isolated: dict[str, Agreement] = {}
+        self.outputs: dict[str, list | np.ndarray] = {}
+        self.ref_outputs: dict[str, list | np.ndarray] = {}
+
+
+def _stream(graph: Graph, sg: Graph, it: Interpreter, x: np.ndarray, chunk: int, keep: set[str], bar) -> _Streamed:
+    """The reference and the runtime ``it`` on ``x``, ``chunk`` samples at a time: every decoded
+    tensor of a chunk is compared with the reference and dropped, except those in ``keep``."""
+    out = _Streamed()
+    iso = Interpreter(sg)      # teacher forcing runs in float mode whatever the checked mode
+    batch = min(it.default_batch(True), chunk)
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk]
+        ref = reference.evaluate(graph, part, keep=True)
+        res = it.run(part, intermediate=True, batch=batch, stats=out.stats,
+                     progress=lambda done, s=start: bar(s + done))
+        for name, q in res.intermediates.items():
+            if name not in ref:
+                continue
+            out.layers.setdefault(name, Agreement()).add(q, ref[name])
+            if name in keep:
+                out.outputs.setdefault(name, []).append(q)
+                out.ref_outputs.setdefault(name, []).append(ref[name])
+        _isolated(sg, iso, ref, out.isolated)
+        del ref, res
+    out.outputs = {k: np.concatenate(v) for k, v in out.outputs.items()}
+    out.ref_outputs = {k: np.concatenate(v) for k, v in out.ref_outputs.items()}
+    return out
 
 
 def options_record(options: CompileOptions) -> dict:
@@ -167,8 +249,13 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
     itself gets wrong from what it inherits. Needs theta = 1 (every code is exactly
     codable); other layers are left out.
     """
-    it = Interpreter(sg)
+    acc: dict[str, Agreement] = {}
+    _isolated(sg, Interpreter(sg), ref, acc)
+    return {name: a.result() for name, a in acc.items()}
 
+
+def _isolated(sg: Graph, it: Interpreter, ref: dict[str, np.ndarray], acc: dict[str, Agreement]) -> None:
+    """``isolated_layers`` on one chunk of samples, added to ``acc`` (by layer name)."""
     def source(name):
         node = sg.producer(name)
         while node is not None and op_of(node).pure_delay:
@@ -176,7 +263,6 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
             node = sg.producer(name)
         return name
 
-    out = {}
     for node in it.order:
         d = op_of(node)
         if not (d.spike_inputs and d.spike_output) or d.pure_delay:   # the spiking layers
@@ -191,16 +277,14 @@ def isolated_layers(sg: Graph, ref: dict[str, np.ndarray]) -> dict[str, dict]:
                for i in names}
         frames = it.run_node(node, env, {})
         q = decode(frames, beta) + tensors[-1].quant.lo
-        out[node.name] = compare(q, ref[node.outputs[0]])
-    return out
+        acc.setdefault(node.name, Agreement()).add(q, ref[node.outputs[0]])
 
 
-def _run_backend(sg: Graph, x, *, mode, backend, progress, report, progress_on=None, target="host"):
-    res = run(sg, x, intermediate=True, progress=progress, mode="int" if backend == "c" else mode)
-    if hasattr(progress, "close"):   # one bar at a time: the C steps follow
-        progress.close()
+def _run_backend(sg: Graph, x, res, outputs: dict, *, backend, report, progress_on=None, target="host"):
+    """With the C backend: run the C on ``x``, compare it with the numpy run (``res``'s spike
+    counts, the decoded ``outputs``), and put the C's outputs in ``outputs``."""
     if backend == "numpy":
-        return res
+        return
     if target == "cortex-m4":   # the same C as firmware in QEMU (swsc.runtime.firmware)
         c_out, counts, creport, fw_stats, fw_sizes = firmware.run_graph(sg, x)
         report.update(m4_instructions_per_frame=round(fw_stats.instructions_per_frame),
@@ -209,7 +293,7 @@ def _run_backend(sg: Graph, x, *, mode, backend, progress, report, progress_on=N
     else:
         c_out, counts, creport = run_c(sg, x, progress=progress_on)
     qnames = output_quant_tensors(sg)          # the C writes every output, flat, in graph order
-    numpy_q = np.concatenate([res.intermediates[q].reshape(len(x), -1) for q in qnames], axis=1).astype(np.int64)
+    numpy_q = np.concatenate([outputs[q].reshape(len(x), -1) for q in qnames], axis=1).astype(np.int64)
     c_flat = c_out.reshape(len(x), -1)
     same_out = c_flat.shape == numpy_q.shape and bool(np.array_equal(c_flat, numpy_q))
     same_spikes = all(counts.get(s.name) == (s.spikes_pos, s.spikes_neg) for s in res.layers)
@@ -218,11 +302,10 @@ def _run_backend(sg: Graph, x, *, mode, backend, progress, report, progress_on=N
     if c_flat.shape == numpy_q.shape:   # onnxruntime is compared with what the C computed
         start = 0
         for q in qnames:
-            shape = res.intermediates[q].shape
+            shape = outputs[q].shape
             size = int(np.prod(shape[1:], dtype=np.int64))
-            res.intermediates[q] = c_flat[:, start:start + size].reshape(shape)
+            outputs[q] = c_flat[:, start:start + size].reshape(shape)
             start += size
-    return res
 
 
 def run_c(sg: Graph, x, *, progress: bool | None = None) -> tuple[np.ndarray, dict, object]:

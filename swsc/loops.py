@@ -92,6 +92,163 @@ def _scan_float(z, zmul, bias, fold_bias, start, ts, tc, beta, vth, hi_norm, cla
                     en[j] = en[j] * beta + f
 
 
+@njit(cache=True, nogil=True)
+def _fold_frames(f, weights, out):
+    tc, size = f.shape
+    j = weights.shape[0]
+    if j:
+        o = out[0]
+        for i in range(size):
+            acc = weights[0] * f[0, i]
+            for t in range(1, j):
+                acc += weights[t] * f[t, i]
+            o[i] = acc
+    for t in range(j, tc):
+        o, ft = out[t - j + (1 if j else 0)], f[t]
+        for i in range(size):
+            o[i] = ft[i]
+
+
+def fold_frames(frames: np.ndarray, weights, out: np.ndarray) -> np.ndarray:
+    """A layer's GEMM operand from its int8 input frames ``[Tc, ...]``: with fold ``weights``
+    (one per silent step, j = len(weights) > 0) ``out[0] = sum_t weights[t] frames[t]`` over the
+    first j frames and ``out[1:]`` the other frames, else ``out = frames``; in out's dtype.
+
+    One pass, where numpy's ``wt * frames`` makes a float64 temporary per silent step (measured
+    on MobileNetV2: more time than the neuron scan's own steps). Integer weights on frames in
+    {-1, 0, 1} give integer sums, exact in float32 or float64 in any order, so the result
+    equals numpy's."""
+    tc = frames.shape[0]
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    _fold_frames(np.ascontiguousarray(frames).reshape(tc, -1), w, out.reshape(out.shape[0], -1))
+    return out
+
+
+@njit(inline="always")
+def _dw_plane(xp, wc, sh, sw, pt, pl, dh, dw, wp, P32, acc, o):
+    """One channel's plane ``xp`` [H, W] through its taps ``wc`` [kh, kw] into ``o`` [ho, wo]."""
+    height, width = xp.shape
+    kh, kw = wc.shape
+    ho, wo = o.shape
+    if sh == 1 and sw == 1:
+        # unit stride: the zero-padded plane P, flattened with row pitch wp, makes every tap
+        # one shifted multiply-add over the whole output plane (computed at pitch wp, the
+        # columns past wo dropped), long loops the compiler vectorizes
+        hp = ho + (kh - 1) * dh + 1
+        for y in range(height):
+            if y + pt < hp:
+                row = P32[(y + pt) * wp + pl:(y + pt) * wp + pl + width]
+                xr = xp[y]
+                for k in range(width):
+                    row[k] = xr[k]
+        acc[:] = 0.0
+        for i in range(kh):
+            for j in range(kw):
+                wt = wc[i, j]
+                if wt == 0.0:
+                    continue
+                src = P32[i * dh * wp + j * dw:i * dh * wp + j * dw + ho * wp]
+                for q in range(ho * wp):
+                    acc[q] += wt * src[q]
+        for oy in range(ho):
+            o[oy, :] = acc[oy * wp:oy * wp + wo]
+        return
+    o[:, :] = 0.0
+    for i in range(kh):
+        for j in range(kw):
+            wt = wc[i, j]
+            if wt == 0.0:
+                continue
+            # the output columns whose tap (i, j) lands inside the input row
+            off = j * dw - pl
+            lo = max(0, (-off + sw - 1) // sw)
+            hi = min(wo, (width - 1 - off) // sw + 1)
+            for oy in range(ho):
+                iy = oy * sh - pt + i * dh
+                if iy < 0 or iy >= height:
+                    continue
+                # views indexed from 0: no negative-index wraparound, so the loop vectorizes
+                orow = o[oy, lo:hi]
+                xs = xp[iy, lo * sw + off:(hi - 1) * sw + off + 1:sw]
+                for k in range(hi - lo):
+                    orow[k] += wt * xs[k]
+
+
+@njit(cache=True, nogil=True)
+def _depthwise(x, w, sh, sw, pt, pl, dh, dw, out):
+    n_images, channels, height, width = x.shape
+    kh, kw = w.shape[1], w.shape[2]
+    ho, wo = out.shape[2], out.shape[3]
+    # the padded plane's row pitch and size, with slack so every tap's shift stays inside
+    wp = max(pl + width, wo + (kw - 1) * dw)
+    P32 = np.zeros((ho + (kh - 1) * dh + 1) * wp + kw * dw, dtype=np.float32)
+    acc = np.empty(ho * wp, dtype=np.float32)
+    for n in range(n_images):
+        for c in range(channels):
+            _dw_plane(x[n, c], w[c], sh, sw, pt, pl, dh, dw, wp, P32, acc, out[n, c])
+
+
+@njit(cache=True, nogil=True)
+def _depthwise_frames(f, fold, w, sh, sw, pt, pl, dh, dw, out):
+    tc, n_samples, channels, height, width = f.shape
+    kh, kw = w.shape[1], w.shape[2]
+    steps, ho, wo = out.shape[0], out.shape[3], out.shape[4]
+    j = fold.shape[0]
+    wp = max(pl + width, wo + (kw - 1) * dw)
+    P32 = np.zeros((ho + (kh - 1) * dh + 1) * wp + kw * dw, dtype=np.float32)
+    acc = np.empty(ho * wp, dtype=np.float32)
+    xp = np.empty((height, width), dtype=np.float32)
+    for s in range(steps):
+        for n in range(n_samples):
+            for c in range(channels):
+                # the step's input plane: the silent steps' frames folded (as fold_frames), or a frame
+                if j and s == 0:
+                    for y in range(height):
+                        for x in range(width):
+                            a = fold[0] * f[0, n, c, y, x]
+                            for t in range(1, j):
+                                a += fold[t] * f[t, n, c, y, x]
+                            xp[y, x] = a
+                else:
+                    src = f[s - 1 + j if j else s, n, c]
+                    for y in range(height):
+                        for x in range(width):
+                            xp[y, x] = src[y, x]
+                _dw_plane(xp, w[c], sh, sw, pt, pl, dh, dw, wp, P32, acc, out[s, n, c])
+
+
+def depthwise_conv(x: np.ndarray, w: np.ndarray, attrs: dict, out: np.ndarray | None = None) -> np.ndarray:
+    """A depthwise convolution (one input channel per output channel, ``w`` [C, 1, kh, kw]) of
+    float32 [N, C, H, W] as shifted multiply-adds, zero padded, into ``out`` if given.
+
+    For the SWS runtime's integer frames times integer weights, where every partial sum is an
+    integer below 2^24: exact in float32 in any order, so equal to onnxruntime's Conv, which
+    runs a grouped conv as one im2col and GEMM per channel (measured on MobileNetV2: the 17
+    depthwise convs took as long as the 35 pointwise ones, for 3% of the MACs)."""
+    (kh, kw), (sh, sw), pads, (dh, dw) = kernels.geometry(attrs)
+    n, c, h, wd = x.shape
+    ho, wo = kernels.out_hw((h, wd), attrs)
+    if out is None:
+        out = np.empty((n, c, ho, wo), dtype=np.float32)
+    _depthwise(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32).reshape(c, kh, kw),
+               sh, sw, pads[0], pads[1], dh, dw, out)
+    return out
+
+
+def depthwise_conv_frames(frames: np.ndarray, fold, w: np.ndarray, attrs: dict, out: np.ndarray) -> np.ndarray:
+    """``depthwise_conv`` of the GEMM operand ``fold_frames`` would build from int8 spike frames
+    ``[Tc, N, C, H, W]`` (``fold``: the silent steps' weights, or none), one plane at a time,
+    into ``out`` ``[steps * N, C, ho, wo]``: the layer's folded operand is never stored (on
+    MobileNetV2 the depthwise convs' inputs are half of every layer's inputs)."""
+    (kh, kw), (sh, sw), pads, (dh, dw) = kernels.geometry(attrs)
+    tc, n, c = frames.shape[:3]
+    fw = np.asarray(fold, dtype=np.float64).reshape(-1)
+    steps = tc - len(fw) + (1 if len(fw) else 0)
+    _depthwise_frames(np.ascontiguousarray(frames), fw, np.ascontiguousarray(w, dtype=np.float32).reshape(c, kh, kw),
+                      sh, sw, pads[0], pads[1], dh, dw, out.reshape((steps, n) + out.shape[1:]))
+    return out
+
+
 def _per_neuron(a, shape, dtype=np.float64) -> np.ndarray:
     """``a`` broadcast to ``shape`` = (N, ...) as a 2-D [1 or N, F] array, without copying
     N times what does not vary over samples."""
@@ -149,12 +306,25 @@ def tsa_scan_units(z: np.ndarray, bias, *, ts: int, tc: int, beta: float, vth: f
     return frames.reshape((tc,) + shape), E.reshape(shape), v.reshape(shape)
 
 
+#: rows a byte counter takes before it is added to the int64 totals (it holds up to 255)
+_COUNT_ROWS = 255
+
+
 @njit(cache=True, nogil=True)
 def _nonzero_counts(frames):
-    counts = np.zeros(frames.shape[1], dtype=np.int64)
-    for i in range(frames.shape[0]):
-        for j in range(frames.shape[1]):
-            counts[j] += frames[i, j] != 0
+    rows, size = frames.shape
+    counts = np.zeros(size, dtype=np.int64)
+    # byte counters over up to 255 rows at a time: int8 compares and byte adds vectorize 32
+    # to a register, where adding each compare into int64 ran at memory-copy speed / 4
+    part = np.empty(size, dtype=np.uint8)
+    for r0 in range(0, rows, _COUNT_ROWS):
+        part[:] = 0
+        for i in range(r0, min(r0 + _COUNT_ROWS, rows)):
+            fi = frames[i]
+            for j in range(size):
+                part[j] += np.uint8(fi[j] != 0)
+        for j in range(size):
+            counts[j] += part[j]
     return counts
 
 

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from swsc import kernels
+from swsc import kernels, loops
 from swsc.errors import IRVerifyError, UnsupportedOpError
 from swsc.requant import centered, f32, float_node, ort_float_mirror, requant_linear, wcentered
 
@@ -102,8 +102,20 @@ class ConvSynapse(Synapse):
 
     # -- numpy runtime
     def linear(self, node, xs, w, out=None):
-        """The synaptic map on a batch, no bias (float32 operands write into ``out`` if given)."""
-        return kernels.conv2d(xs[0], w, node.attrs, out)
+        """The synaptic map on a batch, no bias (float32 operands write into ``out`` if given).
+        Exact float32 depthwise convs run as shifted multiply-adds (``loops.depthwise_conv``),
+        much faster than onnxruntime's grouped conv; the others through ``kernels.conv2d``."""
+        x = xs[0]
+        if x.dtype == np.float32 and _depthwise(node, x.shape[1], w):
+            return loops.depthwise_conv(x, w, node.attrs, out)
+        return kernels.conv2d(x, w, node.attrs, out)
+
+    def linear_frames(self, node, frames, fold, w, out):
+        """``linear`` of int8 spike frames ``[Tc, N, ...]`` folded by ``fold`` (runtime/neurons.py),
+        for exact float32 depthwise convs (``loops.depthwise_conv_frames``); None for the others."""
+        if _depthwise(node, frames.shape[2], w):
+            return loops.depthwise_conv_frames(frames, fold, w, node.attrs, out)
+        return None
 
     def split_weights(self, graph, node):
         return gemm_weights(graph, node, (1, 1))
@@ -153,6 +165,11 @@ class ConvSynapse(Synapse):
 
 
 # ---- numpy runtime helpers
+def _depthwise(node, channels: int, w) -> bool:
+    """A depthwise conv (one input channel per output channel) with float32 weights."""
+    return w.dtype == np.float32 and w.ndim == 4 and w.shape[1] == 1 and \
+        int(node.attrs.get("group", 1)) == channels == w.shape[0]
+
 
 
 def gemm_weights(graph, node, tail: tuple):
