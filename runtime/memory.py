@@ -52,9 +52,9 @@ def memory_budget(budget: int | str | None, default: int) -> int:
             n = int(float(text[:-1] if scale > 1 else text) * scale)
         except ValueError:
             raise SwscError(f"memory budget must be bytes or a size like 512M or 2G, got {value!r}",
-                            hint="set SWSC_MEMORY_BUDGET or pass budget=") from None
+                            hint="--memory-budget 2G, or SWSC_MEMORY_BUDGET=2G") from None
     if n < 1 << 20:
-        raise SwscError(f"memory budget {value!r} is below 1M", hint="set SWSC_MEMORY_BUDGET to e.g. 1G")
+        raise SwscError(f"memory budget {value!r} is below 1M", hint="--memory-budget 1G, or SWSC_MEMORY_BUDGET=1G")
     return n
 
 

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", choices=("numpy", "c"), default=None,
                    help="numpy (default) or c: generate, build ($CC, default gcc) and run the C")
     r.add_argument("--json", action="store_true", help="print one JSON object")
+    add_memory_budget(r)
 
     k = sub.add_parser("check", help="compare the compiled network (or the ANN evaluator) with onnxruntime",
                        description="Compile MODEL, run it and onnxruntime's quantized model on the same "
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "qemu-system-arm (mps2-an386), compared bit for bit with the numpy integer mode")
     k.add_argument("--limit", type=int, help="use only the first N samples")
     k.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    add_memory_budget(k)
     gates = k.add_argument_group("gates (exit 1 with the reason when one fails; for CI)")
     gates.add_argument("--min-top1", type=cliutil.fraction, metavar="F", help="least top-1 agreement with onnxruntime")
     gates.add_argument("--min-exact", type=cliutil.fraction, metavar="F",
@@ -181,10 +183,15 @@ def _add_tune_parser(sub) -> None:
     t.add_argument("--max-evals", type=int, default=40, help="end-to-end evaluations at most (default 40)")
     t.add_argument("--no-uniform", action="store_true", help="do not measure the uniform schedules")
     t.add_argument("--limit", type=int, help="use only the first N samples of --data")
-    t.add_argument("--memory-budget", help="runtime memory budget per batch, e.g. 512M, 2G "
-                   "(default $SWSC_MEMORY_BUDGET or 1G)")
+    add_memory_budget(t)
     t.add_argument("--json", action="store_true", help="print the tune document as one JSON object")
     add_compile_options(t, ts=False)
+
+
+def add_memory_budget(p) -> None:
+    """The numpy runtime's working-memory bound (runtime/memory.py), shared by run, check and tune."""
+    p.add_argument("--memory-budget", metavar="SIZE", help="numpy runtime memory per batch, e.g. 512M, 2G "
+                   "(default $SWSC_MEMORY_BUDGET or 1G); peak memory stays near it at any number of samples")
 
 
 COMMANDS = {"compile": cmd_compile, "dump": cmd_dump, "run": cmd_run, "check": cmd_check, "sweep": cmd_sweep,

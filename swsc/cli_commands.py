@@ -101,7 +101,7 @@ def cmd_run(a) -> int:
     if a.output and Path(a.output).is_dir():
         raise UsageError(f"-o '{a.output}' is a directory; give the .npz file to write, e.g. out.npz")
     x, y = load_data(a.data, g)
-    outputs, totals = run_outputs(g, x, mode, backend)
+    outputs, totals = run_outputs(g, x, mode, backend, budget=memory_budget(a.memory_budget, BATCH_BYTES))
     first = outputs[g.outputs[0]]
     predictions = np.argmax(first.reshape(len(first), -1), axis=1)
     summary = {"samples": int(len(x)), "mode": mode, "backend": backend, **totals}
@@ -121,13 +121,13 @@ def cmd_run(a) -> int:
     return 0
 
 
-def run_outputs(g, x, mode: str, backend: str) -> tuple[dict, dict]:
+def run_outputs(g, x, mode: str, backend: str, budget: int | None = None) -> tuple[dict, dict]:
     """({graph output: float array [N, ...]}, summary) of running ``g`` as ``swsc run`` does."""
     if mode == "int" and not g.integer:   # a .sws.onnx holds the network before this pass
         g = PassManager([LowerToInteger()]).run(g)
     if backend == "numpy":
         with Progress(len(x), "swsc run", unit="sample") as bar:
-            res = run(g, x, progress=bar, mode=mode)
+            res = run(g, x, progress=bar, mode=mode, budget=budget)
         return res.outputs, res.totals()
     c_out, counts, creport = run_c(g, x)
     flat, outputs, start = c_out.reshape(len(x), -1), {}, 0
@@ -154,7 +154,8 @@ def cmd_check(a) -> int:
     if a.max_lsb is not None and a.max_lsb < 0:
         raise UsageError(f"--max-lsb must be >= 0, got {a.max_lsb}")
     report = check(model, a.data, compile_options(a), ann=a.ann, mode=a.mode, backend=a.backend,
-                   input_shape=input_shape(a), limit=a.limit, target=a.target)
+                   input_shape=input_shape(a), limit=a.limit, target=a.target,
+                   budget=memory_budget(a.memory_budget, BATCH_BYTES))
     limits = {"min_top1": a.min_top1, "min_exact": a.min_exact, "max_lsb": a.max_lsb}
     failures = gate_failures(report, **limits)
     report["gates"] = {k: v for k, v in limits.items() if v is not None}

@@ -91,3 +91,37 @@ def test_depthwise_on_frames_equals_fold_then_conv():
             expect = kernels._ort_conv(x, wt, attrs)
             got = loops.depthwise_conv_frames(frames, fold, wt, attrs, np.empty_like(expect))
             assert np.array_equal(got, expect), (k, s, p, fold)
+
+
+def test_memory_budget_option(tmp_path, capsys):
+    """`swsc check/run --memory-budget` reach the runtime: the smallest budget (1M) streams `check`
+    in smaller chunks than the default with the same report; a malformed size is refused."""
+    import json
+
+    from swsc.cli import main
+
+    args = ["check", str(SAMPLE), "--data", str(DATA), "--limit", "6", "--json"]
+    assert main(args) == 0
+    whole = json.loads(capsys.readouterr().out)
+    seen = []
+    evaluate = check_mod.reference.evaluate
+
+    def recording(graph, x, **kw):
+        seen.append(len(x))
+        return evaluate(graph, x, **kw)
+
+    check_mod.reference.evaluate = recording
+    try:
+        assert main(args + ["--memory-budget", "1M"]) == 0
+    finally:
+        check_mod.reference.evaluate = evaluate
+    assert len(seen) > 1 and sum(seen) == 6
+    assert _without_residual_mean(json.loads(capsys.readouterr().out)) == _without_residual_mean(whole)
+    assert main(["compile", str(SAMPLE), "-o", str(tmp_path)]) == 0
+    ir = next(tmp_path.glob("*.sws.onnx"))
+    run = ["run", str(ir), "--data", str(DATA), "--json"]
+    capsys.readouterr()
+    assert main(run + ["--memory-budget", "1M"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] > 0
+    assert main(run + ["--memory-budget", "lots"]) != 0
+    assert "memory budget" in capsys.readouterr().err
