@@ -292,15 +292,19 @@ class Matcher(StructuralOps, IndexOps, LinearOps, PostOps, UnaryOps, Emitter):
                                     f"{list(s.shape)}", file=self.og.file, node=n.name, op=n.op)
         return s, z
 
-    def op_QuantizeLinear(self, n: ONode) -> None:
+    def activation_grid(self, n: ONode) -> tuple[float, int, str]:
+        """The (float32 scale, zero point, dtype) a QuantizeLinear puts an activation on."""
         s, z = self.qparams(n)
         if s.size != 1 or z.size != 1:
             raise Unsupported("per-axis quantization of an activation is not supported")
         dt = str(z.dtype)
         if dt not in ACTIVATION_DTYPES:
             raise Unsupported(f"quantized type {dt} is not supported (need uint8/int8, or uint16/int16)")
+        return float(np.float32(_scalar(s))), int(_scalar(z)), dt
+
+    def op_QuantizeLinear(self, n: ONode) -> None:
+        s, z, dt = self.activation_grid(n)
         lo, hi = INT_RANGES[dt]
-        s, z = float(np.float32(_scalar(s))), int(_scalar(z))
         x = n.inputs[0]
         v = self.val(x)
         y = n.outputs[0]

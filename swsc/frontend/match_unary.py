@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir import ACTIVATION_DTYPES, INT_RANGES, Quant
+from ..ir import INT_RANGES, Quant
 from .onnxgraph import ONode
-from .values import Unsupported, View, _scalar
+from .values import Unsupported, View
 
 f32 = np.float32
 
@@ -66,7 +66,7 @@ def _exp(x):
 
 
 class UnaryOps:
-    """Mixin of Matcher: needs val/cval/og/g/vals/consumers/emit/check_view/qparams/const."""
+    """Mixin of Matcher: needs val/cval/og/g/vals/consumers/emit/check_view/activation_grid/const."""
 
     # -- the ONNX ops: each names its float32 function
     def op_Sigmoid(self, n: ONode) -> None:
@@ -152,7 +152,7 @@ class UnaryOps:
     def _emit_lut(self, n: ONode, chain: Pending, users) -> View:
         """The table of the chain onto the grid of its QuantizeLinear(s), as a ``Lut``; the value
         of the float output is the Lut's output dequantized, which only that grid ever reads."""
-        grids = {self._grid(u) for u in users}
+        grids = {self.activation_grid(u) for u in users}
         if len(grids) != 1:
             raise Unsupported(f"the output of {n.op} is quantized onto {len(grids)} different grids")
         (s, z, dt), = grids
@@ -174,14 +174,6 @@ class UnaryOps:
                         {"base": int(base)})
         return View(float(s), int(z), x.shape, n.outputs[0], ir=out)
 
-    def _grid(self, qn: ONode):
-        s, z = self.qparams(qn)
-        if s.size != 1 or z.size != 1:
-            raise Unsupported("per-axis quantization of an activation is not supported")
-        dt = str(z.dtype)
-        if dt not in ACTIVATION_DTYPES:
-            raise Unsupported(f"quantized type {dt} is not supported (need uint8/int8, or uint16/int16)")
-        return float(f32(_scalar(s))), int(_scalar(z)), dt
 
 
 #: the ONNX ops this mixin computes as tables (a chain of them composes into one)
