@@ -5,6 +5,8 @@ quantized ANN for the SNN (at Ts = Tc - 1 on every tensor, and the table layer i
 and the gcc-built C for the integer mode."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -85,8 +87,27 @@ def _torch_model(d):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(8, 8, 1), nn.Hardswish(),
                         nn.Conv2d(8, 8, 1), nn.Sigmoid(), nn.Conv2d(8, 8, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
-    torch.onnx.export(net.eval(), torch.zeros(1, 3, 10, 10), str(d / "float.onnx"), input_names=["input"],
-                      output_names=["output"], opset_version=17, dynamo=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), torch.zeros(1, 3, 10, 10), str(d / "float.onnx"), input_names=["input"],
+                          output_names=["output"], opset_version=17, dynamo=False)
+    return d / "float.onnx"
+
+
+def _dynamo_model(d):
+    """The activations torch's dynamo exporter writes as one ONNX op (Gelu-20, Mish-18; the legacy
+    exporter decomposes them into products of two activations, which swsc refuses)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    nn = torch.nn
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GELU(), nn.Conv2d(8, 8, 1), nn.Mish(), nn.Conv2d(8, 8, 1),
+                        nn.GELU(approximate="tanh"), nn.Conv2d(8, 8, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 10))
+    with warnings.catch_warnings():      # the exporters' own deprecation notices
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (torch.zeros(1, 3, 10, 10),), str(d / "float.onnx"), input_names=["input"],
+                          output_names=["output"], dynamo=True, verbose=False)
     return d / "float.onnx"
 
 
@@ -109,15 +130,19 @@ def torch_model(tmp_path_factory):
     return d / "q.onnx"
 
 
-@pytest.fixture(scope="module", params=["qdq", "qop", "torch"])
+@pytest.fixture(scope="module", params=["qdq", "qop", "torch", "dynamo"])
 def model(request, tmp_path_factory):
     if request.param in ("qdq", "torch"):
         return request.getfixturevalue(f"{request.param}_model")
+    if request.param == "dynamo":
+        d = tmp_path_factory.mktemp("lut-dynamo")
+        _quantize(_dynamo_model(d), d / "q.onnx", "qdq")
+        return d / "q.onnx"
     return quantized_model("qop", tmp_path_factory.mktemp("lut-qop"))
 
 
 FUNCS = ("Sigmoid", "Tanh", "Elu", "Softplus", "Exp", "LeakyRelu", "PRelu", "HardSigmoid", "HardSwish", "Neg", "Abs",
-         "QLinearSigmoid", "QLinearLeakyRelu")
+         "Erf", "Gelu", "Mish", "QLinearSigmoid", "QLinearLeakyRelu")
 
 
 def _luts(g):
@@ -231,12 +256,16 @@ EXHAUSTIVE = [("Sigmoid", {}, None), ("Tanh", {}, None), ("Exp", {}, None), ("So
               ("Abs", {}, None), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, None), ("HardSwish", {}, None),
               ("PRelu", {}, np.float32(0.25)), ("com.microsoft.QLinearSigmoid", {}, None),
               ("com.microsoft.QLinearLeakyRelu", {"alpha": 0.1}, None),
+              ("Erf", {}, None), ("Gelu", {}, None), ("Gelu", {"approximate": "tanh"}, None), ("Mish", {}, None),
               ("PRelu", {}, "d")]        # a slope that is not a constant: refused by name
+#: the opset that defines each function, where later than 14
+OPSET = {"Gelu": 20, "Mish": 18}
 
 
 @pytest.mark.parametrize("op,attrs,extra,signed", [e + (False,) for e in EXHAUSTIVE] +
                          [e + (True,) for e in EXHAUSTIVE if e[0].endswith(("Sigmoid", "LeakyRelu", "Tanh"))],
-                         ids=[e[0].split(".")[-1] + "-u8" for e in EXHAUSTIVE] +
+                         ids=[e[0].split(".")[-1] + "".join(f"-{v}" for v in e[1].values() if isinstance(v, str)) + "-u8"
+                              for e in EXHAUSTIVE] +
                          [e[0].split(".")[-1] + "-s8" for e in EXHAUSTIVE if e[0].endswith(("Sigmoid", "LeakyRelu",
                                                                                           "Tanh"))])
 def test_every_code_matches_onnxruntime(op, attrs, extra, signed, tmp_path):
@@ -252,7 +281,8 @@ def test_every_code_matches_onnxruntime(op, attrs, extra, signed, tmp_path):
     y_real = {"Sigmoid": 1 / (1 + np.exp(-x)), "Tanh": np.tanh(x), "Exp": np.exp(x), "Softplus": np.log1p(np.exp(x)),
               "Elu": np.where(x >= 0, x, 0.7 * np.expm1(x)), "LeakyRelu": np.where(x >= 0, x, 0.1 * x), "Neg": -x,
               "Abs": np.abs(x), "HardSigmoid": np.clip(0.3 * x + 0.4, 0, 1), "HardSwish": x * np.clip(x / 6 + 0.5, 0, 1),
-              "PRelu": np.where(x >= 0, x, 0.25 * x)}[fname]
+              "PRelu": np.where(x >= 0, x, 0.25 * x), "Erf": np.tanh(1.2 * x),    # (a range for the grid)
+              "Gelu": x * (x > 0), "Mish": x * np.tanh(np.log1p(np.exp(x)))}[fname]
     s_out = np.float32((y_real.max() - y_real.min()) / (hi - lo))
     z_out = int(np.clip(np.rint(lo - y_real.min() / s_out), lo, hi))
     inits = [numpy_helper.from_array(np.array(s_in, np.float32), "s_in"),
@@ -276,8 +306,8 @@ def test_every_code_matches_onnxruntime(op, attrs, extra, signed, tmp_path):
     nodes.append(helper.make_node("DequantizeLinear", ["q2", "s_out", "z_out"], ["y"]))
     g = helper.make_graph(nodes, "one", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, x.size])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, x.size])], inits)
-    opsets = [helper.make_opsetid("", 14), helper.make_opsetid("com.microsoft", 1)]
-    onnx.save(helper.make_model(g, opset_imports=opsets, ir_version=8), str(tmp_path / "one.onnx"))
+    opsets = [helper.make_opsetid("", OPSET.get(op, 14)), helper.make_opsetid("com.microsoft", 1)]
+    onnx.save(helper.make_model(g, opset_imports=opsets, ir_version=9), str(tmp_path / "one.onnx"))
     if isinstance(extra, str):
         with pytest.raises(UnsupportedOpError, match=r"'fn' \(PRelu\): PRelu needs a constant slope"):
             import_onnx(tmp_path / "one.onnx")

@@ -1,5 +1,5 @@
 """Elementwise nonlinearities of a dequantized tensor (Sigmoid, Tanh, LeakyRelu, PRelu, HardSwish,
-...) handlers of the matcher: each becomes a ``Lut`` (swsc/ops/lut.py), the table of the function
+Gelu, Mish, ...) handlers of the matcher: each becomes a ``Lut`` (swsc/ops/lut.py), the table of the function
 between the input's grid and the grid of the QuantizeLinear that follows.
 
 ``DQ -> f -> Q`` is what onnxruntime's quantize_static writes (QDQ, and QOperator for the ops it
@@ -22,6 +22,7 @@ quantized: one that feeds a graph output or another float op is refused by name.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +66,25 @@ def _exp(x):
         return np.exp(x).astype(f32)
 
 
+#: erf in float32: the correctly rounded float64 value rounded to float32 (numpy has no erf;
+#: onnxruntime's MLAS erf is a polynomial within an ulp or so of it)
+_erf64 = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erf(x):
+    return _erf64(x).astype(f32)
+
+
+def _gelu(x, approximate):
+    # ONNX Gelu-20: 0.5 x (1 + erf(x / sqrt 2)), or with approximate="tanh"
+    # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+    if approximate == "tanh":
+        inner = np.tanh(f32(math.sqrt(2 / math.pi)) * (x + f32(0.044715) * x * x * x))
+    else:
+        inner = _erf(x * f32(1 / math.sqrt(2)))
+    return (f32(0.5) * x * (f32(1) + inner)).astype(f32)
+
+
 class UnaryOps:
     """Mixin of Matcher: needs val/cval/og/g/vals/consumers/emit/check_view/activation_grid/const."""
 
@@ -80,6 +100,19 @@ class UnaryOps:
 
     def op_Softplus(self, n: ONode) -> None:
         self._unary(n, _softplus)
+
+    def op_Erf(self, n: ONode) -> None:
+        self._unary(n, _erf)
+
+    def op_Gelu(self, n: ONode) -> None:
+        approximate = n.attrs.get("approximate", "none")
+        if approximate not in ("none", "tanh"):
+            raise Unsupported(f"Gelu approximate={approximate!r} (none or tanh expected)")
+        self._unary(n, lambda x: _gelu(x, approximate))
+
+    def op_Mish(self, n: ONode) -> None:
+        # ONNX Mish-18: x * tanh(softplus(x))
+        self._unary(n, lambda x: (x * np.tanh(_softplus(x))).astype(f32))
 
     def op_Neg(self, n: ONode) -> None:
         self._unary(n, np.negative)
@@ -178,4 +211,4 @@ class UnaryOps:
 
 #: the ONNX ops this mixin computes as tables (a chain of them composes into one)
 UNARY = ("Sigmoid", "Tanh", "Exp", "Softplus", "Neg", "Abs", "LeakyRelu", "Elu", "HardSigmoid", "HardSwish",
-         "PRelu")
+         "PRelu", "Erf", "Gelu", "Mish")
