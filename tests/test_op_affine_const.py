@@ -146,13 +146,16 @@ def _refused(tmp_path, node):
     return tmp_path / "q.onnx"
 
 
-def test_spatial_constant_and_activation_product_are_refused(tmp_path):
+def test_spatial_constant_is_refused_and_square_is_a_table(tmp_path):
     q = _refused(tmp_path, helper.make_node("Mul", ["r", "kk"], ["m1"], name="spatial"))
     with pytest.raises(UnsupportedOpError, match="spatial.*not per-channel"):
         import_onnx(q)
+    # x * x is a function of one tensor: a table (tests/test_op_lut.py refuses a product of two
+    # independent activations), equal to onnxruntime
     q = _refused(tmp_path, helper.make_node("Mul", ["r", "r"], ["m1"], name="square"))
-    with pytest.raises(UnsupportedOpError, match="square.*two activations"):
-        import_onnx(q)
+    g = import_onnx(q)
+    assert "Lut" in {n.op for n in g.nodes}
+    assert_matches_onnxruntime("square", g, q, _inputs(24, 1)[:, 0], min_exact=0.999)
 
 
 def _tiny(path, ops, sx, sy, extra_inits=(), domain_ms=False):

@@ -114,6 +114,7 @@ class Matcher(StructuralOps, IndexOps, LinearOps, PostOps, UnaryOps, Emitter):
         self._plain_pending = False
         self._float_pending = False
         self.consumers = og.consumer_map()
+        self.tables: dict[str, tuple] = {}   # a Lut's output -> (its input, table, base code): match_unary
 
     # -- IR helpers ------------------------------------------------------------------
     def nname(self, base: str) -> str:

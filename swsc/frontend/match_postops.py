@@ -266,7 +266,8 @@ class PostOps:
             k = 1
         else:
             if n.op in ("Mul", "Div") and all(isinstance(v, (View, Lin)) for v in vals):
-                raise Unsupported(f"{n.op} of two activations is not supported (one operand must be a constant)")
+                raise Unsupported(f"{n.op} of two activations is not supported (one operand must be a constant, "
+                                  "or both functions of one quantized tensor, as in x * Sigmoid(x))")
             return False
         x, c = vals[k], vals[1 - k]
         if isinstance(x, View) and isinstance(c, WConst) and not wconst_view:
@@ -385,7 +386,7 @@ class PostOps:
         self.vals[n.outputs[0]] = self._add_bias(self._affine_lin(va, "Sub"), c, -1.0)
 
     def op_Mul(self, n: ONode) -> None:
-        if self._head_arith(n):
+        if self._head_arith(n) or self.product_table(n):
             return
         if self._const_affine(n):
             return

@@ -169,6 +169,11 @@ class UnaryOps:
             raise Unsupported(f"{n.op} needs a dequantized tensor as input (DequantizeLinear -> {n.op} -> "
                               "QuantizeLinear)")
         chain.fns.append(fn if slope is None else self._prelu(n, chain.view.shape, slope))
+        self._continue(n, chain)
+
+    def _continue(self, n: ONode, chain: Pending) -> None:
+        """A table function's output: emitted as a Lut onto the grid of its QuantizeLinear(s), or
+        composed into the next function's table."""
         y = n.outputs[0]
         users = self.consumers.get(y, [])
         if y in self.og.outputs or not users:
@@ -205,7 +210,45 @@ class UnaryOps:
         tab = self.const(f"{chain.node}_table", np.ascontiguousarray(table))
         out = self.emit("Lut", chain.node, [ir, tab], users[0].outputs[0], dt, x.shape, Quant(s, z, None, lo, hi),
                         {"base": int(base)})
+        self.tables[out] = (ir, table, int(base))
         return View(float(s), int(z), x.shape, n.outputs[0], ir=out)
+
+    # -- products of two functions of one tensor (SiLU: x * Sigmoid(x); Mish: x * Tanh(Softplus(x)))
+    def _codes_of(self, v):
+        """A dequantized operand as a function of the codes of the tensor it is computed from:
+        (source IR tensor, float32 values [rows, levels] over the source's codes), or None. The
+        source's own DequantizeLinear is the identity; the output of a table is its table."""
+        if not isinstance(v, View) or v.ir is None or v.parents:
+            return None
+        path, src = [], v.ir
+        while src in self.tables:                    # a table of a table of ... the source
+            src, table, base = self.tables[src][0], self.tables[src][1], self.tables[src][2]
+            path.append((table, base))
+        t = self.g.tensors[src]
+        if t.quant is None or t.dtype not in INT_RANGES:
+            return None
+        lo, hi = INT_RANGES[t.dtype]
+        codes = np.arange(lo, hi + 1, dtype=np.int64)[None, :]
+        for table, base in reversed(path):          # innermost first; rows: one, or one per channel
+            rows = max(table.shape[0], codes.shape[0])
+            codes = np.take_along_axis(np.broadcast_to(table, (rows, table.shape[1])).astype(np.int64),
+                                       np.broadcast_to(codes - base, (rows, codes.shape[1])), axis=1)
+        return src, f32(v.scale) * (codes - v.zp).astype(f32)
+
+    def product_table(self, n: ONode) -> bool:
+        """Mul of two dequantized tensors that are both functions of one quantized tensor (x and a
+        table of x, as onnxruntime quantizes torch's SiLU and Mish) is itself a function of that
+        tensor: a table, the product computed in float32 as onnxruntime's Mul; False where the
+        operands are anything else."""
+        a, b = (self._codes_of(self.val(i)) for i in n.inputs[:2])
+        if a is None or b is None or a[0] != b[0]:
+            return False
+        if tuple(self.og.shape(n.outputs[0]) or ()) != tuple(self.g.tensors[a[0]].shape):
+            return False
+        prod = (a[1] * b[1]).astype(f32)
+        src = self.view_of_q(a[0], n.inputs[0])
+        self._continue(n, Pending(src, [lambda _val: prod], n.name))
+        return True
 
 
 
