@@ -222,7 +222,7 @@ class UnaryOps:
             return None
         path, src = [], v.ir
         while src in self.tables:                    # a table of a table of ... the source
-            src, table, base = self.tables[src][0], self.tables[src][1], self.tables[src][2]
+            src, table, base = self.tables[src]
             path.append((table, base))
         t = self.g.tensors[src]
         if t.quant is None or t.dtype not in INT_RANGES:
