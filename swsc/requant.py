@@ -84,6 +84,41 @@ def dq32(t, v):
     return ((v.astype(np.float64) - float(np.asarray(t.quant.zero_point))).astype(f32) * f32(t.quant.scale)).astype(f32)
 
 
+def qlinear_mul(a, sa, za, b, sb, zb, yq, dtype):
+    """MlasQLinearMul's x86 kernel on codes ``a`` and ``b`` (broadcasting):
+    ``rint(fp32(fp32((a - z_a)(b - z_b)) * r) + fp32(z_y))`` with ``r = fp32(fp32(s_a s_b) / s_y)``,
+    saturated to ``yq``'s range."""
+    prod = ((np.asarray(a, np.float64) - float(np.asarray(za)))
+            * (np.asarray(b, np.float64) - float(np.asarray(zb))))            # exact: |prod| < 2^33
+    r = f32(f32(f32(sa) * f32(sb)) / f32(yq.scale))
+    t = ((prod.astype(f32) * r).astype(f32) + f32(float(np.asarray(yq.zero_point)))).astype(f32)
+    return np.clip(np.rint(t), yq.lo, yq.hi).astype(dtype)
+
+
+def qlinear_add(a, sa, za, b, sb, zb, yq, dtype, shift: float = 0.0):
+    """MlasQLinearAdd (AVX2) on codes ``a`` and ``b``: ``r_i = fp32(s_i / s_y)``,
+    ``F = fp32(z_y - (r_a z_a + r_b z_b))``, ``rint(fma(a, r_a, fma(b, r_b, F)))``, saturated; a
+    one-element operand is folded into ``F`` first, as the kernel's scalar path does. ``shift``
+    128 runs int8 codes as uint8, as onnxruntime does on x86 for int8 QDQ models."""
+    a = (np.asarray(a, np.float64) + shift).astype(f32)
+    b = (np.asarray(b, np.float64) + shift).astype(f32)
+    sy = f32(yq.scale)
+    zy = f32(float(np.asarray(yq.zero_point)) + shift)
+    ra, rb = f32(f32(sa) / sy), f32(f32(sb) / sy)
+    za, zb = f32(float(np.asarray(za)) + shift), f32(float(np.asarray(zb)) + shift)
+    fixed = f32(zy - fma32(ra, za, f32(rb * zb)))
+    if b.size == 1:
+        v = fma32(a, ra, f32(fixed + f32(b.reshape(-1)[0] * rb)))
+    elif a.size == 1:
+        v = fma32(b, rb, f32(fixed + f32(a.reshape(-1)[0] * ra)))
+    else:
+        a, b = np.broadcast_arrays(a, b)
+        v = fma32(a, ra, fma32(b, rb, fixed))
+    # the kernel's float already includes z_y: round, then clamp to [lo, hi]
+    r = np.rint(v).astype(np.float64) - shift
+    return np.clip(r, yq.lo, yq.hi).astype(dtype)
+
+
 def mlas_global_mean(x: np.ndarray) -> np.ndarray:
     """MLAS's float32 global average pool of [N, C, H, W]: four lanes summing every fourth
     element in order, folded as (l0 + l2) + (l1 + l3), then the tail added one by one, / (H W)."""
@@ -157,11 +192,8 @@ def ort_affine(g, node, ins, env) -> np.ndarray | None:
     v = env[x.name]
     if spec["kind"] == "qlinear_mul":
         w = g.tensors[ins.w]
-        c = chan(w.data.reshape(-1).astype(np.float64) - float(np.asarray(w.quant.zero_point)), v.ndim)
-        prod = (v.astype(np.float64) - float(np.asarray(x.quant.zero_point))) * c     # exact: |prod| < 2^17
-        r = f32(f32(f32(x.quant.scale) * f32(w.quant.scale)) / f32(y.quant.scale))
-        t = ((prod.astype(f32) * r).astype(f32) + f32(float(np.asarray(y.quant.zero_point)))).astype(f32)
-        return np.clip(np.rint(t), y.quant.lo, y.quant.hi).astype(y.dtype)
+        c = chan(w.data.reshape(-1).astype(np.float64), v.ndim)
+        return qlinear_mul(v, x.quant.scale, x.quant.zero_point, c, w.quant.scale, w.quant.zero_point, y.quant, y.dtype)
     d = dq32(x, v)
     for op, c, reverse in spec["steps"]:
         c = chan(np.asarray(c, f32), d.ndim)

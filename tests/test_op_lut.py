@@ -85,11 +85,13 @@ def _torch_model(d):
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(0)
-    # SiLU and Mish: the legacy exporter writes x * Sigmoid(x) and x * Tanh(Softplus(x)), products
-    # of two functions of one tensor (one table each)
+    # SiLU, Mish and GELU: the legacy exporter writes x * Sigmoid(x), x * Tanh(Softplus(x)) and
+    # 0.5 * x * (1 + Erf(x / sqrt 2)) (or its tanh form), arithmetic on functions of one tensor
+    # (one table each)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(8, 8, 1), nn.Hardswish(),
                         nn.Conv2d(8, 8, 1), nn.Sigmoid(), nn.Conv2d(8, 8, 1), nn.SiLU(), nn.Conv2d(8, 8, 1),
-                        nn.Mish(), nn.Conv2d(8, 8, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+                        nn.Mish(), nn.Conv2d(8, 8, 1), nn.GELU(), nn.Conv2d(8, 8, 1), nn.GELU(approximate="tanh"),
+                        nn.Conv2d(8, 8, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(net.eval(), torch.zeros(1, 3, 10, 10), str(d / "float.onnx"), input_names=["input"],
@@ -99,7 +101,7 @@ def _torch_model(d):
 
 def _dynamo_model(d):
     """The activations torch's dynamo exporter writes as one ONNX op (Gelu-20, Mish-18; the legacy
-    exporter decomposes GELU into a product of two activations, which swsc refuses), and SiLU."""
+    exporter decomposes them, _torch_model), and SiLU."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
     nn = torch.nn
@@ -133,10 +135,14 @@ def torch_model(tmp_path_factory):
     return d / "q.onnx"
 
 
-@pytest.fixture(scope="module", params=["qdq", "qop", "torch", "dynamo"])
+@pytest.fixture(scope="module", params=["qdq", "qop", "torch", "torch-qop", "dynamo"])
 def model(request, tmp_path_factory):
     if request.param in ("qdq", "torch"):
         return request.getfixturevalue(f"{request.param}_model")
+    if request.param == "torch-qop":
+        d = tmp_path_factory.mktemp("lut-torch-qop")
+        _quantize(_torch_model(d), d / "q.onnx", "qop")
+        return d / "q.onnx"
     if request.param == "dynamo":
         d = tmp_path_factory.mktemp("lut-dynamo")
         _quantize(_dynamo_model(d), d / "q.onnx", "qdq")
@@ -362,3 +368,28 @@ def test_product_of_functions_of_one_tensor(form, tmp_path):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 14)], ir_version=8), str(tmp_path / "p.onnx"))
     _one_table_or_refused(form, tmp_path / "p.onnx", x, r"'prod' \(Mul\): Mul of two activations"
                           if form == "two-tensors" else None)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("act", ["QUInt8", "QInt8"])
+def test_legacy_gelu_is_one_table(approximate, act, tmp_path):
+    """nn.GELU as torch's legacy exporter writes it (Div -> Erf -> Add -> Mul -> Mul, or the tanh
+    form's x * x * x ... Tanh ... chain), each step quantized by onnxruntime's quantize_static
+    (QDQ), fed every code of its input quantizer: one table equal to onnxruntime's on every entry.
+    (In QOperator form a GELU on the graph input runs on the float input itself; the legacy net of
+    the ``model`` fixture has GELUs after convolutions in both forms.)"""
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(torch.nn.GELU(approximate=approximate).eval(), torch.zeros(1, 256), str(tmp_path / "f.onnx"),
+                          input_names=["input"], output_names=["output"], opset_version=17, dynamo=False)
+    calib = np.linspace(-5, 5, 8 * 256, dtype=np.float32).reshape(8, 1, 256)
+    ort_quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", calib, "qdq",
+                 activation_type=getattr(ort_quant.QuantType, act), reduce_range=False)
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    first = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "input")
+    s_in, z_in = np.float32(inits[first.input[1]]), inits[first.input[2]]
+    lo, hi = np.iinfo(z_in.dtype).min, np.iinfo(z_in.dtype).max
+    x = (s_in * (np.arange(lo, hi + 1) - int(z_in)).astype(np.float32)).astype(np.float32)
+    _one_table_or_refused(f"gelu-{approximate}", tmp_path / "q.onnx", x, None)

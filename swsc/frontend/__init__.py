@@ -39,7 +39,7 @@ def import_model(path, input_shape=None) -> Graph:
         og.prune()
         infer(og, shapes)
         og.batchless = batchless(og)
-        graph = match(og, shapes)
+        graph = match(og, shapes, qdq_int8)
         graph.meta["source"] = file
         lost = [o for o in og.outputs if o in og.batchless]
         if lost:

@@ -100,8 +100,9 @@ STRUCTURAL = ("MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpos
 
 
 class Matcher(StructuralOps, IndexOps, LinearOps, PostOps, UnaryOps, Emitter):
-    def __init__(self, og: OGraph, in_shapes: dict[str, tuple]):
+    def __init__(self, og: OGraph, in_shapes: dict[str, tuple], int8_qdq: bool = False):
         self.og = og
+        self.int8_qdq = int8_qdq      # onnxruntime runs this model's int8 QDQ activations as uint8
         self.in_shapes = in_shapes
         self.g = Graph(og.name)
         self.vals: dict[str, object] = {}
@@ -377,6 +378,6 @@ def check_quantized(og: OGraph) -> None:
             hint="quantize it first, e.g. onnxruntime.quantization.quantize_static (QDQ or QOperator)")
 
 
-def match(og: OGraph, in_shapes: dict[str, tuple]) -> Graph:
+def match(og: OGraph, in_shapes: dict[str, tuple], int8_qdq: bool = False) -> Graph:
     check_quantized(og)
-    return Matcher(og, in_shapes).run()
+    return Matcher(og, in_shapes, int8_qdq).run()

@@ -348,7 +348,7 @@ class PostOps:
         return out
 
     def op_Add(self, n: ONode) -> None:
-        if self._head_arith(n):
+        if self._head_arith(n) or self.elementwise_table(n):
             return
         if self._const_affine(n, wconst_view=False):
             return
@@ -375,7 +375,7 @@ class PostOps:
             raise Unsupported("operands are not quantized tensors")
 
     def op_Sub(self, n: ONode) -> None:
-        if self._head_arith(n):
+        if self._head_arith(n) or self.elementwise_table(n):
             return
         if self._const_affine(n):
             return
@@ -386,7 +386,7 @@ class PostOps:
         self.vals[n.outputs[0]] = self._add_bias(self._affine_lin(va, "Sub"), c, -1.0)
 
     def op_Mul(self, n: ONode) -> None:
-        if self._head_arith(n) or self.product_table(n):
+        if self._head_arith(n) or self.elementwise_table(n):
             return
         if self._const_affine(n):
             return
@@ -398,7 +398,7 @@ class PostOps:
         self.vals[n.outputs[0]] = self._scale(self._affine_lin(lv, "Mul"), c)
 
     def op_Div(self, n: ONode) -> None:
-        if self._head_arith(n):
+        if self._head_arith(n) or self.elementwise_table(n):
             return
         if self._const_affine(n):
             return

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import INT_RANGES, Quant
+from ..requant import qlinear_add, qlinear_mul
 from .onnxgraph import ONode
-from .values import Unsupported, View
+from .values import Unsupported, View, WConst, _scalar
 
 f32 = np.float32
 
@@ -40,6 +41,25 @@ class Pending:
     view: View
     fns: list          # float32 [rows, levels] -> [rows, levels], applied in order
     node: str          # the first function's node (names the Lut)
+    kernel: object = None   # (scale, zero point, dtype) -> codes [rows, levels] or None: where
+                            # onnxruntime computes the last op and its quantization in one kernel
+
+
+@dataclass
+class Operand:
+    """An operand of an elementwise op: its codes for each code of one source tensor (or a
+    constant: ``src`` None), on the grid (scale, zp)."""
+    src: str | None
+    q: np.ndarray | None       # int64 [rows, levels]; [1, 1] for a constant
+    scale: float
+    zp: int
+    direct: bool               # made by a DequantizeLinear: onnxruntime can fuse its QLinear op
+    table: bool                # through at least one table (not the source itself)
+    value: np.ndarray | None = None    # a float constant
+
+    def real(self) -> np.ndarray:
+        """DequantizeLinear in float32: fp32(s) * fp32(q - z)."""
+        return self.value if self.q is None else f32(self.scale) * (self.q - self.zp).astype(f32)
 
 
 def _where(c, a, b):
@@ -162,7 +182,7 @@ class UnaryOps:
     def _unary(self, n: ONode, fn, slope=None) -> None:
         v = self.val(n.inputs[0])
         if isinstance(v, Pending):
-            chain = Pending(v.view, list(v.fns), v.node)
+            chain = Pending(v.view, list(v.fns), v.node)   # (a kernel only ever ends a chain)
         elif isinstance(v, View):
             chain = Pending(v, [], n.name)
         else:
@@ -200,24 +220,37 @@ class UnaryOps:
         q = np.arange(base, top + 1, dtype=np.int64)[None, :]
         # dequantize in float32 as onnxruntime does: fp32(s) * fp32(q - z)
         val = f32(chain.view.scale) * (q - chain.view.zp).astype(f32)
-        with np.errstate(invalid="ignore"):
-            for fn in chain.fns:
-                val = np.asarray(fn(val), f32)
-            if np.isnan(val).any():
-                raise Unsupported(f"{n.op} is undefined (NaN) on part of its input's range")
-            lo, hi = INT_RANGES[dt]
-            table = np.clip(np.rint(val / f32(s)) + z, lo, hi).astype(np.int32)
+        lo, hi = INT_RANGES[dt]
+        table = None if chain.kernel is None else chain.kernel(s, z, dt)
+        if table is None:
+            with np.errstate(invalid="ignore"):
+                for fn in chain.fns:
+                    val = np.asarray(fn(val), f32)
+                if np.isnan(val).any():
+                    raise Unsupported(f"{n.op} is undefined (NaN) on part of its input's range")
+                table = np.clip(np.rint(val / f32(s)) + z, lo, hi)
+        table = table.astype(np.int32)
         tab = self.const(f"{chain.node}_table", np.ascontiguousarray(table))
         out = self.emit("Lut", chain.node, [ir, tab], users[0].outputs[0], dt, x.shape, Quant(s, z, None, lo, hi),
                         {"base": int(base)})
         self.tables[out] = (ir, table, int(base))
         return View(float(s), int(z), x.shape, n.outputs[0], ir=out)
 
-    # -- products of two functions of one tensor (SiLU: x * Sigmoid(x); Mish: x * Tanh(Softplus(x)))
-    def _codes_of(self, v):
-        """A dequantized operand as a function of the codes of the tensor it is computed from:
-        (source IR tensor, float32 values [rows, levels] over the source's codes), or None. The
-        source's own DequantizeLinear is the identity; the output of a table is its table."""
+    # -- arithmetic on functions of one tensor (SiLU: x * Sigmoid(x); GELU as torch's legacy exporter
+    # writes it: 0.5 * x * (1 + Erf(x / sqrt 2)), each step quantized)
+    def _operand(self, v) -> Operand | None:
+        """An operand of an elementwise op as a function of the codes of the tensor it is computed
+        from, or a one-element constant; None for anything else. The source's own DequantizeLinear
+        is the identity; the output of a table is its table."""
+        if isinstance(v, WConst):
+            if v.data.size != 1 or v.scale.size != 1 or v.zp.size != 1:
+                return None
+            return Operand(None, v.data.astype(np.int64).reshape(1, 1), float(_scalar(v.scale)), int(_scalar(v.zp)),
+                           True, False)
+        if isinstance(v, np.ndarray):
+            if v.size != 1 or v.dtype.kind != "f":
+                return None
+            return Operand(None, None, 1.0, 0, False, False, value=v.astype(f32).reshape(1, 1))
         if not isinstance(v, View) or v.ir is None or v.parents:
             return None
         path, src = [], v.ir
@@ -233,24 +266,46 @@ class UnaryOps:
             rows = max(table.shape[0], codes.shape[0])
             codes = np.take_along_axis(np.broadcast_to(table, (rows, table.shape[1])).astype(np.int64),
                                        np.broadcast_to(codes - base, (rows, codes.shape[1])), axis=1)
-        return src, f32(v.scale) * (codes - v.zp).astype(f32)
+        wide = t.dtype in ("uint16", "int16") or self.g.tensors[v.ir].dtype in ("uint16", "int16")
+        return Operand(src, codes, float(v.scale), int(v.zp), v.direct and not wide, bool(path))
 
-    def product_table(self, n: ONode) -> bool:
-        """Mul of two dequantized tensors that are both functions of one quantized tensor (x and a
-        table of x, as onnxruntime quantizes torch's SiLU and Mish) is itself a function of that
-        tensor: a table, the product computed in float32 as onnxruntime's Mul; False where the
-        operands are anything else."""
-        a, b = (self._codes_of(self.val(i)) for i in n.inputs[:2])
-        if a is None or b is None or a[0] != b[0]:
+    def elementwise_table(self, n: ONode) -> bool:
+        """Add/Sub/Mul/Div whose operands are functions of one quantized tensor (x and a table of x,
+        or a table of x and a constant) is itself a function of that tensor: a table, computed as
+        onnxruntime computes the op (QLinearMul / QLinearAdd where it fuses the cluster, else
+        DequantizeLinear, the op in float32, QuantizeLinear). The same op on a float value that
+        feeds a table function (the Div of DQ(x) / sqrt 2 -> Erf) joins that table. False for the
+        other forms: the source itself and a constant is an affine layer, x + x a QAdd
+        (match_postops.py)."""
+        ops = [self._operand(self.val(i)) for i in n.inputs[:2]]
+        if None in ops or len({o.src for o in ops} - {None}) != 1:
             return False
-        if tuple(self.og.shape(n.outputs[0]) or ()) != tuple(self.g.tensors[a[0]].shape):
+        src = next(o.src for o in ops if o.src is not None)
+        users = self.consumers.get(n.outputs[0], [])
+        into_table = bool(users) and all(u.op in UNARY for u in users)
+        if not (into_table or any(o.table for o in ops) or n.op == "Mul" and None not in [o.src for o in ops]):
             return False
-        prod = (a[1] * b[1]).astype(f32)
-        src = self.view_of_q(a[0], n.inputs[0])
-        self._continue(n, Pending(src, [lambda _val: prod], n.name))
+        if tuple(self.og.shape(n.outputs[0]) or ()) != tuple(self.g.tensors[src].shape):
+            return False
+        a, b = ops
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            real = np.asarray(_ARITH[n.op](a.real(), b.real()), f32)
+        kernel = None
+        if n.op in ("Add", "Mul") and not into_table and (n.name in self.og.lifted or a.direct and b.direct):
+            def kernel(s, z, dt):
+                if dt in ("uint16", "int16"):
+                    return None           # onnxruntime has no 16-bit QLinear kernels: DQ -> op -> Q
+                yq = Quant(s, z, None, *INT_RANGES[dt])
+                if n.op == "Mul":
+                    return qlinear_mul(a.q, a.scale, a.zp, b.q, b.scale, b.zp, yq, np.int64)
+                shift = 128.0 if dt == "int8" and self.int8_qdq else 0.0
+                return qlinear_add(a.q, a.scale, a.zp, b.q, b.scale, b.zp, yq, np.int64, shift)
+        self._continue(n, Pending(self.view_of_q(src, n.inputs[0]), [lambda _val: real], n.name, kernel))
         return True
 
 
+#: float32 arithmetic of the elementwise ops
+_ARITH = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}
 
 #: the ONNX ops this mixin computes as tables (a chain of them composes into one)
 UNARY = ("Sigmoid", "Tanh", "Exp", "Softplus", "Neg", "Abs", "LeakyRelu", "Elu", "HardSigmoid", "HardSwish",

@@ -9,7 +9,7 @@ import numpy as np
 
 from swsc.errors import SwscError, UnsupportedOpError
 from swsc.ir import INT_RANGES, scalar
-from swsc.requant import dq32, f32, finish, float_node, fma32, s8_as_u8
+from swsc.requant import dq32, f32, finish, float_node, qlinear_add, s8_as_u8
 
 from .base import Op, Synapse, affine_node, broadcast, inputs_of, prod, register
 
@@ -37,7 +37,7 @@ class QAdd(Op):
         y = graph.tensors[node.outputs[0]]
         ins = [graph.tensors[i] for i in inputs_of(node).x]
         vals = [t.data if t.is_const else env[t.name] for t in ins]
-        sy, zy = f32(y.quant.scale), f32(float(np.asarray(y.quant.zero_point)))
+        sy = f32(y.quant.scale)
         if len(ins) == 1:
             t = ins[0]
             real = f32(t.quant.scale) * (vals[0].astype(np.float64) - float(np.asarray(t.quant.zero_point))).astype(f32)
@@ -52,26 +52,9 @@ class QAdd(Op):
             return finish((total / sy).astype(f32), y.quant, y.dtype)
         if len(ins) == 2:
             shift = 128.0 if (y.dtype == "int8" and s8_as_u8(graph)) else 0.0
-            a, b = (v.astype(np.float64) + shift for v in vals)
-            a, b = a.astype(f32), b.astype(f32)
-            zy = f32(float(np.asarray(y.quant.zero_point)) + shift)
-            (ta, tb) = ins
-            ra, rb = f32(f32(ta.quant.scale) / sy), f32(f32(tb.quant.scale) / sy)
-            za = f32(float(np.asarray(ta.quant.zero_point)) + shift)
-            zb = f32(float(np.asarray(tb.quant.zero_point)) + shift)
-            fixed = f32(zy - fma32(ra, za, f32(rb * zb)))
-            if b.size == 1:
-                fixed = f32(fixed + f32(b.reshape(-1)[0] * rb))
-                v = fma32(a, ra, fixed)
-            elif a.size == 1:
-                fixed = f32(fixed + f32(a.reshape(-1)[0] * ra))
-                v = fma32(b, rb, fixed)
-            else:
-                a, b = np.broadcast_arrays(a, b)
-                v = fma32(a, ra, fma32(b, rb, fixed))
-            # the kernel's float already includes z_y: round, then clamp to [lo, hi]
-            r = np.rint(v).astype(np.float64) - shift
-            return np.clip(r, y.quant.lo, y.quant.hi).astype(y.dtype)
+            (ta, tb), (a, b) = ins, vals
+            return qlinear_add(a, ta.quant.scale, ta.quant.zero_point, b, tb.quant.scale, tb.quant.zero_point,
+                               y.quant, y.dtype, shift)
         acc = sum(f32(t.quant.scale / y.quant.scale) * (v.astype(np.float64) - float(np.asarray(t.quant.zero_point)))
                   for t, v in zip(ins, vals))
         return finish(np.asarray(acc, np.float64).astype(f32), y.quant, y.dtype)
