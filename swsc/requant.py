@@ -142,9 +142,7 @@ def ort_float_op(g, n, ins, op: str, x: np.ndarray) -> np.ndarray:
     """onnxruntime's own float32 Conv/Gemm (MLAS, same kernels as in the model) on the
     dequantized float32 operands: what it computes for a cluster it cannot fuse.
     ``ins``: the node's inputs by name (``inputs_of``)."""
-    key = (id(g), n.name)
-    hit = _SESSIONS.get(key)
-    if hit is None or hit[0] is not g:
+    def build():
         xt, w = g.tensors[ins.x], g.tensors[ins.w]
         sw = np.asarray(w.quant.scale, f32).reshape((-1,) + (1,) * (w.data.ndim - 1))
         inits = {"w": (wcentered(w).astype(f32) * sw).astype(f32)}
@@ -163,16 +161,9 @@ def ort_float_op(g, n, ins, op: str, x: np.ndarray) -> np.ndarray:
             initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()]),
             opset_imports=[helper.make_opsetid("", 13)])
         model.ir_version = 8
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        # in the quantized model these convs stay NCHW; the layout transformer of a lone Conv
-        # (NCHWc, a different float32 summation) would not match it
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        if len(_SESSIONS) > 64:
-            _SESSIONS.clear()
-        hit = _SESSIONS[key] = (g, ort.InferenceSession(model.SerializeToString(), so,
-                                                        providers=["CPUExecutionProvider"]))
-    return hit[1].run(None, {"x": np.ascontiguousarray(x, f32)})[0]
+        return model
+
+    return _session(g, n, build).run(None, {"x": np.ascontiguousarray(x, f32)})[0]
 
 
 def ort_affine(g, node, ins, env) -> np.ndarray | None:
@@ -209,13 +200,63 @@ def ort_affine(g, node, ins, env) -> np.ndarray | None:
     return requant_float(d, y.quant, y.dtype)
 
 
+def _session(g, node, build):
+    """A cached onnxruntime session of the one-op model ``build()`` made for ``node`` of ``g``."""
+    key = (id(g), node.name)
+    hit = _SESSIONS.get(key)
+    if hit is None or hit[0] is not g:
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        # basic optimizations only: in the quantized model these convs stay NCHW; the layout
+        # transformer of a lone Conv (NCHWc, a different float32 summation) would not match it
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        if len(_SESSIONS) > 64:
+            _SESSIONS.clear()
+        hit = _SESSIONS[key] = (g, ort.InferenceSession(build().SerializeToString(), so,
+                                                        providers=["CPUExecutionProvider"]))
+    return hit[1]
+
+
+def ort_resize(g, node, env) -> np.ndarray | None:
+    """A linear Resize, which the front-end emits as an IndexMap and a depthwise QConv
+    (``meta["ort_resize"]``), as onnxruntime computes it: its own Resize kernel on the
+    dequantized input (QDQ: DQ -> Resize -> Q in float32, then QuantizeLinear), or on the
+    integer codes themselves (QOperator, where it truncates); None for other nodes."""
+    spec = json.loads(g.meta.get("ort_resize", "{}")).get(node.name)
+    if spec is None:
+        return None
+    x, y = g.tensors[spec["src"]], g.tensors[node.outputs[0]]
+
+    def build():
+        inits, ins = [], ["x"]
+        for k, c in enumerate(spec["inputs"], 1):
+            if c is None:
+                ins.append("")
+            else:
+                inits.append(numpy_helper.from_array(np.asarray(c[0], c[1]), f"c{k}"))
+                ins.append(f"c{k}")
+        et = helper.np_dtype_to_tensor_dtype(np.dtype(x.dtype)) if spec["codes"] else TensorProto.FLOAT
+        model = helper.make_model(helper.make_graph(
+            [helper.make_node("Resize", ins, ["y"], **spec["attrs"])], "r",
+            [helper.make_tensor_value_info("x", et, ["N", *x.shape[1:]])],
+            [helper.make_tensor_value_info("y", et, None)], inits),
+            opset_imports=[helper.make_opsetid("", spec["opset"])])
+        model.ir_version = 8
+        return model
+
+    sess = _session(g, node, build)
+    if spec["codes"]:
+        return sess.run(None, {"x": np.ascontiguousarray(env[x.name], x.dtype)})[0].astype(y.dtype)
+    return requant_float(sess.run(None, {"x": dq32(x, env[x.name])})[0], y.quant, y.dtype)
+
+
 def ort_float_mirror(g, node, ins, op: str, env) -> np.ndarray | None:
     """The output of a plain Conv/Gemm that onnxruntime runs through its float kernels
     (front-end's ``ort_float_mirror`` list), requantized as its QuantizeLinear, or of a
     constant op emitted as a Conv (``ort_affine``); None for the other nodes."""
-    affine = ort_affine(g, node, ins, env)
-    if affine is not None:
-        return affine
+    for mirror in (ort_affine(g, node, ins, env), ort_resize(g, node, env)):
+        if mirror is not None:
+            return mirror
     if node.name not in meta_list(g, "ort_float_mirror"):
         return None
     x, y = g.tensors[ins.x], g.tensors[node.outputs[0]]

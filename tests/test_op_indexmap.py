@@ -1,7 +1,8 @@
-"""IndexMap (swsc/ops/indexmap.py) and its ONNX ops (swsc/frontend/match_index.py: Pad, Resize,
-Split, DepthToSpace, ConvTranspose) against independent oracles: onnxruntime on models quantized
-by onnxruntime's quantize_static (QDQ and QOperator) and a torch export, the exact quantized ANN
-for the SNN at Ts = Tc - 1 (float and integer mode), and the gcc-built C for the integer mode."""
+"""IndexMap (swsc/ops/indexmap.py) and its ONNX ops (swsc/frontend/match_index.py: Pad, Resize
+(nearest; linear as an index map and a fixed depthwise filter), Split, DepthToSpace,
+ConvTranspose) against independent oracles: onnxruntime on models quantized by onnxruntime's
+quantize_static (QDQ and QOperator) and a torch export, the exact quantized ANN for the SNN at
+Ts = Tc - 1 (float and integer mode), and the gcc-built C for the integer mode."""
 from __future__ import annotations
 
 import numpy as np
@@ -44,6 +45,18 @@ def _op_nodes(which: str):
         return ([helper.make_node("Resize", ["r", "", "", "sz"], ["s"], mode="nearest",
                                   coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")],
                 [f("sz", [1, C1, 9, 11], np.int64)], C1)
+    if which == "resize-lin":       # linear by 2: a fixed depthwise filter after edge padding and zero insertion
+        return ([helper.make_node("Resize", ["r", "", "sc"], ["s"], mode="linear",
+                                  coordinate_transformation_mode="half_pixel")],
+                [f("sc", [1, 1, 2, 2], np.float32)], C1)
+    if which == "resize-lin-asym":  # by 2 and 4 (sizes), asymmetric coordinates
+        return ([helper.make_node("Resize", ["r", "", "", "sz"], ["s"], mode="linear",
+                                  coordinate_transformation_mode="asymmetric")],
+                [f("sz", [1, C1, 2 * H, 4 * H], np.int64)], C1)
+    if which == "resize-lin-3":     # by 3 (taps in sixths: not exact in float32), pytorch_half_pixel
+        return ([helper.make_node("Resize", ["r", "", "sc"], ["s"], mode="linear",
+                                  coordinate_transformation_mode="pytorch_half_pixel")],
+                [f("sc", [1, 1, 3, 1], np.float32)], C1)
     if which == "split":
         return ([helper.make_node("Split", ["r", "sp"], ["s0", "s1"], axis=1),
                  helper.make_node("Concat", ["s1", "s0"], ["s"], axis=1)], [f("sp", [3, 5], np.int64)], C1)
@@ -72,11 +85,12 @@ def _op_nodes(which: str):
     raise KeyError(which)
 
 
-OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "split", "d2s", "s2d", "tile", "expand",
+OPS = ["pad0", "padc", "padneg", "reflect", "resize-asym", "resize-half", "resize-lin", "resize-lin-asym",
+       "resize-lin-3", "split", "d2s", "s2d", "tile", "expand",
        "convt", "convt-g"]
 
 
-C_OPS = {"padc", "d2s", "convt-g"}
+C_OPS = {"padc", "d2s", "convt-g", "resize-lin"}
 
 
 def _float_model(which: str, path) -> None:
@@ -156,22 +170,35 @@ def test_op_matches_onnxruntime_exact_ann_and_c(which, fmt, tmp_path):
         with pytest.raises(UnsupportedOpError, match="ConvTranspose.*float constant, not quantized"):
             import_onnx(p)
         return
+    if which == "resize-lin-3" and fmt == "qop":
+        # onnxruntime resizes the codes in float32 and truncates: with taps in sixths that is
+        # not the exact floor a neuron computes
+        with pytest.raises(UnsupportedOpError, match=r"Resize.*power of two"):
+            import_onnx(p)
+        return
     # the SNN on every QDQ model and on the QOperator Pads (a fill on an integer tensor, another
     # front-end path); the C on one model per fragment variant (a per-plane table with a non-zero fill train, a
     # whole-sample table without, the ConvTranspose; the torch model: a per-plane one without),
     # to keep the file's time in budget
     res = _check(p, ("Slice",) if which == "split" else ("IndexMap",),
-                 snn=fmt == "qdq" or which.startswith("pad"))
+                 snn=fmt == "qdq" or which.startswith(("pad", "resize-lin")))
     if fmt == "qdq" and which in C_OPS:
         _check_c(*res, tmp_path / "c")
 
 
-@pytest.mark.parametrize("which,fmt", [("padc", "qop"), ("padc", "qdq"), ("convt", "qdq")])
+@pytest.mark.parametrize("which,fmt", [("padc", "qop"), ("padc", "qdq"), ("convt", "qdq"), ("resize-lin", "qdq"),
+                                       ("resize-lin", "qop")])
 def test_int8_activations(which, fmt, tmp_path):
     """int8 activations: codes are q + 128, so a fill's train encodes fill - lo, not fill (a Pad value
-    inside the range: fill != lo)."""
+    inside the range: fill != lo). onnxruntime's linear Resize of int8 codes truncates toward zero,
+    which no neuron computes: refused by name."""
     _float_model(which, tmp_path / "f.onnx")
-    _check(_quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", fmt, act=ort_quant.QuantType.QInt8))
+    p = _quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", fmt, act=ort_quant.QuantType.QInt8)
+    if which == "resize-lin" and fmt == "qop":
+        with pytest.raises(UnsupportedOpError, match=r"Resize.*int8 codes.*truncates toward zero"):
+            import_onnx(p)
+        return
+    _check(p)
 
 
 def _torch_model(path, dynamo: bool) -> None:
@@ -193,6 +220,7 @@ def _torch_model(path, dynamo: bool) -> None:
             y = self.up(y)
             y = F.relu(self.ct(F.pad(y, (1, 0, 0, 1))))
             y = F.relu(self.c2(F.pad(y, (1, 1, 1, 1), mode="reflect")))
+            y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
 
     x = torch.from_numpy(_inputs(1, 0)[0])
@@ -201,7 +229,8 @@ def _torch_model(path, dynamo: bool) -> None:
 
 
 def test_torch_export(tmp_path):
-    """nn.Upsample(nearest), F.pad (constant and reflect) and nn.ConvTranspose2d, exported by torch
+    """nn.Upsample(nearest), F.pad (constant and reflect), nn.ConvTranspose2d and F.interpolate
+    (bilinear), exported by torch
     (TorchScript exporter) and quantized by quantize_static (QDQ): onnxruntime, the exact ANN, the C."""
     _torch_model(tmp_path / "f.onnx", dynamo=False)
     p = _quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", "qdq")
@@ -238,8 +267,11 @@ def _set_attr(name, value):
 @pytest.mark.parametrize("which,edit,message", [
     ("pad0", _set_init("pads", [1, 0, 1, 2, 0, 0, 2, 1]), r"'Pad_\d+' \(Pad\).*touches the batch axis"),
     ("tile", _set_init("rep", [2, 1, 1, 2]), r"'Tile_\d+' \(Tile\).*touches the batch axis"),
-    ("resize-asym", _set_attr("mode", "linear"), r"'Resize_\d+' \(Resize\).*mode linear"),
-], ids=["pad-batch", "tile-batch", "resize-linear"])
+    ("resize-half", _set_attr("mode", "linear"), r"'Resize_\d+' \(Resize\).*linear Resize from 6 to 9"),
+    ("resize-lin", _set_attr("coordinate_transformation_mode", "align_corners"),
+     r"'Resize_\d+' \(Resize\).*not one filter over the whole axis"),
+    ("resize-asym", _set_attr("mode", "cubic"), r"'Resize_\d+' \(Resize\).*mode cubic"),
+], ids=["pad-batch", "tile-batch", "resize-linear-by-1.5", "resize-align-corners", "resize-cubic"])
 def test_unsupported_forms_are_refused_by_name(tmp_path, which, edit, message):
     p = _modified(tmp_path, which, edit)
     with pytest.raises(UnsupportedOpError, match=message):

@@ -3,6 +3,7 @@ QuantizeLinear fixes its output quantization."""
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 
@@ -38,7 +39,15 @@ class Emitter:
             raise Unsupported(f"cannot emit {lin.kind}")
         if lin.affine is not None:     # constants on a dequantized tensor (match_postops.py)
             return self.emit_affine(lin, OPS[op], y, Quant(s, z, None, lo, hi), dt)
-        return OPS[op].build(self, lin, y, Quant(s, z, None, lo, hi), dt, q)
+        n0 = len(self.g.nodes)
+        out = OPS[op].build(self, lin, y, Quant(s, z, None, lo, hi), dt, q)
+        if lin.mirror is not None:   # recorded under the emitted node's name (swsc/requant.py reads it)
+            key, spec = lin.mirror
+            node = next(m for m in self.g.nodes[n0:] if m.op == op)
+            table = json.loads(self.g.meta.get(key, "{}"))
+            table[node.name] = spec
+            self.g.meta[key] = json.dumps(table, sort_keys=True)
+        return out
 
     #: matched cluster kind (``Lin.kind``) -> the canonical op whose ``build`` emits it
     CLUSTER_OPS = {"conv": "QConv", "dense": "QDense", "pool": "QAvgPool", "mean": "QAvgPool", "add": "QAdd",

@@ -68,7 +68,7 @@ SUPPORTED: dict[str, str] = {
     "Slice": "constant starts/ends/axes/steps (negative steps too) that keep the batch axis whole",
     "Concat": "of quantized tensors (requantized per input where scales differ)",
     "Pad": "constant (a constant value)/reflect/edge/wrap, constant pads, keeping the batch axis -> IndexMap",
-    "Resize": "mode nearest, constant scales/sizes, any coordinate/nearest mode -> IndexMap",
+    "Resize": "mode nearest, constant scales/sizes, any coordinate/nearest mode -> IndexMap; linear of H, W by integer factors -> IndexMap + depthwise QConv",
     "DepthToSpace": "-> IndexMap", "SpaceToDepth": "-> IndexMap",
     "Tile": "constant repeats keeping the batch axis -> IndexMap", "Expand": "constant shape -> IndexMap",
     "Split": "constant sizes (input or attribute) or equal parts, not of the batch axis -> one Slice per output",

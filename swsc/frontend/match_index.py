@@ -1,13 +1,14 @@
 """Index-map handlers of the matcher: ONNX ops that only move values on a static shape (Pad,
-Resize nearest, DepthToSpace/SpaceToDepth, Tile, Expand, Split) and ConvTranspose
-(zero insertion, an index map, followed by an ordinary conv).
+Resize nearest, DepthToSpace/SpaceToDepth, Tile, Expand, Split), and ConvTranspose and linear
+Resize (zero insertion, an index map, followed by an ordinary conv).
 
 Each op's map is computed once, the same way for all of them: the ONNX op itself runs
 (``onnx.reference``) on a tensor holding the element numbers 1..N in float64 (exact up to
 2^53), with a Pad constant replaced by 0; output value ``v`` says the element comes from input
 element ``v - 1``, or is the fill where ``v = 0``. Every ONNX mode (Resize's
 coordinate_transformation_mode and nearest_mode, Pad's constant/reflect/edge/wrap) is then
-right by construction, and the tests check the maps against onnxruntime.
+right by construction, and the tests check the maps against onnxruntime. A linear Resize's
+filter is read off the op the same way, from its matrix on unit vectors (``resize_filter``).
 
 The IR op is ``IndexMap`` (swsc/ops/indexmap.py); Split becomes one ``Slice`` per output.
 """
@@ -48,6 +49,89 @@ def onnx_index_maps(n: ONode, in_shape, consts: dict, opset: int, zero_inputs=()
     numbers = np.arange(1, size + 1, dtype=np.float64).reshape(in_shape)
     res = ReferenceEvaluator(model).run(None, {"x": numbers})
     return [(tuple(r.shape), np.rint(np.asarray(r, np.float64)).astype(np.int64).reshape(-1) - 1) for r in res]
+
+
+@dataclasses.dataclass
+class ResizeFilter:
+    """One axis of a linear Resize as a filter on the input padded by replication, with zeros
+    inserted between its samples: ``source[t]`` is the input index at position t (-1: an
+    inserted zero), and output o is ``sum_m taps[m] / denom * u[o + m]``."""
+    source: np.ndarray
+    taps: np.ndarray          # int64
+    denom: int
+
+
+def resize_filter(n: ONode, consts: dict, opset: int, in_shape, out_len: int, axis: int) -> ResizeFilter:
+    """The filter of linear Resize ``n`` along spatial axis ``axis`` (0: H, 1: W), read off the
+    op: its matrix A (output x input, from ``onnx.reference`` on the unit vectors), then the
+    taps of one middle output block, checked to rebuild all of A (edges included, through the
+    replication padding) and to be integers over a small denominator."""
+    L = int(in_shape[2 + axis])
+    if out_len % L:
+        raise Unsupported(f"linear Resize from {L} to {out_len} (an integer factor is a fixed filter)")
+    s = out_len // L
+    # A: resize L unit vectors (channel c holds unit vector c along the axis), the other spatial
+    # axis of length 1 and unscaled (a linear resize is separable; tests/test_op_indexmap.py
+    # checks the 2-D result against onnxruntime)
+    eye = np.eye(L).reshape((1, L, L, 1) if axis == 0 else (1, L, 1, L))
+    scales_k = 1 if opset < 11 else 2
+    ins, inits = ["x"], []
+    for k, name in enumerate(n.inputs[1:], 1):
+        if not name:
+            ins.append("")
+            continue
+        data = np.asarray(consts[name]).copy()
+        if k == scales_k and data.size == 4:
+            data = data.astype(np.float32)
+            data[[0, 1, 3 - axis]] = 1
+        elif k == 3 and data.size == 4:        # sizes
+            data = np.array([1, L, out_len, 1] if axis == 0 else [1, L, 1, out_len], np.int64)
+        inits.append(numpy_helper.from_array(data, f"c{k}"))
+        ins.append(f"c{k}")
+    graph = helper.make_graph([helper.make_node("Resize", ins, ["y"], **n.attrs)], "filter",
+                              [helper.make_tensor_value_info("x", TensorProto.DOUBLE, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    y = ReferenceEvaluator(model).run(None, {"x": eye})[0]
+    if y.size != L * out_len:
+        raise Unsupported(f"its output along axis {2 + axis} has {y.size // L} elements, not {out_len}")
+    A = y.reshape(L, out_len).T                # [out, in]
+    e = 2                                      # replication padding (linear reads one neighbour)
+    k0 = L // 2
+    rows = range(s * k0, s * k0 + s)
+    pairs = [(s * (k + e) - o, A[o, k]) for o in rows for k in range(L) if A[o, k] != 0]
+    off = min(m for m, _ in pairs)
+    taps = np.zeros(max(m for m, _ in pairs) - off + 1)
+    for m, a in pairs:
+        taps[m - off] = a
+    # u[t] = x_pad[(t + off) / s] where divisible (x_pad: the input padded by e, replicated)
+    t = np.arange(out_len + len(taps) - 1) + off
+    j = t // s
+    source = np.where((t % s == 0) & (j >= 0) & (j < L + 2 * e), np.clip(j - e, 0, L - 1), -1)
+    rebuilt = np.zeros_like(A)
+    for o in range(out_len):
+        for m, tap in enumerate(taps):
+            if source[o + m] >= 0:
+                rebuilt[o, source[o + m]] += tap
+    if not np.allclose(rebuilt, A, rtol=0, atol=1e-9):
+        raise Unsupported("its coordinate transformation is not one filter over the whole axis "
+                          "(align_corners, a crop, or antialiasing)")
+    for denom in range(1, 65):
+        ints = np.rint(taps * denom)
+        if np.allclose(ints, taps * denom, rtol=0, atol=1e-6):
+            return ResizeFilter(source, ints.astype(np.int64), denom)
+    raise Unsupported("its filter taps are not fractions with a small denominator")
+
+
+def resize_inputs(n: ONode, consts: dict, opset: int, in_shape, out_shape) -> list:
+    """Resize ``n``'s constant inputs 1.. as [values, dtype] (None where absent) for a run on any
+    batch: ``sizes`` become the ``scales`` onnxruntime derives from them (out / in in float32)."""
+    ins = [None if not name else [np.asarray(consts[name]).tolist(), str(np.asarray(consts[name]).dtype)]
+           for name in n.inputs[1:]]
+    if opset >= 11 and len(ins) == 3 and ins[2] is not None:
+        scales = (np.asarray(out_shape, np.float32) / np.asarray(in_shape, np.float32)).astype(np.float32)
+        ins = [ins[0], [scales.tolist(), "float32"]]
+    return ins
 
 
 def per_sample(index: np.ndarray, in_shape, out_shape) -> list[int]:
@@ -181,14 +265,84 @@ class IndexOps:
                 zin = (2,)
         self._index_op(n, zin, zattr, fill, optional=(2,))
 
-    def _nearest(self, n: ONode) -> None:
+    def op_Resize(self, n: ONode) -> None:
         mode = n.attrs.get("mode", "nearest")
         mode = mode.decode() if isinstance(mode, bytes) else mode
-        if mode != "nearest":
-            raise Unsupported(f"mode {mode} (only nearest is an index map)")
-        self._index_op(n)
+        if mode == "nearest":
+            self._index_op(n)
+        elif mode == "linear":
+            self._linear_resize(n)
+        else:
+            raise Unsupported(f"mode {mode} (nearest, or linear by an integer factor)")
 
-    op_Resize = _nearest
+    def _linear_resize(self, n: ONode) -> None:
+        """Linear Resize of H and W by integer factors (N and C kept): on the input padded by
+        replication, a fixed filter with the factor as its stride (a depthwise ConvTranspose),
+        lowered as ConvTranspose is: an IndexMap (edge padding and zero insertion in one) and a
+        stride-1 depthwise QConv with the filter's taps as integer weights. The filter is read off
+        the op itself (``resize_filter``), so every coordinate_transformation_mode that is
+        shift-invariant is right by construction; the others are refused."""
+        in_shape = self._map_input_shape(n)
+        out = self.og.shape(n.outputs[0])
+        if len(in_shape) != 4 or out is None or len(out) != 4 or tuple(out[:2]) != in_shape[:2]:
+            raise Unsupported(f"linear Resize of {list(in_shape)} to {out}: only H and W of an NCHW tensor")
+        consts = self._map_consts(n)
+        try:
+            filters = [resize_filter(n, consts, self.og.opset, in_shape, int(out[2 + i]), i) for i in range(2)]
+        except Unsupported:
+            raise
+        except Exception as e:       # the reference implementation rejects the node's inputs
+            raise Unsupported(f"cannot evaluate its filter ({type(e).__name__}: {e})".splitlines()[0]) from e
+        v = self.val(n.inputs[0])
+        codes = isinstance(v, QRef)   # QOperator: onnxruntime resizes the integer codes, truncating
+        xv = self.view_of_q(v.ir, n.inputs[0]) if codes else self._xview(n.inputs[0])
+        C, H, W = in_shape[1:]
+        src = [f.source for f in filters]
+        yy, xx = np.meshgrid(src[0], src[1], indexing="ij")
+        plane = np.where((yy >= 0) & (xx >= 0), yy * W + xx, -1)
+        index = np.where(plane[None] >= 0, np.arange(C)[:, None, None] * (H * W) + plane[None], -1).reshape(-1)
+        up = n.outputs[0] + "__upsampled"
+        self._index_output(dataclasses.replace(n, outputs=[up]), up, in_shape, (1, C) + plane.shape, index,
+                           ("code", xv.zp))
+        uv = self.vals[up]
+        if isinstance(uv, QRef):
+            uv = self.view_of_q(uv.ir, up)
+        if not isinstance(uv, View):
+            raise Unsupported("the inserted zeros are not codes of the input tensor")
+        taps = np.outer(filters[0].taps, filters[1].taps)           # integer weights / (D_h D_w)
+        denom = filters[0].denom * filters[1].denom
+        bias = None
+        if codes:
+            q = self.qof(v.ir)
+            if q.lo < 0:
+                raise Unsupported("linear Resize of int8 codes (onnxruntime truncates toward zero, which a neuron "
+                                  "cannot): quantize the model with uint8 activations, or in QDQ form")
+            # truncation of a nonnegative value m + r/D is rint(value + (1 - D) / (2 D)): no ties;
+            # in units of weights doubled (so the bias is an integer)
+            if denom & (denom - 1):
+                raise Unsupported(f"linear Resize of integer codes with taps in 1/{denom} (onnxruntime truncates "
+                                  "their float32 interpolation, which is the exact floor only where the denominator "
+                                  "is a power of two): use a factor of 2 or 4, or quantize in QDQ form")
+            taps, denom, bias = 2 * taps, 2 * denom, np.full(C, 1.0 - denom)
+        if np.abs(taps).max() > 127:
+            raise Unsupported(f"the filter's taps need {int(np.abs(taps).max())} as an integer weight (at most 127)")
+        w = np.ascontiguousarray(np.broadcast_to(taps, (C, 1) + taps.shape)).astype(np.int8)
+        attrs = {"kernel": list(taps.shape), "strides": [1, 1], "pads": [0, 0, 0, 0], "dilations": [1, 1],
+                 "group": C}
+        sx, ws = self._sx(uv, np.float64(1.0 / denom))
+        lin = Lin("conv", n.name, tuple(int(d) for d in out), [uv], attrs, w, f"{n.name}_filter", ws,
+                  np.zeros((), np.int64), bias, sx)
+        lin.float_path = not codes       # onnxruntime runs DQ -> Resize -> Q in float
+        # how onnxruntime computes it, for the reference (swsc/requant.py ort_resize)
+        lin.mirror = ("ort_resize", {
+            "src": v.ir if codes else self.materialize(xv), "codes": codes, "opset": self.og.opset,
+            "attrs": {k: a.decode() if isinstance(a, bytes) else a for k, a in n.attrs.items()},
+            "inputs": resize_inputs(n, consts, self.og.opset, in_shape, out)})
+        if codes:
+            self.vals[n.outputs[0]] = QRef(self.emit_lin(lin, n.outputs[0], float(q.scale), int(q.zero_point),
+                                                         self.g.tensors[v.ir].dtype))
+        else:
+            self.vals[n.outputs[0]] = lin
 
     def op_DepthToSpace(self, n: ONode) -> None:
         self._index_op(n)

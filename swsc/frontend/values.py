@@ -89,6 +89,7 @@ class Lin:
     plain: bool = False           # one Conv/Gemm with its own int32 (or no) bias: its float32 run can be mirrored
     affine: list | None = None    # a dequantized tensor times/plus constants (match_postops.py): the steps
     fused: WConst | None = None   # ... a lone DQ x DQ(const) -> Mul -> Q, which onnxruntime fuses to QLinearMul
+    mirror: tuple | None = None   # (meta key, spec): how onnxruntime computes this cluster, for the reference
 
 
 BAD = object()
