@@ -5,6 +5,8 @@ quantize_static (QDQ and QOperator) and a torch export, the exact quantized ANN 
 Ts = Tc - 1 (float and integer mode), and the gcc-built C for the integer mode."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 import pytest
@@ -228,11 +230,16 @@ def _torch_model(path, dynamo: bool) -> None:
     torch.onnx.export(Net().eval(), (x,), str(path), input_names=["input"], output_names=["output"], **kw)
 
 
-def test_torch_export(tmp_path):
+@pytest.mark.parametrize("dynamo", [False, True], ids=["legacy", "dynamo"])
+def test_torch_export(tmp_path, dynamo):
     """nn.Upsample(nearest), F.pad (constant and reflect), nn.ConvTranspose2d and F.interpolate
-    (bilinear), exported by torch
-    (TorchScript exporter) and quantized by quantize_static (QDQ): onnxruntime, the exact ANN, the C."""
-    _torch_model(tmp_path / "f.onnx", dynamo=False)
+    (bilinear), exported by torch (TorchScript and dynamo exporters) and quantized by
+    quantize_static (QDQ): onnxruntime, the exact ANN, the C."""
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    with warnings.catch_warnings():      # the exporters' own deprecation notices
+        warnings.simplefilter("ignore")
+        _torch_model(tmp_path / "f.onnx", dynamo=dynamo)
     p = _quantize(tmp_path / "f.onnx", tmp_path / "q.onnx", "qdq")
     ops = {n.op_type for n in onnx.load(str(p)).graph.node}
     assert {"Resize", "Pad", "ConvTranspose"} <= ops, ops
