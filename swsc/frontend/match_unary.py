@@ -7,14 +7,13 @@ has no QLinear kernel for); its QLinearSigmoid / QLinearLeakyRelu are lifted to 
 (lift.py). The table is computed as onnxruntime computes the values: dequantize every input level
 in float32 (``fp32(s) * fp32(q - z)``, QlinearBuildLookupTable and DequantizeLinear alike), apply
 ``f`` in float32 (the numpy float32 mirrors below of the ONNX definitions and onnxruntime's
-kernels), quantize with round-half-even and clamp. onnxruntime's MLAS Sigmoid and Tanh are
-polynomial approximations that may differ from numpy's in the last ulp; where that moves a value
-across a rounding boundary the table differs from onnxruntime's by 1 LSB (tests/test_op_lut.py
-measures it).
+kernels), quantize with round-half-even and clamp. onnxruntime's Sigmoid and Tanh are MLAS's
+rational approximations, mirrored here to the bit (its x86 FMA3 kernels: fused multiply-adds);
+its Exp and Erf, and the libm calls of Softplus, are within an ulp of numpy's, which moves a
+value across a rounding boundary on a few codes in 10,000 (1 LSB).
 
-16-bit activations (A16W8) work the same way with tables of 65536 entries; there the ulp
-differences of MLAS's Sigmoid/Tanh/Exp reach about 0.1% of the elements (1 LSB), measured on the
-model of tests/test_op_lut.py (not a tested claim).
+16-bit activations (A16W8) work the same way with tables of 65536 entries (tests/test_op_lut.py
+checks every code against onnxruntime: Sigmoid, Tanh and HardSwish exact, the others >= 99.9%).
 
 A chain of such functions between one DQ and one Q (DQ -> Sigmoid -> Tanh -> Q) becomes one table
 (each function in float32 in turn, as onnxruntime runs them). The output of a function must be
@@ -70,9 +69,42 @@ def _hard_sigmoid(x, alpha, beta):
     return np.maximum(np.minimum(x * f32(alpha) + f32(beta), f32(1)), f32(0))
 
 
+def _fma(a, b, c):
+    """float32 fused multiply-add: the float32 product is exact in float64, so one rounding."""
+    return (np.asarray(a, np.float64) * np.float64(b) + np.float64(c)).astype(f32)
+
+
+def _rational(x, lim, num, den):
+    """MLAS's Sigmoid/Tanh (the rational approximations of Eigen, x86 FMA3 kernels): x clamped to
+    +-lim, then x * P(x^2) / Q(x^2), each polynomial by Horner's rule in fused multiply-adds."""
+    v = np.clip(x, f32(-lim), f32(lim)).astype(f32)
+    v2 = (v * v).astype(f32)
+    p, q = np.full_like(v2, num[0]), np.full_like(v2, den[0])
+    for c in num[1:]:
+        p = _fma(p, v2, f32(c))
+    for c in den[1:]:
+        q = _fma(q, v2, f32(c))
+    return ((p * v).astype(f32) / q).astype(f32)
+
+
+#: MlasLogisticConstants / MlasTanhConstants (onnxruntime/core/mlas/lib/logistic.cpp, tanh.cpp)
+_LOGISTIC = (18.0, (4.37031012579801e-11, 1.15627324459942e-07, 6.08574864600143e-05, 8.51377133304701e-03,
+                    2.48287947061529e-01),
+             (6.10247389755681e-13, 5.76102136993427e-09, 6.29106785017040e-06, 1.70198817374094e-03,
+              1.16817656904453e-01, 9.93151921023180e-01))
+_TANH = (9.0, (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+               1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03),
+         (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
+
+
 def _sigmoid(x):
-    with np.errstate(over="ignore"):
-        return (f32(1) / (f32(1) + np.exp(-x))).astype(f32)
+    # MlasComputeLogistic: the rational function plus 1/2, clamped to [0, 1]
+    return np.clip(_rational(x, *_LOGISTIC) + f32(0.5), f32(0), f32(1)).astype(f32)
+
+
+def _tanh(x):
+    # MlasComputeTanh
+    return _rational(x, *_TANH)
 
 
 def _softplus(x):
@@ -99,7 +131,7 @@ def _gelu(x, approximate):
     # ONNX Gelu-20: 0.5 x (1 + erf(x / sqrt 2)), or with approximate="tanh"
     # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
     if approximate == "tanh":
-        inner = np.tanh(f32(math.sqrt(2 / math.pi)) * (x + f32(0.044715) * x * x * x))
+        inner = _tanh(f32(math.sqrt(2 / math.pi)) * (x + f32(0.044715) * x * x * x))
     else:
         inner = _erf(x * f32(1 / math.sqrt(2)))
     return (f32(0.5) * x * (f32(1) + inner)).astype(f32)
@@ -113,7 +145,7 @@ class UnaryOps:
         self._unary(n, _sigmoid)
 
     def op_Tanh(self, n: ONode) -> None:
-        self._unary(n, np.tanh)
+        self._unary(n, _tanh)
 
     def op_Exp(self, n: ONode) -> None:
         self._unary(n, _exp)
@@ -132,7 +164,7 @@ class UnaryOps:
 
     def op_Mish(self, n: ONode) -> None:
         # ONNX Mish-18: x * tanh(softplus(x))
-        self._unary(n, lambda x: (x * np.tanh(_softplus(x))).astype(f32))
+        self._unary(n, lambda x: (x * _tanh(_softplus(x))).astype(f32))
 
     def op_Neg(self, n: ONode) -> None:
         self._unary(n, np.negative)
