@@ -142,28 +142,38 @@ def ort_float_op(g, n, ins, op: str, x: np.ndarray) -> np.ndarray:
     """onnxruntime's own float32 Conv/Gemm (MLAS, same kernels as in the model) on the
     dequantized float32 operands: what it computes for a cluster it cannot fuse.
     ``ins``: the node's inputs by name (``inputs_of``)."""
+    xt, w = g.tensors[ins.x], g.tensors[ins.w]
+    sw = np.asarray(w.quant.scale, f32).reshape((-1,) + (1,) * (w.data.ndim - 1))
+    operands = {"w": (wcentered(w).astype(f32) * sw).astype(f32)}
+    if ins.bias:      # DQ(int32 bias, fp32(s_x s_w)), in float32
+        sb = (f32(xt.quant.scale) * np.asarray(w.quant.scale, f32)).astype(f32)
+        operands["b"] = (g.tensors[ins.bias].data.astype(f32) * sb).astype(f32).reshape(-1)
+
     def build():
-        xt, w = g.tensors[ins.x], g.tensors[ins.w]
-        sw = np.asarray(w.quant.scale, f32).reshape((-1,) + (1,) * (w.data.ndim - 1))
-        inits = {"w": (wcentered(w).astype(f32) * sw).astype(f32)}
-        if ins.bias:      # DQ(int32 bias, fp32(s_x s_w)), in float32
-            sb = (f32(xt.quant.scale) * np.asarray(w.quant.scale, f32)).astype(f32)
-            inits["b"] = (g.tensors[ins.bias].data.astype(f32) * sb).astype(f32).reshape(-1)
         if op == "Conv":
             a = n.attrs
-            node = helper.make_node("Conv", ["x"] + list(inits), ["y"], kernel_shape=a["kernel"], strides=a["strides"],
-                                    pads=a["pads"], dilations=a["dilations"], group=int(a.get("group", 1)))
+            node = helper.make_node("Conv", ["x"] + list(operands), ["y"], kernel_shape=a["kernel"],
+                                    strides=a["strides"], pads=a["pads"], dilations=a["dilations"],
+                                    group=int(a.get("group", 1)))
         else:
-            node = helper.make_node("Gemm", ["x"] + list(inits), ["y"], transB=1)
+            node = helper.make_node("Gemm", ["x"] + list(operands), ["y"], transB=1)
+        # the weight and bias are inputs, not initializers: in the quantized model they are the
+        # outputs of DequantizeLinear nodes, which onnxruntime keeps, so its kernels never
+        # prepack them (a prepacked SGEMM sums in another order)
         model = helper.make_model(helper.make_graph(
-            [node], "f", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *xt.shape[1:]])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-            initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()]),
+            [node], "f", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *xt.shape[1:]])]
+            + [helper.make_tensor_value_info(k, TensorProto.FLOAT, v.shape) for k, v in operands.items()],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
             opset_imports=[helper.make_opsetid("", 13)])
         model.ir_version = 8
         return model
 
-    return _session(g, n, build).run(None, {"x": np.ascontiguousarray(x, f32)})[0]
+    sess, x = _session(g, n, build), np.ascontiguousarray(x, f32)
+    if op == "Conv":
+        return sess.run(None, {"x": x, **operands})[0]
+    # a Gemm row by row: the model runs one sample at a time (its batch is 1), and MLAS's SGEMM
+    # of one row sums in another order than of many
+    return np.concatenate([sess.run(None, {"x": x[i:i + 1], **operands})[0] for i in range(len(x))])
 
 
 def ort_affine(g, node, ins, env) -> np.ndarray | None:

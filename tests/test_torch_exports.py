@@ -34,9 +34,8 @@ pytestmark = pytest.mark.skipif(not ct.available(), reason="torch is not install
 N_REF = 32
 N_SNN = 4
 #: onnxruntime has no 16-bit integer kernels: it runs A16W8 clusters in float32; the reference
-#: mirrors that with onnxruntime's own float kernels (bit-identical on the uint16 models) but
-#: misses 0.1-0.9% of the int16 LeNet's Gemm outputs by 1 LSB (docs/frontend.md)
-MIN_EXACT = {8: 0.999, 16: 0.99}
+#: mirrors that with onnxruntime's own float kernels (docs/frontend.md), as bit-identical as 8-bit
+MIN_EXACT = {8: 0.999, 16: 0.999}
 
 
 def _names():
