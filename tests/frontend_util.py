@@ -105,6 +105,10 @@ def compare(graph, path, xs, *, intermediates=True):
     for n in plain.nodes:
         if n.outputs[0] in ort_all and n.outputs[0] not in finals:
             local[n.outputs[0]] = run_node(plain, n, env)
+        elif n.outputs[0] not in ort_all and not plain.tensors[n.outputs[0]].is_const:
+            # a tensor only the IR has (a Concat input's requantization, an upsampling index
+            # map): recomputed from onnxruntime's values too, so nothing upstream leaks through it
+            env[n.outputs[0]] = run_node(plain, n, env)
     stats_f, stats_i = {}, {}
     for name in ints:
         src = ort_final if name in finals else ort_all
