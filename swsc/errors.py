@@ -64,7 +64,11 @@ class UnsupportedOpError(SwscError):
     def __init__(self, nodes: list[tuple[str, str, str]], *, file: str | None = None,
                  hint: str = "see docs/frontend.md for the supported operators"):
         self.nodes = list(nodes)
-        listing = "; ".join(f"'{n}' ({op}){': ' + why if why else ''}" for n, op, why in self.nodes)
+        groups: dict[tuple[str, str], list[str]] = {}     # nodes refused for one reason, listed once
+        for n, op, why in self.nodes:
+            groups.setdefault((op, why), []).append(f"'{n}'")
+        listing = "; ".join(f"{', '.join(names)} ({op}){': ' + why if why else ''}"
+                            for (op, why), names in groups.items())
         super().__init__(f"{len(self.nodes)} unsupported node(s): {listing}", file=file, hint=hint)
 
 

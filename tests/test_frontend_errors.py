@@ -66,6 +66,28 @@ def test_unsupported_ops_listed_together(tmp_path):
     assert "my_sigmoid" in names and "my_tanh" in names
 
 
+def test_refusals_past_a_quantizer_are_all_listed_once(tmp_path):
+    """Two squeeze-and-excitation style products of independent activations, the second after
+    the first's QuantizeLinear: both are named (matching goes on past a refused node's
+    quantizer), in one entry for their one reason."""
+    nodes = _qin()
+    src = "xd"
+    for k in range(2):
+        nodes += [helper.make_node("GlobalAveragePool", [src], [f"p{k}"], name=f"pool{k}"),
+                  helper.make_node("QuantizeLinear", [f"p{k}", "s", "z"], [f"pq{k}"], name=f"pool{k}_q"),
+                  helper.make_node("DequantizeLinear", [f"pq{k}", "s", "z"], [f"pd{k}"], name=f"pool{k}_dq"),
+                  helper.make_node("Mul", [src, f"pd{k}"], [f"m{k}"], name=f"se{k}"),
+                  helper.make_node("QuantizeLinear", [f"m{k}", "s", "z"], [f"mq{k}"], name=f"se{k}_q"),
+                  helper.make_node("DequantizeLinear", [f"mq{k}", "s", "z"], [f"md{k}" if k == 0 else "y"],
+                                   name=f"se{k}_dq")]
+        src = f"md{k}"
+    p = _save(tmp_path, nodes, QIN, "se")
+    with pytest.raises(UnsupportedOpError) as e:
+        import_model(p)
+    assert [n for n, _, _ in e.value.nodes] == ["se0", "se1"]
+    assert str(e.value).count("Mul of two activations") == 1 and "'se0', 'se1' (Mul): " in str(e.value)
+
+
 def test_unsupported_custom_domain(tmp_path):
     nodes = _qin() + [helper.make_node("QLinearReduceMean", ["xq", "s", "z", "s", "z"], ["o"], name="qmean",
                                        domain="com.microsoft"),

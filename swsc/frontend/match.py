@@ -196,6 +196,8 @@ class Matcher(StructuralOps, IndexOps, LinearOps, PostOps, UnaryOps, Emitter):
                     self.bad.append((n.name, op, f"operator {op} is not supported"))
                 for o in n.outputs:
                     self.vals[o] = BAD
+                if n.op == "QuantizeLinear":
+                    self._stand_in(n)
                 continue
             try:
                 try:
@@ -230,6 +232,22 @@ class Matcher(StructuralOps, IndexOps, LinearOps, PostOps, UnaryOps, Emitter):
                 g.meta["ort_float_mirror"] = json.dumps(sorted(set(self.float_mirror)))
         self.finish()
         return g
+
+    def _stand_in(self, n: ONode) -> None:
+        """A QuantizeLinear of a reported node's output gets a stand-in integer tensor on its grid,
+        so that matching goes on past it and reports the nodes after it too (one refused
+        squeeze-and-excitation block of a MobileNetV3 does not hide the others); the graph is
+        never returned, since a node was reported."""
+        shape = self.og.shape(n.outputs[0])
+        try:
+            s, z, dt = self.activation_grid(n)
+        except Unsupported:
+            return
+        if shape is None:
+            return
+        ir = self.tname(n.outputs[0])
+        self.g.add_tensor(Tensor(ir, dt, tuple(int(d) for d in shape), quant=Quant(s, z, None, *INT_RANGES[dt])))
+        self.vals[n.outputs[0]] = QRef(ir)
 
     def output(self, o: str, v) -> str:
         if isinstance(v, View):
