@@ -390,6 +390,10 @@ class IndexOps:
         is the zero point, then a stride-1 conv with the kernel flipped and its channel axes
         swapped (``[C_in, C_out/g, kh, kw]`` -> ``[C_out, C_in/g, kh, kw]``)."""
         xv = self._xview(n.inputs[0])
+        if n.inp(1) in self.og.consts:
+            raise Unsupported(f"weight '{n.inp(1)}' is a float constant, not quantized: onnxruntime's quantize_static "
+                              "leaves ConvTranspose in float in QOperator form, which no integer layer equals; "
+                              "quantize the model in QDQ form (quant_format=QuantFormat.QDQ)")
         w = self._weight(n.inp(1))
         if w.data.ndim != 4 or len(xv.shape) != 4:
             raise Unsupported("only 2-D ConvTranspose is supported")
