@@ -34,9 +34,10 @@ from pathlib import Path
 import numpy as np
 
 import swsc
+from swsc import kernels
 from swsc.errors import SwscError
 from swsc.ir import Graph, scalar
-from swsc.ops import op_of
+from swsc.ops import inputs_of, op_of
 
 from .cformat import c_comment, c_double, c_float, c_ident, c_int, input_ctype, int_ctype  # noqa: F401
 from .cplan import ACC_BLOCK_BYTES, LayerMem, Planner  # noqa: F401
@@ -177,9 +178,14 @@ def input_quant(graph: Graph) -> dict:
 
 
 def quantize_input(graph: Graph, x) -> np.ndarray:
-    """numpy twin of ``<prefix>_quantize_input``: the model's QuantizeLinear in float32."""
+    """numpy twin of ``<prefix>_quantize_input``: the model's float head (``FloatArith``), then its
+    QuantizeLinear, in float32."""
     qi = input_quant(graph)
-    v = np.rint(np.asarray(x, dtype=np.float32) / np.float32(qi["scale"])) + np.float32(qi["zero_point"])
+    x = np.asarray(x, dtype=np.float32)
+    for n in graph.topo_order():
+        if n.op == "FloatArith":
+            x = kernels.float_arith(x, graph.const(inputs_of(n).c), n.attrs["op"], n.attrs.get("reverse", False))
+    v = np.rint(x / np.float32(qi["scale"])) + np.float32(qi["zero_point"])
     return np.clip(v, qi["lo"], qi["hi"]).astype(qi["dtype"])
 
 

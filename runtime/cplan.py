@@ -14,7 +14,7 @@ offsets are known when the templates render.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from swsc.passes.lower_to_integer import membrane_bits
@@ -74,6 +74,18 @@ class CInput:
     scale: str
     zp: str
     tensor: str
+    head: list = field(default_factory=list)   # HeadStep: the float head, in order
+
+
+@dataclass
+class HeadStep:
+    """One ``FloatArith`` of the float head, run on the float input in ``<prefix>_quantize_input``:
+    ``v = v op c`` (``c op v`` where reversed), ``c`` one value, one per channel or one per
+    element (``index`` the C expression that picks it for element ``i``)."""
+    op: str
+    reverse: bool
+    values: list              # C float literals
+    index: str
 
 
 @dataclass
@@ -158,6 +170,7 @@ class Planner:
         self.outputs: list[COutput] = []
         self.work_bytes = 0
         self.input: CInput | None = None
+        self.head: list[tuple[str, HeadStep]] = []   # the float head: (output tensor, step)
         self.coding = graph.coding
         self.tc = int(graph.coding.tc)
         self.beta = int(graph.coding.beta)
@@ -281,9 +294,31 @@ class Planner:
         ctype, tmin, tmax = cf.input_ctype(q.lo, q.hi)
         if not (tmin <= q.lo and q.hi <= tmax):
             raise UnsupportedOpError([(node.name, node.op, f"input range [{q.lo}, {q.hi}] is wider than 16 bits")])
+        if node.inputs[0] != (self.head[-1][0] if self.head else self.g.inputs[0]):
+            raise UnsupportedOpError([(node.name, node.op, "the encoder does not read the graph input or its head")])
         self.input = CInput(self.numel(out), list(self.frame(out)), ctype, ctype.replace("_t", ""), q.lo, q.hi,
-                            cf.c_float(scalar(q.scale)), cf.c_float(scalar(q.zero_point)), node.inputs[0])
+                            cf.c_float(scalar(q.scale)), cf.c_float(scalar(q.zero_point)), node.inputs[0],
+                            [step for _, step in self.head])
         return self.input
+
+    def add_head(self, node: Node, op: str, c: np.ndarray, reverse: bool) -> None:
+        """A float head op on the graph input (before the encoder; a chain from the input only)."""
+        ins = node.inputs[0]
+        expect = self.head[-1][0] if self.head else self.g.inputs[0]
+        if ins != expect:
+            raise UnsupportedOpError([(node.name, node.op, ("the C backend runs a float head as one chain of "
+                                                            "elementwise ops on the graph input"))])
+        frame = self.frame(node.outputs[0])
+        full = np.broadcast_to(np.asarray(c, np.float32), (1,) + frame)[0]
+        plane = prod(frame[1:]) if len(frame) > 1 else 1
+        if np.all(full == full.reshape(-1)[0]):
+            values, index = full.reshape(-1)[:1], "0"
+        elif len(frame) > 1 and np.all(full.reshape(frame[0], -1) == full.reshape(frame[0], -1)[:, :1]):
+            values, index = full.reshape(frame[0], -1)[:, 0], f"i / {plane}"     # one per channel
+        else:
+            values, index = full.reshape(-1), "i"
+        sym = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}[op]
+        self.head.append((node.outputs[0], HeadStep(sym, reverse, [cf.c_float(v) for v in values], index)))
 
     def add_output(self, tensor: str, src: str) -> COutput:
         """A decoded output ``tensor`` of spike tensor ``src``."""

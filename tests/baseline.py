@@ -122,6 +122,8 @@ def diff(old: dict, new: dict, prefix="") -> list[str]:
     """Every key of ``old`` whose value ``new`` lacks or changed (new keys are allowed)."""
     bad = []
     for k, v in old.items():
+        if isinstance(v, dict) and "refused" in v and isinstance(new.get(k), dict) and "outputs" in new[k]:
+            continue    # the C backend runs what it once refused (a float head): nothing to compare
         if k not in new:
             bad.append(f"{prefix}{k}: missing")
         elif isinstance(v, dict) and isinstance(new[k], dict):

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
 
 import corpus_torch as ct
-from frontend_util import assert_matches_onnxruntime
+from frontend_util import assert_c_equals_int, assert_matches_onnxruntime, exact_snn, run_ort
 from swsc.check import check
 from swsc.compiler import compile_graph, import_onnx
 from swsc.errors import PassError
@@ -102,6 +103,35 @@ def test_batchless_output_keeps_a_batch_axis_in_the_ir(corpus_dir, tmp_path):
     ort_shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": xs[:1]})[0].shape
     assert ort_shape == (10,)
     assert run(compile_graph(g, CompileOptions()), xs).outputs["output"].shape == (3,) + ort_shape
+
+
+@pytest.mark.skipif(shutil.which(os.environ.get("CC") or "gcc") is None, reason="no C compiler")
+@pytest.mark.parametrize("name", ["lenet_norm-legacy-qdq-pc-u8", "lenet_norm-legacy-qop-pt-s8"])
+def test_float_head_in_the_c_backend(name, corpus_dir, tmp_path):
+    """A float head (per-channel Sub/Div normalization) runs in the generated C's
+    ``sws_quantize_input``: on float inputs its codes equal onnxruntime's own first QuantizeLinear
+    of the original model, and the integer core on them equals the numpy integer mode."""
+    path = ct.get_model(name, corpus_dir)
+    g = import_onnx(path)
+    assert [n.op for n in g.nodes][:2] == ["FloatArith", "FloatArith"]
+    xs = ct.make_inputs(name, 8, seed=5)
+    sg, snn, _ = exact_snn(g, xs)
+    d = tmp_path / "c"
+    assert_c_equals_int(sg, snn, xs, d)
+    prog = tmp_path / "q.c"
+    prog.write_text('#include <stdio.h>\n#include "sws.h"\nint main(void) {\n    float x[SWS_INPUT_SIZE];\n'
+                    "    sws_input_t q[SWS_INPUT_SIZE];\n"
+                    "    while (fread(x, sizeof x[0], SWS_INPUT_SIZE, stdin) == SWS_INPUT_SIZE) {\n"
+                    "        sws_quantize_input(x, q);\n        fwrite(q, sizeof q[0], SWS_INPUT_SIZE, stdout);\n"
+                    "    }\n    return 0;\n}\n")
+    exe = tmp_path / "q"
+    subprocess.run([os.environ.get("CC") or "gcc", "-std=c99", "-O2", "-Wall", "-Werror", f"-I{d}", "-o", str(exe),
+                    str(prog), str(d / "sws_float.c"), "-lm"], check=True)
+    raw = subprocess.run([str(exe)], input=xs.astype(np.float32).tobytes(), capture_output=True, check=True).stdout
+    quantize = next(n for n in g.nodes if n.op == "Quantize")
+    codes = np.frombuffer(raw, dtype=g.tensors[quantize.outputs[0]].dtype).reshape(len(xs), -1)
+    ort_codes = run_ort(path, xs, [quantize.outputs[0]])[quantize.outputs[0]].reshape(len(xs), -1)
+    np.testing.assert_array_equal(codes, ort_codes)
 
 
 @pytest.mark.parametrize("name", ct.ACTIVATIONS)

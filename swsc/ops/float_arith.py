@@ -29,3 +29,10 @@ class FloatArith(Op):
     def run(self, rt, node, env, stats):
         ins = inputs_of(node)
         return kernels.float_arith(env[ins.x], rt.g.const(ins.c), node.attrs["op"], node.attrs.get("reverse", False))
+
+    # -- C backend
+    def c_plan(self, pl, node, idx):
+        """No step of the integer core: the float head runs in ``<prefix>_quantize_input``, on the
+        float input before its quantization (runtime/templates/float.c.j2)."""
+        ins = inputs_of(node)
+        pl.add_head(node, node.attrs["op"], pl.g.const(ins.c), bool(node.attrs.get("reverse", False)))
