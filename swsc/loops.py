@@ -219,7 +219,8 @@ def _dw_taps(P, wts, offs, acc, o):
     blocks (``_dw_setup``): runs of output rows at the plane's pitch (``DW_RUN`` outputs, the
     columns past wo dropped) summed in ``acc``, one pass per block of three taps. Sums start
     from +0.0 and every partial sum is an integer, so neither the order of the taps nor the zero
-    taps change a bit."""
+    taps change a bit. Element loops throughout: numba's slice assignment cost more than a
+    7 x 7 plane's arithmetic."""
     ho, wo = o.shape
     cols = P.shape[3]
     flat = P.reshape(-1)
@@ -228,7 +229,8 @@ def _dw_taps(P, wts, offs, acc, o):
         r = min(per, ho - oy0)
         length = (r - 1) * cols + wo
         a = acc[:length]
-        a[:] = 0.0
+        for q in range(length):
+            a[q] = 0.0
         for b in range(offs.shape[0]):
             w0, w1, w2 = wts[b, 0], wts[b, 1], wts[b, 2]
             d0, d1, d2 = offs[b, 0] + oy0 * cols, offs[b, 1] + oy0 * cols, offs[b, 2] + oy0 * cols
@@ -236,7 +238,9 @@ def _dw_taps(P, wts, offs, acc, o):
             for q in range(length):
                 a[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q]
         for k in range(r):
-            o[oy0 + k, :] = a[k * cols:k * cols + wo]
+            orow, ak = o[oy0 + k], a[k * cols:k * cols + wo]
+            for x in range(wo):
+                orow[x] = ak[x]
 
 
 @njit(inline="always")
