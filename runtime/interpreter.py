@@ -21,6 +21,7 @@ shared by every layer kind is runtime/neurons.py.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,6 +88,12 @@ MAX_BATCH = 128
 #: run() builds one, and on MobileNetV2 splitting the weights anew cost ~20 ms a frame in runs
 #: of 8 frames; an entry holds the weight arrays it was computed from, to recognize them
 _SPLITS: dict = {}
+#: each graph's scratch buffers (``Interpreter.scratch``) between runs: every run() builds an
+#: interpreter, and layer-sized work arrays made afresh cost their page faults again on every run
+#: (measured on MobileNetV2, 8 frames: 303 -> 251 ms a frame with them kept). A run takes its
+#: graph's buffers and puts them back when it ends, so runs in parallel never share one; they are
+#: held while the graph lives (up to the largest layer's working set) and freed with it
+_POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -178,17 +185,23 @@ class Interpreter:
         outs: dict[str, list] = {o: [] for o in self.g.outputs}
         inter: dict[str, list] = {}
         stats = {} if stats is None else stats
-        for start in range(0, n, batch):
-            part = {k: np.asarray(v)[start:start + batch] for k, v in feeds.items()}
-            decoded: dict[str, np.ndarray] | None = {} if intermediate is not False else None
-            env = self._run_batch(part, stats, False, decoded, wanted)
-            for o in self.g.outputs:
-                outs[o].append(env[o])
-            for name, v in (decoded or {}).items():
-                inter.setdefault(name, []).append(v)
-            del env, decoded
-            if progress:
-                progress(min(start + batch, n))
+        self._pool = _POOLS.pop(self.g, None) or self._pool
+        try:
+            for start in range(0, n, batch):
+                part = {k: np.asarray(v)[start:start + batch] for k, v in feeds.items()}
+                decoded: dict[str, np.ndarray] | None = {} if intermediate is not False else None
+                env = self._run_batch(part, stats, False, decoded, wanted)
+                for o in self.g.outputs:
+                    outs[o].append(env[o])
+                for name, v in (decoded or {}).items():
+                    inter.setdefault(name, []).append(v)
+                del env, decoded
+                if progress:
+                    progress(min(start + batch, n))
+        finally:
+            # back for the graph's next run, unless a parallel run put its own back first
+            _POOLS.setdefault(self.g, self._pool)
+            self._pool = {}
         res = RunResult({k: np.concatenate(v) for k, v in outs.items()}, list(stats.values()), n, self.t_inf,
                         {k: np.concatenate(v) for k, v in inter.items()} if intermediate is not False else None)
         return res
@@ -241,10 +254,10 @@ class Interpreter:
 
     # -- what the run hooks use
     def scratch(self, key: str, shape, dtype) -> np.ndarray:
-        """A work array reused from layer to layer and batch to batch: fresh arrays of layer
-        size cost more in page faults (the kernel zeroing new pages) than the neuron scan
-        itself (measured on MobileNetV2: system time 0.3-0.4 s per frame). Valid until the
-        next call with the same key."""
+        """A work array reused from layer to layer, batch to batch and run to run (``_POOLS``):
+        fresh arrays of layer size cost more in page faults (the kernel zeroing new pages)
+        than the neuron scan itself (measured on MobileNetV2: system time 0.3-0.4 s per frame).
+        Valid until the next call with the same key."""
         dt = np.dtype(dtype)
         n = int(np.prod(shape, dtype=np.int64))
         buf = self._pool.get((key, dt))

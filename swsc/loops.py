@@ -34,11 +34,23 @@ def round_half_even(v: np.ndarray) -> np.ndarray:
 
 
 @njit(inline="always")
-def _fire(H, e, up, down, wk, beta, hi_norm, clamp_hi):
-    """One firing decision; the upper-clamp rule blocks a spike that would take the output past hi'."""
-    pos = (H >= up) & ((not clamp_hi) | ((beta * e + 1.0) * wk <= hi_norm))
-    neg = (H <= down) & (e > 0)
-    return np.int8(pos) - np.int8(neg)
+def _fire_steps(vn, en, fk, zt, m, b, beta, up, down, wk, hi_norm, clamp_hi, inp):
+    """One output step of a sample's neurons: ``H = beta v (+ z m + b where inp)``, the
+    firing decision, the reset and the emitted value. Called with ``clamp_hi`` and ``inp`` as
+    constants, so each of the four loops is compiled without the other cases' work; the spike
+    f in {-1, 0, 1} is a float selected by the compares and stored as int8 (int8 arithmetic on
+    the compares made LLVM widen them to int64 lanes and pack: 33 instructions per four neurons
+    where this takes 25), the same value the int8 had."""
+    for j in range(vn.shape[0]):
+        H = vn[j] * beta + zt[j] * m[j] + b[j] if inp else vn[j] * beta
+        e = en[j]
+        # the upper-clamp rule blocks a spike that would take the output past hi'
+        pos = (H >= up) & ((beta * e + 1.0) * wk <= hi_norm) if clamp_hi else H >= up
+        neg = (H <= down) & (e > 0)
+        f = (1.0 if pos else 0.0) - (1.0 if neg else 0.0)
+        fk[j] = np.int8(f)
+        vn[j] = H - f
+        en[j] = e * beta + f
 
 
 @njit(cache=True, nogil=True)
@@ -60,9 +72,9 @@ def _scan_float(z, zmul, bias, fold_bias, start, ts, tc, beta, vth, hi_norm, cla
         # so the per-neuron loop has no step-dependent branches
         for t in range(start, tc + ts):
             k = t - ts
+            zt = z[t - start + first, n] if t < tc else z[0, n]     # no input after Tc
             if t < ts:
                 if t < tc:
-                    zt = z[t - start + first, n]
                     for j in range(size):
                         vn[j] = vn[j] * beta + zt[j] * m[j] + b[j]
                 else:
@@ -75,21 +87,41 @@ def _scan_float(z, zmul, bias, fold_bias, start, ts, tc, beta, vth, hi_norm, cla
             up, down = vth + edge, -vth - edge
             wk = beta ** (tc - 1 - k)
             fk = frames[k, n]
-            if t < tc:
-                zt = z[t - start + first, n]
-                for j in range(size):
-                    H = vn[j] * beta + zt[j] * m[j] + b[j]
-                    f = _fire(H, en[j], up, down, wk, beta, hi_norm, clamp_hi)
-                    fk[j] = f
-                    vn[j] = H - f
-                    en[j] = en[j] * beta + f
+            if t < tc and clamp_hi:
+                _fire_steps(vn, en, fk, zt, m, b, beta, up, down, wk, hi_norm, True, True)
+            elif t < tc:
+                _fire_steps(vn, en, fk, zt, m, b, beta, up, down, wk, hi_norm, False, True)
+            elif clamp_hi:
+                _fire_steps(vn, en, fk, zt, m, b, beta, up, down, wk, hi_norm, True, False)
             else:
-                for j in range(size):
-                    H = vn[j] * beta
-                    f = _fire(H, en[j], up, down, wk, beta, hi_norm, clamp_hi)
-                    fk[j] = f
-                    vn[j] = H - f
-                    en[j] = en[j] * beta + f
+                _fire_steps(vn, en, fk, zt, m, b, beta, up, down, wk, hi_norm, False, False)
+
+
+#: positions a fold sums at a time: their float64 sums stay in L1
+FOLD_CHUNK = 1024
+
+
+@njit(inline="always")
+def _fold_into(f, m, weights, acc, o):
+    """``o = sum_t weights[t] f[t, m]`` over the first j = len(weights) frames of ``f``
+    [Tc, M, L], into flat ``o`` [L]: summed in float64 in ``acc`` (``FOLD_CHUNK`` long), a
+    chunk at a time with the steps outside the positions, so the loops vectorize (one sum per
+    position with the steps inside ran at 5 ns a position). Per position the same float64
+    operations in the same order, so the same bits."""
+    size = o.shape[0]
+    ch = acc.shape[0]
+    for i0 in range(0, size, ch):
+        n = min(ch, size - i0)
+        f0 = f[0, m, i0:i0 + n]
+        for i in range(n):
+            acc[i] = weights[0] * f0[i]
+        for t in range(1, weights.shape[0]):
+            ft = f[t, m, i0:i0 + n]
+            for i in range(n):
+                acc[i] += weights[t] * ft[i]
+        oc = o[i0:i0 + n]
+        for i in range(n):
+            oc[i] = acc[i]
 
 
 @njit(cache=True, nogil=True)
@@ -97,12 +129,7 @@ def _fold_frames(f, weights, out):
     tc, size = f.shape
     j = weights.shape[0]
     if j:
-        o = out[0]
-        for i in range(size):
-            acc = weights[0] * f[0, i]
-            for t in range(1, j):
-                acc += weights[t] * f[t, i]
-            o[i] = acc
+        _fold_into(f.reshape(tc, 1, size), 0, weights, np.empty(FOLD_CHUNK), out[0])
     for t in range(j, tc):
         o, ft = out[t - j + (1 if j else 0)], f[t]
         for i in range(size):
@@ -124,97 +151,139 @@ def fold_frames(frames: np.ndarray, weights, out: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(inline="always")
-def _dw_plane(xp, wc, sh, sw, pt, pl, dh, dw, wp, P32, acc, o):
-    """One channel's plane ``xp`` [H, W] through its taps ``wc`` [kh, kw] into ``o`` [ho, wo]."""
-    height, width = xp.shape
-    kh, kw = wc.shape
-    ho, wo = o.shape
-    if sh == 1 and sw == 1:
-        # unit stride: the zero-padded plane P, flattened with row pitch wp, makes every tap
-        # one shifted multiply-add over the whole output plane (computed at pitch wp, the
-        # columns past wo dropped), long loops the compiler vectorizes
-        hp = ho + (kh - 1) * dh + 1
-        for y in range(height):
-            if y + pt < hp:
-                row = P32[(y + pt) * wp + pl:(y + pt) * wp + pl + width]
-                xr = xp[y]
-                for k in range(width):
-                    row[k] = xr[k]
-        acc[:] = 0.0
-        for i in range(kh):
-            for j in range(kw):
-                wt = wc[i, j]
-                if wt == 0.0:
-                    continue
-                src = P32[i * dh * wp + j * dw:i * dh * wp + j * dw + ho * wp]
-                for q in range(ho * wp):
-                    acc[q] += wt * src[q]
-        for oy in range(ho):
-            o[oy, :] = acc[oy * wp:oy * wp + wo]
-        return
-    o[:, :] = 0.0
+#: outputs a depthwise conv sums in one pass over its taps: several rows of a small plane, so
+#: the loops are long, while the sums stay in L1
+DW_RUN = 1024
+
+
+def _dw_setup(in_hw, w, attrs):
+    """What the depthwise kernels need besides the data: ``geo`` (stride and top/left padding),
+    the zero-padded plane's shape ``[sh, sw, rows, cols]``, the taps in blocks of three along a
+    kernel row (zero weights past the kernel's edge) ``wts`` [C, blocks, 3] float32, and where
+    each tap's inputs for output (0, 0) lie in the flattened plane, ``offs`` [blocks, 3].
+
+    Padded input (Y, X) is stored at ``[Y % sh, X % sw, Y // sh, X // sw]``: then the inputs a
+    tap reads for consecutive outputs are adjacent and output rows are ``cols`` apart whatever
+    the stride, so a pass over several output rows is one long loop (strided reads do not
+    vectorize; short rows spend their time in loop overhead)."""
+    (kh, kw), (sh, sw), pads, (dh, dw) = kernels.geometry(attrs)
+    ho, wo = kernels.out_hw(in_hw, attrs)
+    rows = -(-max(pads[0] + in_hw[0], (ho - 1) * sh + (kh - 1) * dh + 1) // sh)
+    cols = -(-max(pads[1] + in_hw[1], (wo - 1) * sw + (kw - 1) * dw + 1) // sw)
+    c = w.shape[0]
+    wc = np.asarray(w, dtype=np.float32).reshape(c, kh, kw)
+    bw = -(-kw // 3)
+    wts = np.zeros((c, kh, bw, 3), dtype=np.float32)
+    offs = np.zeros((kh, bw, 3), dtype=np.int64)
     for i in range(kh):
         for j in range(kw):
-            wt = wc[i, j]
-            if wt == 0.0:
+            wts[:, i, j // 3, j % 3] = wc[:, i, j]
+            offs[i, j // 3, j % 3] = (((i * dh) % sh * sw + (j * dw) % sw) * rows + (i * dh) // sh) * cols \
+                + (j * dw) // sw
+    geo = np.array([pads[0], pads[1]], dtype=np.int64)
+    return geo, (sh, sw, rows, cols), wts.reshape(c, kh * bw, 3), offs.reshape(kh * bw, 3), (ho, wo)
+
+
+@njit(inline="always")
+def _dw_pad(xp, pt, pl, P):
+    """Plane ``xp`` [H, W] into the interior of the padded plane ``P`` (``_dw_setup``); the
+    column strides 1 and 2 as constants, so the copies vectorize."""
+    sh, sw = P.shape[0], P.shape[1]
+    height, width = xp.shape
+    for y in range(height):
+        xr = xp[y]
+        Y = y + pt
+        if sw == 1:
+            row = P[Y % sh, 0, Y // sh, pl:pl + width]
+            for k in range(width):
+                row[k] = xr[k]
+            continue
+        for q in range(sw):
+            # the input columns x with (x + pl) % sw == q, stored from column (x + pl) // sw on
+            x0 = (q - pl) % sw
+            if x0 >= width:
                 continue
-            # the output columns whose tap (i, j) lands inside the input row
-            off = j * dw - pl
-            lo = max(0, (-off + sw - 1) // sw)
-            hi = min(wo, (width - 1 - off) // sw + 1)
-            for oy in range(ho):
-                iy = oy * sh - pt + i * dh
-                if iy < 0 or iy >= height:
-                    continue
-                # views indexed from 0: no negative-index wraparound, so the loop vectorizes
-                orow = o[oy, lo:hi]
-                xs = xp[iy, lo * sw + off:(hi - 1) * sw + off + 1:sw]
-                for k in range(hi - lo):
-                    orow[k] += wt * xs[k]
+            count = (width - x0 + sw - 1) // sw
+            row, xs = P[Y % sh, q, Y // sh, (x0 + pl) // sw:], xr[x0:]
+            if sw == 2:
+                for k in range(count):
+                    row[k] = xs[2 * k]
+            else:
+                for k in range(count):
+                    row[k] = xs[k * sw]
+
+
+@njit(inline="always")
+def _dw_taps(P, wts, offs, acc, o):
+    """One channel's output plane ``o`` [ho, wo] from its padded plane ``P`` through its tap
+    blocks (``_dw_setup``): runs of output rows at the plane's pitch (``DW_RUN`` outputs, the
+    columns past wo dropped) summed in ``acc``, one pass per block of three taps. Sums start
+    from +0.0 and every partial sum is an integer, so neither the order of the taps nor the zero
+    taps change a bit. Element loops throughout: numba's slice assignment cost more than a
+    7 x 7 plane's arithmetic."""
+    ho, wo = o.shape
+    cols = P.shape[3]
+    flat = P.reshape(-1)
+    per = max(1, DW_RUN // cols)
+    for oy0 in range(0, ho, per):
+        r = min(per, ho - oy0)
+        length = (r - 1) * cols + wo
+        a = acc[:length]
+        for q in range(length):
+            a[q] = 0.0
+        for b in range(offs.shape[0]):
+            w0, w1, w2 = wts[b, 0], wts[b, 1], wts[b, 2]
+            d0, d1, d2 = offs[b, 0] + oy0 * cols, offs[b, 1] + oy0 * cols, offs[b, 2] + oy0 * cols
+            s0, s1, s2 = flat[d0:d0 + length], flat[d1:d1 + length], flat[d2:d2 + length]
+            for q in range(length):
+                a[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q]
+        for k in range(r):
+            orow, ak = o[oy0 + k], a[k * cols:k * cols + wo]
+            for x in range(wo):
+                orow[x] = ak[x]
+
+
+@njit(inline="always")
+def _dw_acc(P, wo):
+    """The sums' work array for ``_dw_taps``."""
+    cols = P.shape[3]
+    return np.empty((max(1, DW_RUN // cols) - 1) * cols + max(wo, cols), dtype=np.float32)
 
 
 @njit(cache=True, nogil=True)
-def _depthwise(x, w, sh, sw, pt, pl, dh, dw, out):
-    n_images, channels, height, width = x.shape
-    kh, kw = w.shape[1], w.shape[2]
-    ho, wo = out.shape[2], out.shape[3]
-    # the padded plane's row pitch and size, with slack so every tap's shift stays inside
-    wp = max(pl + width, wo + (kw - 1) * dw)
-    P32 = np.zeros((ho + (kh - 1) * dh + 1) * wp + kw * dw, dtype=np.float32)
-    acc = np.empty(ho * wp, dtype=np.float32)
+def _depthwise(x, geo, pshape, wts, offs, out):
+    n_images, channels = x.shape[:2]
+    P = np.zeros(pshape, dtype=np.float32)
+    acc = _dw_acc(P, out.shape[3])
     for n in range(n_images):
         for c in range(channels):
-            _dw_plane(x[n, c], w[c], sh, sw, pt, pl, dh, dw, wp, P32, acc, out[n, c])
+            _dw_pad(x[n, c], geo[0], geo[1], P)
+            _dw_taps(P, wts[c], offs, acc, out[n, c])
 
 
 @njit(cache=True, nogil=True)
-def _depthwise_frames(f, fold, w, sh, sw, pt, pl, dh, dw, out):
+def _depthwise_frames(f, fold, geo, pshape, wts, offs, out):
     tc, n_samples, channels, height, width = f.shape
-    kh, kw = w.shape[1], w.shape[2]
-    steps, ho, wo = out.shape[0], out.shape[3], out.shape[4]
+    steps = out.shape[0]
     j = fold.shape[0]
-    wp = max(pl + width, wo + (kw - 1) * dw)
-    P32 = np.zeros((ho + (kh - 1) * dh + 1) * wp + kw * dw, dtype=np.float32)
-    acc = np.empty(ho * wp, dtype=np.float32)
+    P = np.zeros(pshape, dtype=np.float32)
+    acc = _dw_acc(P, out.shape[4])
     xp = np.empty((height, width), dtype=np.float32)
+    xf = xp.reshape(-1)
+    planes = f.reshape(tc, n_samples * channels, height * width)
+    fold_acc = np.empty(FOLD_CHUNK)
     for s in range(steps):
         for n in range(n_samples):
             for c in range(channels):
                 # the step's input plane: the silent steps' frames folded (as fold_frames), or a frame
                 if j and s == 0:
-                    for y in range(height):
-                        for x in range(width):
-                            a = fold[0] * f[0, n, c, y, x]
-                            for t in range(1, j):
-                                a += fold[t] * f[t, n, c, y, x]
-                            xp[y, x] = a
+                    _fold_into(planes, n * channels + c, fold, fold_acc, xf)
                 else:
-                    src = f[s - 1 + j if j else s, n, c]
-                    for y in range(height):
-                        for x in range(width):
-                            xp[y, x] = src[y, x]
-                _dw_plane(xp, w[c], sh, sw, pt, pl, dh, dw, wp, P32, acc, out[s, n, c])
+                    src = planes[s - 1 + j if j else s, n * channels + c]
+                    for i in range(height * width):
+                        xf[i] = src[i]
+                _dw_pad(xp, geo[0], geo[1], P)
+                _dw_taps(P, wts[c], offs, acc, out[s, n, c])
 
 
 def depthwise_conv(x: np.ndarray, w: np.ndarray, attrs: dict, out: np.ndarray | None = None) -> np.ndarray:
@@ -225,13 +294,11 @@ def depthwise_conv(x: np.ndarray, w: np.ndarray, attrs: dict, out: np.ndarray | 
     integer below 2^24: exact in float32 in any order, so equal to onnxruntime's Conv, which
     runs a grouped conv as one im2col and GEMM per channel (measured on MobileNetV2: the 17
     depthwise convs took as long as the 35 pointwise ones, for 3% of the MACs)."""
-    (kh, kw), (sh, sw), pads, (dh, dw) = kernels.geometry(attrs)
     n, c, h, wd = x.shape
-    ho, wo = kernels.out_hw((h, wd), attrs)
+    geo, pshape, wts, offs, (ho, wo) = _dw_setup((h, wd), w, attrs)
     if out is None:
         out = np.empty((n, c, ho, wo), dtype=np.float32)
-    _depthwise(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(w, dtype=np.float32).reshape(c, kh, kw),
-               sh, sw, pads[0], pads[1], dh, dw, out)
+    _depthwise(np.ascontiguousarray(x, dtype=np.float32), geo, pshape, wts, offs, out)
     return out
 
 
@@ -240,12 +307,12 @@ def depthwise_conv_frames(frames: np.ndarray, fold, w: np.ndarray, attrs: dict, 
     ``[Tc, N, C, H, W]`` (``fold``: the silent steps' weights, or none), one plane at a time,
     into ``out`` ``[steps * N, C, ho, wo]``: the layer's folded operand is never stored (on
     MobileNetV2 the depthwise convs' inputs are half of every layer's inputs)."""
-    (kh, kw), (sh, sw), pads, (dh, dw) = kernels.geometry(attrs)
-    tc, n, c = frames.shape[:3]
+    tc, n = frames.shape[:2]
+    geo, pshape, wts, offs, _ = _dw_setup(frames.shape[3:], w, attrs)
     fw = np.asarray(fold, dtype=np.float64).reshape(-1)
     steps = tc - len(fw) + (1 if len(fw) else 0)
-    _depthwise_frames(np.ascontiguousarray(frames), fw, np.ascontiguousarray(w, dtype=np.float32).reshape(c, kh, kw),
-                      sh, sw, pads[0], pads[1], dh, dw, out.reshape((steps, n) + out.shape[1:]))
+    _depthwise_frames(np.ascontiguousarray(frames), fw, geo, pshape, wts, offs,
+                      out.reshape((steps, n) + out.shape[1:]))
     return out
 
 
@@ -328,17 +395,28 @@ def _nonzero_counts(frames):
     return counts
 
 
+#: spikes summed in int32 before they are added to the totals
+_COUNT_CHUNK = 1 << 20
+
+
 @njit(cache=True, nogil=True)
 def _spike_counts(flat):
     pos = neg = 0
-    for i in range(flat.size):
-        pos += flat[i] > 0
-        neg += flat[i] < 0
+    # the sum s = pos - neg and the count a = pos + neg (the low bit of +-1 is set) in int32
+    # over a chunk: eight lanes a register, where two int64 sums of compares ran at half speed
+    for i0 in range(0, flat.size, _COUNT_CHUNK):
+        s = a = np.int32(0)
+        for i in range(i0, min(i0 + _COUNT_CHUNK, flat.size)):
+            x = np.int32(flat[i])
+            s += x
+            a += x & 1
+        pos += (a + s) // 2
+        neg += (a - s) // 2
     return pos, neg
 
 
 def spike_counts(frames: np.ndarray) -> tuple[int, int]:
-    """(+1 spikes, -1 spikes) in a spike tensor."""
+    """(+1 spikes, -1 spikes) in a spike tensor (entries in {-1, 0, 1})."""
     pos, neg = _spike_counts(np.ascontiguousarray(frames).reshape(-1))
     return int(pos), int(neg)
 
