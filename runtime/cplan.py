@@ -294,18 +294,20 @@ class Planner:
         ctype, tmin, tmax = cf.input_ctype(q.lo, q.hi)
         if not (tmin <= q.lo and q.hi <= tmax):
             raise UnsupportedOpError([(node.name, node.op, f"input range [{q.lo}, {q.hi}] is wider than 16 bits")])
-        if node.inputs[0] != (self.head[-1][0] if self.head else self.g.inputs[0]):
+        if node.inputs[0] != self.head_end():
             raise UnsupportedOpError([(node.name, node.op, "the encoder does not read the graph input or its head")])
         self.input = CInput(self.numel(out), list(self.frame(out)), ctype, ctype.replace("_t", ""), q.lo, q.hi,
                             cf.c_float(scalar(q.scale)), cf.c_float(scalar(q.zero_point)), node.inputs[0],
                             [step for _, step in self.head])
         return self.input
 
+    def head_end(self) -> str:
+        """The tensor the float head ends in so far (the graph input where it has none)."""
+        return self.head[-1][0] if self.head else self.g.inputs[0]
+
     def add_head(self, node: Node, op: str, c: np.ndarray, reverse: bool) -> None:
         """A float head op on the graph input (before the encoder; a chain from the input only)."""
-        ins = node.inputs[0]
-        expect = self.head[-1][0] if self.head else self.g.inputs[0]
-        if ins != expect:
+        if node.inputs[0] != self.head_end():
             raise UnsupportedOpError([(node.name, node.op, ("the C backend runs a float head as one chain of "
                                                             "elementwise ops on the graph input"))])
         frame = self.frame(node.outputs[0])

@@ -142,14 +142,13 @@ def ort_float_op(g, n, ins, op: str, x: np.ndarray) -> np.ndarray:
     """onnxruntime's own float32 Conv/Gemm (MLAS, same kernels as in the model) on the
     dequantized float32 operands: what it computes for a cluster it cannot fuse.
     ``ins``: the node's inputs by name (``inputs_of``)."""
-    xt, w = g.tensors[ins.x], g.tensors[ins.w]
-    sw = np.asarray(w.quant.scale, f32).reshape((-1,) + (1,) * (w.data.ndim - 1))
-    operands = {"w": (wcentered(w).astype(f32) * sw).astype(f32)}
-    if ins.bias:      # DQ(int32 bias, fp32(s_x s_w)), in float32
-        sb = (f32(xt.quant.scale) * np.asarray(w.quant.scale, f32)).astype(f32)
-        operands["b"] = (g.tensors[ins.bias].data.astype(f32) * sb).astype(f32).reshape(-1)
-
     def build():
+        xt, w = g.tensors[ins.x], g.tensors[ins.w]
+        sw = np.asarray(w.quant.scale, f32).reshape((-1,) + (1,) * (w.data.ndim - 1))
+        operands = {"w": (wcentered(w).astype(f32) * sw).astype(f32)}
+        if ins.bias:      # DQ(int32 bias, fp32(s_x s_w)), in float32
+            sb = (f32(xt.quant.scale) * np.asarray(w.quant.scale, f32)).astype(f32)
+            operands["b"] = (g.tensors[ins.bias].data.astype(f32) * sb).astype(f32).reshape(-1)
         if op == "Conv":
             a = n.attrs
             node = helper.make_node("Conv", ["x"] + list(operands), ["y"], kernel_shape=a["kernel"],
@@ -166,9 +165,9 @@ def ort_float_op(g, n, ins, op: str, x: np.ndarray) -> np.ndarray:
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
             opset_imports=[helper.make_opsetid("", 13)])
         model.ir_version = 8
-        return model
+        return model, operands
 
-    sess, x = _session(g, n, build), np.ascontiguousarray(x, f32)
+    (sess, operands), x = _session(g, n, build), np.ascontiguousarray(x, f32)
     if op == "Conv":
         return sess.run(None, {"x": x, **operands})[0]
     # a Gemm row by row: the model runs one sample at a time (its batch is 1), and MLAS's SGEMM
@@ -211,10 +210,12 @@ def ort_affine(g, node, ins, env) -> np.ndarray | None:
 
 
 def _session(g, node, build):
-    """A cached onnxruntime session of the one-op model ``build()`` made for ``node`` of ``g``."""
+    """(session, feeds) for ``node`` of ``g``, cached: ``build()`` returns the one-op model and the
+    constant inputs every run feeds it (or None)."""
     key = (id(g), node.name)
     hit = _SESSIONS.get(key)
     if hit is None or hit[0] is not g:
+        model, feeds = build()
         so = ort.SessionOptions()
         so.log_severity_level = 3
         # basic optimizations only: in the quantized model these convs stay NCHW; the layout
@@ -222,12 +223,12 @@ def _session(g, node, build):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         if len(_SESSIONS) > 64:
             _SESSIONS.clear()
-        hit = _SESSIONS[key] = (g, ort.InferenceSession(build().SerializeToString(), so,
-                                                        providers=["CPUExecutionProvider"]))
-    return hit[1]
+        hit = _SESSIONS[key] = (g, ort.InferenceSession(model.SerializeToString(), so,
+                                                        providers=["CPUExecutionProvider"]), feeds)
+    return hit[1], hit[2]
 
 
-def ort_resize(g, node, env) -> np.ndarray | None:
+def ort_resize(g, node, ins, env) -> np.ndarray | None:
     """A linear Resize, which the front-end emits as an IndexMap and a depthwise QConv
     (``meta["ort_resize"]``), as onnxruntime computes it: its own Resize kernel on the
     dequantized input (QDQ: DQ -> Resize -> Q in float32, then QuantizeLinear), or on the
@@ -252,9 +253,9 @@ def ort_resize(g, node, env) -> np.ndarray | None:
             [helper.make_tensor_value_info("y", et, None)], inits),
             opset_imports=[helper.make_opsetid("", spec["opset"])])
         model.ir_version = 8
-        return model
+        return model, None
 
-    sess = _session(g, node, build)
+    sess, _ = _session(g, node, build)
     if spec["codes"]:
         return sess.run(None, {"x": np.ascontiguousarray(env[x.name], x.dtype)})[0].astype(y.dtype)
     return requant_float(sess.run(None, {"x": dq32(x, env[x.name])})[0], y.quant, y.dtype)
@@ -263,10 +264,12 @@ def ort_resize(g, node, env) -> np.ndarray | None:
 def ort_float_mirror(g, node, ins, op: str, env) -> np.ndarray | None:
     """The output of a plain Conv/Gemm that onnxruntime runs through its float kernels
     (front-end's ``ort_float_mirror`` list), requantized as its QuantizeLinear, or of a
-    constant op emitted as a Conv (``ort_affine``); None for the other nodes."""
-    for mirror in (ort_affine(g, node, ins, env), ort_resize(g, node, env)):
-        if mirror is not None:
-            return mirror
+    constant op or a linear Resize emitted as a Conv (``ort_affine``, ``ort_resize``); None for
+    the other nodes."""
+    for mirror in (ort_affine, ort_resize):
+        out = mirror(g, node, ins, env)
+        if out is not None:
+            return out
     if node.name not in meta_list(g, "ort_float_mirror"):
         return None
     x, y = g.tensors[ins.x], g.tensors[node.outputs[0]]
