@@ -134,6 +134,17 @@ def resize_inputs(n: ONode, consts: dict, opset: int, in_shape, out_shape) -> li
     return ins
 
 
+def _by_reference(what: str, compute):
+    """``compute()``, which runs the ONNX op through ``onnx.reference``; where that rejects the
+    node's inputs, Unsupported naming ``what`` could not be evaluated."""
+    try:
+        return compute()
+    except Unsupported:
+        raise
+    except Exception as e:
+        raise Unsupported(f"cannot evaluate its {what} ({type(e).__name__}: {e})".splitlines()[0]) from e
+
+
 def per_sample(index: np.ndarray, in_shape, out_shape) -> list[int]:
     """The map of one sample (the IR's ``index``), or Unsupported where it touches the batch axis
     (the IR's shapes are batch 1: an op that makes more than one sample of one moves values
@@ -230,12 +241,8 @@ class IndexOps:
     def _index_op(self, n: ONode, zero_inputs=(), zero_attrs=(), fill=None, optional=()) -> None:
         in_shape = self._map_input_shape(n)
         consts = self._map_consts(n, optional)
-        try:
-            maps = onnx_index_maps(n, in_shape, consts, self.og.opset, zero_inputs, zero_attrs)
-        except Unsupported:
-            raise
-        except Exception as e:       # the reference implementation rejects the node's inputs
-            raise Unsupported(f"cannot evaluate its index map ({type(e).__name__}: {e})".splitlines()[0]) from e
+        maps = _by_reference("index map", lambda: onnx_index_maps(n, in_shape, consts, self.og.opset,
+                                                                  zero_inputs, zero_attrs))
         for out, (shape, index) in zip(n.outputs, maps):
             if out:
                 self._index_output(n, out, in_shape, shape, index, fill)
@@ -287,12 +294,8 @@ class IndexOps:
         if len(in_shape) != 4 or out is None or len(out) != 4 or tuple(out[:2]) != in_shape[:2]:
             raise Unsupported(f"linear Resize of {list(in_shape)} to {out}: only H and W of an NCHW tensor")
         consts = self._map_consts(n)
-        try:
-            filters = [resize_filter(n, consts, self.og.opset, in_shape, int(out[2 + i]), i) for i in range(2)]
-        except Unsupported:
-            raise
-        except Exception as e:       # the reference implementation rejects the node's inputs
-            raise Unsupported(f"cannot evaluate its filter ({type(e).__name__}: {e})".splitlines()[0]) from e
+        filters = _by_reference("filter", lambda: [resize_filter(n, consts, self.og.opset, in_shape,
+                                                                 int(out[2 + i]), i) for i in range(2)])
         v = self.val(n.inputs[0])
         codes = isinstance(v, QRef)   # QOperator: onnxruntime resizes the integer codes, truncating
         xv = self.view_of_q(v.ir, n.inputs[0]) if codes else self._xview(n.inputs[0])
